@@ -1,0 +1,242 @@
+"""One typed, validated configuration per pipeline step.
+
+Each step's options live in a dataclass. :meth:`StepConfig.from_options` rejects unknown keys,
+converts types, and every check names the field and the fix, before any model is loaded or any
+run is opened. :meth:`StepConfig.params` gives the strings that are logged as MLflow parameters
+and compared by the step cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, get_type_hints
+
+from know_thyself.labels import SCHEMES
+from know_thyself.models import resolve_model
+
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+BACKENDS = ("auto", "transformers", "plain")
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+def check_run_id(name: str, value: str, optional: bool = False) -> None:
+    """Validate the form of an upstream run id option (32 hex digits)."""
+    if optional and value == "":
+        return
+    _check(
+        bool(_RUN_ID.match(value)),
+        f"{name} must be an MLflow run id (32 hex digits), got {value!r}; "
+        "copy it from the MLflow UI or the upstream step's output",
+    )
+
+
+@dataclass
+class StepConfig:
+    """Base class: conversion, unknown-key rejection and parameter export."""
+
+    step: ClassVar[str] = ""
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> StepConfig:
+        """Build a config from a mapping of option names to values (strings are converted)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) for {cls.step}: {', '.join(unknown)}; "
+                f"accepted: {', '.join(sorted(known))}"
+            )
+        hints = get_type_hints(cls)
+        converted = {}
+        for key, value in options.items():
+            converted[key] = _convert(key, value, hints[key])
+        return cls(**converted)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad field and the fix."""
+
+    def params(self) -> dict[str, str]:
+        """Every field as a string, the form MLflow stores parameters in."""
+        return {k: str(v) for k, v in dataclasses.asdict(self).items()}
+
+
+def _convert(key: str, value: Any, kind: Any) -> Any:
+    if kind is bool and isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes"):
+            return True
+        if lowered in ("0", "false", "no"):
+            return False
+        raise ValueError(f"{key} must be true or false, got {value!r}")
+    if kind in (int, float) and not isinstance(value, bool):
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key} must be a number ({kind.__name__}), got {value!r}") from None
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError(f"{key} must be a whole number, got {value!r}")
+        return number
+    if kind is str:
+        return "" if value is None else str(value)
+    return value
+
+
+def _common_model_checks(model: str, dtype: str, inference_batch_size: int) -> None:
+    resolve_model(model)
+    _check(dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    _check(
+        inference_batch_size >= 1,
+        f"inference_batch_size must be >= 1, got {inference_batch_size}",
+    )
+
+
+@dataclass
+class CollectConfig(StepConfig):
+    """Options of the collect step: sample and grade ``num_trials`` answers per question."""
+
+    step: ClassVar[str] = "collect"
+    model: str = "smollm2-135m-instruct"
+    dataset: str = "bundled"
+    num_samples: int = 200
+    test_samples: int = 100
+    num_trials: int = 5
+    temperature: float = 1.0
+    max_new_tokens: int = 24
+    inference_batch_size: int = 32
+    label_scheme: str = "three"
+    backend: str = "auto"
+    dtype: str = "auto"
+    seed: int = 42
+
+    def validate(self) -> None:
+        _common_model_checks(self.model, self.dtype, self.inference_batch_size)
+        _check(self.num_samples >= 1, f"num_samples must be >= 1, got {self.num_samples}")
+        _check(self.test_samples >= 1, f"test_samples must be >= 1, got {self.test_samples}")
+        _check(self.num_trials >= 1, f"num_trials must be >= 1, got {self.num_trials}")
+        _check(
+            0.0 < self.temperature <= 5.0,
+            f"temperature must be in (0, 5], got {self.temperature}; sampling needs a positive temperature",
+        )
+        _check(1 <= self.max_new_tokens <= 512, f"max_new_tokens must be in 1..512, got {self.max_new_tokens}")
+        _check(self.label_scheme in SCHEMES, f"label_scheme must be one of {sorted(SCHEMES)}, got {self.label_scheme!r}")
+        _check(self.backend in BACKENDS, f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+
+
+@dataclass
+class JudgmentDataConfig(StepConfig):
+    """Options of build_judgment_data: which collect run to turn into SFT examples."""
+
+    step: ClassVar[str] = "build_judgment_data"
+    collect_run_id: str = ""
+
+    def validate(self) -> None:
+        check_run_id("collect_run_id", self.collect_run_id)
+
+
+@dataclass
+class EvaluateConfig(StepConfig):
+    """Options of evaluate_judgment: a model, an optional adapter, and the labelled questions."""
+
+    step: ClassVar[str] = "evaluate_judgment"
+    model: str = "smollm2-135m-instruct"
+    collect_run_id: str = ""
+    adapter_run_id: str = ""
+    inference_batch_size: int = 32
+    dtype: str = "auto"
+
+    def validate(self) -> None:
+        _common_model_checks(self.model, self.dtype, self.inference_batch_size)
+        check_run_id("collect_run_id", self.collect_run_id)
+        check_run_id("adapter_run_id", self.adapter_run_id, optional=True)
+
+
+@dataclass
+class TrainConfig(StepConfig):
+    """Options of train_judgment: LoRA supervised fine-tuning with TRL."""
+
+    step: ClassVar[str] = "train_judgment"
+    model: str = "smollm2-135m-instruct"
+    data_run_id: str = ""
+    learning_rate: float = 1e-4
+    epochs: float = 1.0
+    batch_size: int = 8
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    max_steps: int = -1
+    seed: int = 42
+
+    def validate(self) -> None:
+        resolve_model(self.model)
+        check_run_id("data_run_id", self.data_run_id)
+        _check(
+            0.0 < self.learning_rate < 1.0,
+            f"learning_rate must be in (0, 1), got {self.learning_rate}; the default is 1e-4",
+        )
+        _check(self.epochs > 0, f"epochs must be > 0, got {self.epochs}")
+        _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _check(self.lora_r >= 1, f"lora_r must be >= 1, got {self.lora_r}")
+        _check(self.lora_alpha >= 1, f"lora_alpha must be >= 1, got {self.lora_alpha}")
+        _check(0.0 <= self.lora_dropout < 1.0, f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        _check(self.max_steps == -1 or self.max_steps >= 1, f"max_steps must be -1 (off) or >= 1, got {self.max_steps}")
+
+
+@dataclass
+class Phase1Config(StepConfig):
+    """Options of the phase1 chain: collect -> build -> baseline evaluate -> train -> evaluate."""
+
+    step: ClassVar[str] = "phase1"
+    model: str = "smollm2-135m-instruct"
+    dataset: str = "bundled"
+    num_samples: int = 200
+    test_samples: int = 100
+    num_trials: int = 5
+    temperature: float = 1.0
+    max_new_tokens: int = 24
+    inference_batch_size: int = 32
+    label_scheme: str = "three"
+    backend: str = "auto"
+    dtype: str = "auto"
+    learning_rate: float = 1e-4
+    epochs: float = 1.0
+    batch_size: int = 8
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    max_steps: int = -1
+    seed: int = 42
+
+    def validate(self) -> None:
+        # Each part validates through the step config it becomes; run them all up front.
+        self.collect()
+        self.train(data_run_id="0" * 32)
+
+    def collect(self) -> CollectConfig:
+        return CollectConfig(**{f.name: getattr(self, f.name) for f in fields(CollectConfig)})
+
+    def evaluate(self, model: str, collect_run_id: str, adapter_run_id: str = "") -> EvaluateConfig:
+        return EvaluateConfig(
+            model=model,
+            collect_run_id=collect_run_id,
+            adapter_run_id=adapter_run_id,
+            inference_batch_size=self.inference_batch_size,
+            dtype=self.dtype,
+        )
+
+    def train(self, data_run_id: str, model: str | None = None) -> TrainConfig:
+        names = {f.name for f in fields(TrainConfig)} - {"model", "data_run_id"}
+        return TrainConfig(
+            model=model or self.model,
+            data_run_id=data_run_id,
+            **{name: getattr(self, name) for name in names},
+        )

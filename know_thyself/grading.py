@@ -1,0 +1,52 @@
+"""Grading of free-text answers against TriviaQA-style aliases.
+
+This module is the only place the grading rule lives; label collection, the knowledge test and
+every evaluation call :func:`is_correct`.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from collections.abc import Iterable
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCTUATION = set(string.punctuation + "‘’´`“”–—…")
+
+
+def normalize_answer(text: str) -> str:
+    """Normalise text the way TriviaQA's official evaluation does.
+
+    Lower-cases, removes punctuation, removes the articles ``a``, ``an`` and ``the`` as whole
+    words, and collapses runs of whitespace to single spaces (stripping both ends). Accented
+    letters are kept as they are; underscores count as punctuation.
+    """
+    text = unicodedata.normalize("NFC", text).lower()
+    text = "".join(" " if ch in _PUNCTUATION else ch for ch in text)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def is_correct(response: str, aliases: Iterable[str]) -> bool:
+    """Return whether a free-text ``response`` answers a question whose accepted answers are ``aliases``.
+
+    The rule: both the response and every alias are passed through :func:`normalize_answer`;
+    the response is correct when at least one non-empty normalised alias occurs in the
+    normalised response as a run of whole words (``"paris"`` matches ``"it is paris france"``
+    but ``"par"`` does not match ``"paris"``). An empty or whitespace-only response is never
+    correct, and neither is any response when no alias survives normalisation.
+
+    Args:
+        response: The model's answer, as generated.
+        aliases: Accepted answers, raw or already normalised (normalising twice is harmless).
+    """
+    normalized_response = normalize_answer(response)
+    if not normalized_response:
+        return False
+    padded = f" {normalized_response} "
+    for alias in aliases:
+        normalized_alias = normalize_answer(alias)
+        if normalized_alias and f" {normalized_alias} " in padded:
+            return True
+    return False

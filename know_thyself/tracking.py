@@ -1,0 +1,178 @@
+"""MLflow plumbing: the tracking store, step runs, and the step cache that makes reruns resume.
+
+The tracker is the only state. A step run is tagged with its step name, the code version and a
+cache key computed from (step, parameters as strings, code version); upstream run ids are
+parameters, so a changed upstream run is a different key. A finished run with the same key is
+reused instead of being run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import RunStatus
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_EXPERIMENT = "know-thyself"
+TAG_STEP = "know_thyself.step"
+TAG_CACHE_KEY = "know_thyself.cache_key"
+TAG_CODE_VERSION = "know_thyself.code_version"
+TAG_REUSED = "know_thyself.reused_run_id"
+_PACKAGE = Path(__file__).resolve().parent
+
+
+class UpstreamRunError(ValueError):
+    """An upstream run id that does not exist, is unfinished, or belongs to another step."""
+
+
+def configure_tracking() -> str:
+    """Point MLflow at ``$MLFLOW_TRACKING_URI``, or at ``sqlite:///mlflow.db`` in the working folder.
+
+    With the SQLite default, artifacts go to ``./mlruns`` (MLflow's own layout), so ``mlflow ui``
+    started in the same folder shows the runs. Also selects the ``know-thyself`` experiment
+    unless ``mlflow run`` or the environment already chose one.
+    """
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    mlflow.set_tracking_uri(uri)
+    if not any(os.environ.get(v) for v in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")):
+        mlflow.set_experiment(DEFAULT_EXPERIMENT)
+    return uri
+
+
+def code_version() -> str:
+    """A short hash of the package's source and bundled data: a code change invalidates the cache."""
+    digest = hashlib.sha256()
+    for path in sorted(_PACKAGE.rglob("*")):
+        if path.is_file() and path.suffix in (".py", ".jsonl", ".yaml") and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(_PACKAGE)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cache_key(step: str, params: dict[str, str], version: str) -> str:
+    """The key a finished step run is found by: its step, parameters (as strings) and code version."""
+    payload = json.dumps({"step": step, "params": params, "code": version}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def find_finished_run(step: str, params: dict[str, str]) -> str | None:
+    """The newest finished run of ``step`` with exactly these parameters and this code version."""
+    key = cache_key(step, params, code_version())
+    experiment_id = _current_experiment_id()
+    runs = mlflow.search_runs(
+        experiment_ids=[experiment_id],
+        filter_string=f"tags.`{TAG_CACHE_KEY}` = '{key}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def _current_experiment_id() -> str:
+    active = mlflow.active_run()
+    if active is not None:
+        return active.info.experiment_id
+    env = os.environ.get("MLFLOW_EXPERIMENT_ID")
+    if env:
+        return env
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME")
+    if name:
+        experiment = mlflow.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+    return mlflow.tracking.fluent._get_experiment_id()
+
+
+@dataclass
+class StepRun:
+    """What a step context yields: the run id, and whether a finished run was reused."""
+
+    run_id: str
+    reused: bool
+
+
+@contextlib.contextmanager
+def step_run(step: str, params: dict[str, str], reuse: bool = True) -> Iterator[StepRun]:
+    """Open the run of one step, or find the finished run it would repeat.
+
+    Nested under the active run when there is one (so chained steps show as children), top
+    level otherwise. When ``reuse`` is true and a finished run with the same cache key exists,
+    no run is opened: the caller checks ``StepRun.reused`` and skips its work. A step that
+    raises ends its run ``FAILED``.
+
+    Args:
+        step: The step name (also the run name).
+        params: The step's parameters as strings, upstream run ids included.
+        reuse: Look for a finished run to reuse first.
+    """
+    parent = mlflow.active_run()
+    if reuse:
+        previous = find_finished_run(step, params)
+        if previous is not None:
+            logger.info("%s: reusing finished run %s", step, previous)
+            if parent is not None:
+                mlflow.set_tag(f"know_thyself.{step}.run_id", previous)
+            yield StepRun(previous, reused=True)
+            return
+    version = code_version()
+    tags = {
+        TAG_STEP: step,
+        TAG_CODE_VERSION: version,
+        TAG_CACHE_KEY: cache_key(step, params, version),
+    }
+    with mlflow.start_run(run_name=step, nested=parent is not None, tags=tags) as run:
+        if parent is not None:
+            mlflow.MlflowClient().set_tag(parent.info.run_id, f"know_thyself.{step}.run_id", run.info.run_id)
+        mlflow.log_params(params)
+        yield StepRun(run.info.run_id, reused=False)
+
+
+def require_step_run(run_id: str, step: str | tuple[str, ...], option: str) -> Any:
+    """Fetch an upstream run and check that it is a finished run of the expected step.
+
+    Args:
+        run_id: The run id the user or the chain passed.
+        step: The step (or steps) that must have produced it.
+        option: The option name, for the error message.
+    """
+    steps = (step,) if isinstance(step, str) else step
+    try:
+        run = mlflow.get_run(run_id)
+    except Exception as exc:  # noqa: BLE001 - MlflowException and connection errors alike
+        raise UpstreamRunError(f"{option} {run_id!r} is not a run in this tracking store ({exc.__class__.__name__}); "
+                               "check the id and MLFLOW_TRACKING_URI") from exc
+    actual = run.data.tags.get(TAG_STEP, "")
+    if actual not in steps:
+        raise UpstreamRunError(
+            f"{option} {run_id!r} is a {actual or 'non-know-thyself'!s} run, not a {' or '.join(steps)} run; "
+            f"pass the id of a finished {' or '.join(steps)} run"
+        )
+    if run.info.status != RunStatus.to_string(RunStatus.FINISHED):
+        raise UpstreamRunError(
+            f"{option} {run_id!r} ended {run.info.status}, not FINISHED; rerun that step first"
+        )
+    return run
+
+
+def download(run_id: str, artifact_path: str) -> Path:
+    """Download one artifact (file or folder) of a run into a fresh temporary folder."""
+    target = tempfile.mkdtemp(prefix="know-thyself-")
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=target))
+
+
+def log_json(data: Any, artifact_file: str) -> None:
+    """Log a JSON-serialisable object as an artifact of the active run."""
+    mlflow.log_dict(data, artifact_file)
