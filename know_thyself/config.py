@@ -110,7 +110,7 @@ class CollectConfig(StepConfig):
     num_samples: int = 200
     test_samples: int = 100
     num_trials: int = 5
-    temperature: float = 1.0
+    temperature: float = 0.5
     max_new_tokens: int = 24
     inference_batch_size: int = 32
     label_scheme: str = "three"
@@ -201,7 +201,7 @@ class Phase1Config(StepConfig):
     num_samples: int = 200
     test_samples: int = 100
     num_trials: int = 5
-    temperature: float = 1.0
+    temperature: float = 0.5
     max_new_tokens: int = 24
     inference_batch_size: int = 32
     label_scheme: str = "three"

@@ -55,6 +55,7 @@ def distribution_figure(
     predicted_dist: Mapping[str, float],
     labels: Sequence[str],
     title: str,
+    names: tuple[str, str] = ("actual", "predicted"),
 ) -> Figure:
     """Side-by-side bars of the actual and predicted share of each label.
 
@@ -63,6 +64,7 @@ def distribution_figure(
         predicted_dist: Fraction per label of the predicted labels; a missing label counts as 0.
         labels: Label order along the x axis.
         title: Figure title.
+        names: Legend names of the two series (e.g. ``("train", "validation")``).
     """
     for name, dist in (("actual_dist", actual_dist), ("predicted_dist", predicted_dist)):
         unknown = sorted(set(dist) - set(labels))
@@ -71,8 +73,8 @@ def distribution_figure(
     figure, (ax,) = _new_figure()
     positions = np.arange(len(labels))
     width = 0.4
-    for offset, name, dist in ((-width / 2, "actual", actual_dist),
-                               (width / 2, "predicted", predicted_dist)):
+    for offset, name, dist in ((-width / 2, names[0], actual_dist),
+                               (width / 2, names[1], predicted_dist)):
         heights = [float(dist.get(label, 0.0)) for label in labels]
         bars = ax.bar(positions + offset, heights, width, label=name)
         ax.bar_label(bars, fmt="%.2f", fontsize=8)

@@ -21,15 +21,25 @@ JUDGMENT_SYSTEM = (
     "Reply with one word: {choices}."
 )
 
+# Worked examples shown before every question. A small model copies their short form, which
+# makes answers gradable and sampling fast. None of them is in the bundled set (a test checks).
+ANSWER_EXAMPLES = (
+    ("Which code sends messages as dots and dashes?", "Morse code"),
+    ("How many lines does a haiku have?", "Three"),
+    ("Who wrote the play Waiting for Godot?", "Samuel Beckett"),
+)
+
 Message = dict[str, str]
 
 
 def answer_messages(question: str) -> list[Message]:
-    """Chat messages that ask the model to answer ``question`` briefly."""
-    return [
-        {"role": "system", "content": ANSWER_SYSTEM},
-        {"role": "user", "content": question.strip()},
-    ]
+    """Chat messages that ask the model to answer ``question`` briefly, after the worked examples."""
+    messages = [{"role": "system", "content": ANSWER_SYSTEM}]
+    for example_question, example_answer in ANSWER_EXAMPLES:
+        messages.append({"role": "user", "content": example_question})
+        messages.append({"role": "assistant", "content": example_answer})
+    messages.append({"role": "user", "content": question.strip()})
+    return messages
 
 
 def answer_completion(answer: str) -> list[Message]:

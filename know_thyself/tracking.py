@@ -105,7 +105,9 @@ class StepRun:
 
 
 @contextlib.contextmanager
-def step_run(step: str, params: dict[str, str], reuse: bool = True) -> Iterator[StepRun]:
+def step_run(
+    step: str, params: dict[str, str], reuse: bool = True, run_name: str | None = None
+) -> Iterator[StepRun]:
     """Open the run of one step, or find the finished run it would repeat.
 
     Nested under the active run when there is one (so chained steps show as children), top
@@ -117,6 +119,7 @@ def step_run(step: str, params: dict[str, str], reuse: bool = True) -> Iterator[
         step: The step name (also the run name).
         params: The step's parameters as strings, upstream run ids included.
         reuse: Look for a finished run to reuse first.
+        run_name: Display name of the run (default: the step name).
     """
     parent = mlflow.active_run()
     if reuse:
@@ -124,7 +127,11 @@ def step_run(step: str, params: dict[str, str], reuse: bool = True) -> Iterator[
         if previous is not None:
             logger.info("%s: reusing finished run %s", step, previous)
             if parent is not None:
-                mlflow.set_tag(f"know_thyself.{step}.run_id", previous)
+                mlflow.set_tag(f"know_thyself.{run_name or step}.run_id", previous)
+            elif os.environ.get("MLFLOW_RUN_ID"):
+                # `mlflow run` opened a run for this step; record what it stands for.
+                with mlflow.start_run():
+                    mlflow.set_tags({TAG_REUSED: previous, TAG_STEP: f"{step} (reused)"})
             yield StepRun(previous, reused=True)
             return
     version = code_version()
@@ -133,9 +140,10 @@ def step_run(step: str, params: dict[str, str], reuse: bool = True) -> Iterator[
         TAG_CODE_VERSION: version,
         TAG_CACHE_KEY: cache_key(step, params, version),
     }
-    with mlflow.start_run(run_name=step, nested=parent is not None, tags=tags) as run:
+    with mlflow.start_run(run_name=run_name or step, nested=parent is not None, tags=tags) as run:
+        mlflow.set_tags(tags)  # a run resumed from $MLFLOW_RUN_ID ignores start_run's tags
         if parent is not None:
-            mlflow.MlflowClient().set_tag(parent.info.run_id, f"know_thyself.{step}.run_id", run.info.run_id)
+            mlflow.MlflowClient().set_tag(parent.info.run_id, f"know_thyself.{run_name or step}.run_id", run.info.run_id)
         mlflow.log_params(params)
         yield StepRun(run.info.run_id, reused=False)
 

@@ -1,0 +1,28 @@
+"""Evaluate a model's judgment (optionally with a trained adapter) against a collect run's labels.
+
+Usage: mlflow run . -e evaluate_judgment -P collect_run_id=<id> [-P adapter_run_id=<id>] --env-manager local
+
+Reads responses.jsonl of the collect run and the adapter of the train_judgment run; writes
+predictions.jsonl, exact match and other metrics, confusion matrices (figure and table) and
+predicted vs actual distributions for train and validation.
+"""
+
+import click
+
+from know_thyself.cli import config_options, echo_ids, run_cli
+from know_thyself.config import EvaluateConfig
+from know_thyself.evaluate import run_evaluate_judgment
+from know_thyself.tracking import configure_tracking
+
+
+@click.command(help=__doc__)
+@config_options(EvaluateConfig)
+@run_cli
+def main(**options):
+    cfg = EvaluateConfig.from_options(options)
+    configure_tracking()
+    echo_ids({"evaluate_judgment": run_evaluate_judgment(cfg).run_id})
+
+
+if __name__ == "__main__":
+    main()

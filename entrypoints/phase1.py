@@ -1,0 +1,28 @@
+"""Phase 1 (judgment v1) under one parent run: collect -> build_judgment_data -> baseline
+evaluation -> train_judgment -> evaluation. Finished steps with the same inputs are reused.
+
+Usage: mlflow run . -e phase1 --env-manager local
+   or: python entrypoints/phase1.py --num_samples 200 --test_samples 100
+
+Writes one child run per step (see each step's --help) under the parent run "phase1".
+"""
+
+import click
+
+from know_thyself.cli import config_options, echo_ids, run_cli
+from know_thyself.config import Phase1Config
+from know_thyself.pipeline import run_phase1
+from know_thyself.tracking import configure_tracking
+
+
+@click.command(help=__doc__)
+@config_options(Phase1Config)
+@run_cli
+def main(**options):
+    cfg = Phase1Config.from_options(options)
+    configure_tracking()
+    echo_ids(run_phase1(cfg))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""The collect step: sample answers, grade them, and label each question's ability.
+
+Writes ``responses.jsonl`` (one line per question: split, id, question, aliases, every response,
+every correct flag, accuracy, ability) and per-split metrics to the step's run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from typing import Any
+
+import mlflow
+
+from know_thyself import data, plots
+from know_thyself.config import CollectConfig
+from know_thyself.grading import is_correct
+from know_thyself.labels import ability_from_trials, labels_for
+from know_thyself.models import load_model
+from know_thyself.prompts import answer_messages, render
+from know_thyself.sampling import sample_answers, tqdm_progress
+from know_thyself.tracking import StepRun, step_run
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation")
+RESPONSES = "responses.jsonl"
+
+
+def choose_backend(backend: str) -> str:
+    """Resolve ``auto`` to the measured-fastest backend for this machine (see README)."""
+    return "transformers" if backend == "auto" else backend
+
+
+def load_questions(dataset: str, num_samples: int, test_samples: int, seed: int) -> dict[str, list[dict]]:
+    """The seeded train and validation question samples of a dataset."""
+    sizes = {"train": num_samples, "validation": test_samples}
+    return {split: data.sample_questions(data.load_split(dataset, split), sizes[split], seed) for split in SPLITS}
+
+
+def grade_questions(
+    questions: list[dict], responses: list[list[str]], split: str, scheme: str
+) -> list[dict[str, Any]]:
+    """Rows of ``responses.jsonl``: each question with its responses, flags, accuracy and ability."""
+    rows = []
+    for record, answers in zip(questions, responses, strict=True):
+        aliases = record["answer"]["aliases"]
+        flags = [is_correct(answer, aliases) for answer in answers]
+        rows.append(
+            {
+                "split": split,
+                "question_id": record["question_id"],
+                "question": record["question"],
+                "answer": record["answer"]["value"],
+                "aliases": aliases,
+                "responses": answers,
+                "correct": flags,
+                "accuracy": sum(flags) / len(flags),
+                "ability": ability_from_trials(flags, scheme),
+            }
+        )
+    return rows
+
+
+def split_metrics(rows: list[dict], split: str, scheme: str) -> dict[str, float]:
+    """QA accuracy (mean over trials) and the ability distribution of one split."""
+    counts = Counter(row["ability"] for row in rows)
+    metrics = {
+        f"{split}/qa_accuracy": sum(row["accuracy"] for row in rows) / len(rows),
+        f"{split}/questions": float(len(rows)),
+    }
+    for label in labels_for(scheme):
+        metrics[f"{split}/ability/{label}"] = counts.get(label, 0) / len(rows)
+    return metrics
+
+
+def collect(cfg: CollectConfig, questions: dict[str, list[dict]] | None = None) -> list[dict]:
+    """Sample, grade and label; log artifacts and metrics to the active run; return the rows.
+
+    Args:
+        cfg: The validated collect options.
+        questions: Pre-loaded question samples per split (loaded from ``cfg`` when omitted).
+    """
+    questions = questions or load_questions(cfg.dataset, cfg.num_samples, cfg.test_samples, cfg.seed)
+    backend = choose_backend(cfg.backend)
+    model, tokenizer = load_model(cfg.model, dtype=cfg.dtype)
+    mlflow.set_tags({"know_thyself.backend": backend, "know_thyself.dtype_used": str(model.dtype).replace("torch.", "")})
+    rows: list[dict] = []
+    metrics: dict[str, float] = {}
+    total = sum(len(q) for q in questions.values())
+    bar, progress = tqdm_progress(total, desc="collect")
+    started = time.perf_counter()
+    try:
+        for offset, split in enumerate(SPLITS):
+            prompts = [render(tokenizer, answer_messages(q["question"])) for q in questions[split]]
+            responses = sample_answers(
+                model,
+                tokenizer,
+                prompts,
+                num_samples=cfg.num_trials,
+                max_new_tokens=cfg.max_new_tokens,
+                temperature=cfg.temperature,
+                batch_size=cfg.inference_batch_size,
+                seed=cfg.seed + offset,
+                backend=backend,
+                progress=progress,
+            )
+            split_rows = grade_questions(questions[split], responses, split, cfg.label_scheme)
+            metrics.update(split_metrics(split_rows, split, cfg.label_scheme))
+            rows.extend(split_rows)
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - started
+    metrics["collect_seconds"] = elapsed
+    metrics["samples_per_s"] = total * cfg.num_trials / elapsed
+    mlflow.log_metrics(metrics)
+    mlflow.log_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), RESPONSES)
+    labels = labels_for(cfg.label_scheme)
+    train, validation = ({label: metrics[f"{split}/ability/{label}"] for label in labels} for split in SPLITS)
+    figure = plots.distribution_figure(train, validation, labels, "ability distribution", names=SPLITS)
+    mlflow.log_figure(figure, "ability_distribution.png")
+    return rows
+
+
+def run_collect(cfg: CollectConfig, reuse: bool = True) -> StepRun:
+    """Run the collect step in its own (possibly nested) run, or reuse an identical finished one."""
+    # Load and check the data before opening a run: bad input leaves no run behind.
+    questions = load_questions(cfg.dataset, cfg.num_samples, cfg.test_samples, cfg.seed)
+    with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
+        if not run.reused:
+            collect(cfg, questions)
+    return run
+
+
+def read_responses(run_id: str) -> list[dict]:
+    """The rows of a finished collect run's ``responses.jsonl``."""
+    from know_thyself.tracking import download, require_step_run
+
+    require_step_run(run_id, "collect", "collect_run_id")
+    return data.read_jsonl(download(run_id, RESPONSES))
