@@ -9,6 +9,7 @@ and compared by the step cache.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, get_type_hints
@@ -78,13 +79,17 @@ def _convert(key: str, value: Any, kind: Any) -> Any:
         if lowered in ("0", "false", "no"):
             return False
         raise ValueError(f"{key} must be true or false, got {value!r}")
-    if kind in (int, float) and not isinstance(value, bool):
+    if kind in (int, float):
+        if isinstance(value, bool):
+            raise ValueError(f"{key} must be a number ({kind.__name__}), got {value!r}")
         try:
             number = kind(value)
         except (TypeError, ValueError):
             raise ValueError(f"{key} must be a number ({kind.__name__}), got {value!r}") from None
         if kind is int and isinstance(value, float) and not value.is_integer():
             raise ValueError(f"{key} must be a whole number, got {value!r}")
+        if not math.isfinite(number):
+            raise ValueError(f"{key} must be a finite number, got {value!r}")
         return number
     if kind is str:
         return "" if value is None else str(value)

@@ -86,7 +86,8 @@ def resolve_model(spec: str) -> ModelSource:
                 "checkpoint; point at the folder that save_pretrained wrote"
             )
         return ModelSource(str(path.resolve()), "local")
-    if spec.startswith((".", "/", "~")) or os.sep in spec.strip("/").replace("/", "", 1):
+    looks_local = spec.startswith((".", "/", "~")) or spec.count("/") > 1 or path.parent.is_dir() and path.parent != Path(".")
+    if looks_local:
         raise ModelError(f"model directory {spec!r} does not exist; give {ACCEPTED}")
     if _HUB_ID.match(spec):
         return ModelSource(spec, "hub")

@@ -1,0 +1,75 @@
+"""Judging and evaluation: label probabilities, greedy prediction, metrics equal hand-computed ones."""
+
+import json
+
+import mlflow
+import numpy as np
+import pytest
+
+from know_thyself import evaluate
+from know_thyself.config import EvaluateConfig
+from know_thyself.judge import Judgments, judge, label_token_ids
+from know_thyself.tracking import TAG_STEP
+
+ACTUAL = {"train": ["can", "can", "uncertain", "cannot"], "validation": ["cannot", "cannot", "uncertain", "can", "can"]}
+PREDICTED = {"train": ["can", "cannot", "uncertain", "cannot"], "validation": ["cannot", "can", "cannot", "can", "can"]}
+
+
+def _fake_collect_run() -> str:
+    rows = [
+        {"split": split, "question_id": f"{split}-{i}", "question": f"Question {split} {i}?", "ability": label}
+        for split, labels in ACTUAL.items()
+        for i, label in enumerate(labels)
+    ]
+    with mlflow.start_run(tags={TAG_STEP: "collect"}) as run:
+        mlflow.log_param("label_scheme", "three")
+        mlflow.log_text("".join(json.dumps(r) + "\n" for r in rows), "responses.jsonl")
+    return run.info.run_id
+
+
+def test_judge_on_tiny_model(tiny):
+    model, tokenizer = tiny
+    judged = judge(model, tokenizer, ["Is this a question?", "What is the capital of Peru?", "Why?"], batch_size=2)
+    assert judged.probabilities.shape == (3, 3)
+    assert np.allclose(judged.probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert all(0 < m <= 1 for m in judged.label_mass)
+    for label, probs, off in zip(judged.predicted, judged.probabilities, judged.off_label):
+        if off:  # fallback: the most probable label
+            assert label == judged.labels[int(np.argmax(probs))]
+    assert len(set(label_token_ids(tokenizer, judged.labels))) == 3
+
+
+def test_evaluation_metrics_equal_hand_computed(tracking, tiny_model_dir, monkeypatch):
+    collect_id = _fake_collect_run()
+
+    def fake_judge(model, tokenizer, questions, scheme, batch_size):
+        split = "train" if questions[0].startswith("Question train") else "validation"
+        labels = ("can", "uncertain", "cannot")
+        probs = np.array([[1.0 if label == p else 0.0 for label in labels] for p in PREDICTED[split]])
+        return Judgments(labels, PREDICTED[split], probs, [False] * len(questions), np.ones(len(questions)))
+
+    monkeypatch.setattr(evaluate, "judge", fake_judge)
+    run = evaluate.run_evaluate_judgment(EvaluateConfig(model=tiny_model_dir, collect_run_id=collect_id))
+    got = mlflow.get_run(run.run_id).data.metrics
+    # train: 3 of 4 right; validation: 3 of 5 right
+    assert got["train/exact_match"] == pytest.approx(3 / 4)
+    assert got["validation/exact_match"] == pytest.approx(3 / 5)
+    # validation distribution: predicted can 3/5, cannot 2/5; actual can 2/5, uncertain 1/5, cannot 2/5
+    assert got["validation/predicted/can"] == pytest.approx(3 / 5)
+    assert got["validation/predicted/uncertain"] == 0
+    assert got["validation/actual/uncertain"] == pytest.approx(1 / 5)
+    table = mlflow.load_table("confusion_validation.json", run_ids=[run.run_id])
+    # rows actual (can, uncertain, cannot) x columns predicted
+    assert table["actual"].tolist() == ["can", "uncertain", "cannot"]
+    assert table["predicted_can"].tolist() == [2, 0, 1]
+    assert table["predicted_cannot"].tolist() == [0, 1, 1]
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.run_id)}
+    assert {"confusion_train.png", "confusion_validation.png", "distribution_validation.png", "predictions.jsonl"} <= artifacts
+
+
+def test_evaluation_refuses_an_adapter_from_the_wrong_step(tracking, tiny_model_dir):
+    collect_id = _fake_collect_run()
+    with pytest.raises(ValueError, match="not a train_judgment run"):
+        evaluate.run_evaluate_judgment(
+            EvaluateConfig(model=tiny_model_dir, collect_run_id=collect_id, adapter_run_id=collect_id)
+        )
