@@ -245,3 +245,66 @@ class Phase1Config(StepConfig):
             data_run_id=data_run_id,
             **{name: getattr(self, name) for name in names},
         )
+
+
+@dataclass
+class KnowledgeDataConfig(StepConfig):
+    """Options of build_knowledge_data: the collect run whose train questions become QA examples."""
+
+    step: ClassVar[str] = "build_knowledge_data"
+    collect_run_id: str = ""
+
+    def validate(self) -> None:
+        check_run_id("collect_run_id", self.collect_run_id)
+
+
+@dataclass
+class KnowledgeTrainConfig(TrainConfig):
+    """Options of train_knowledge: LoRA SFT on QA pairs (5 epochs by default), then merge."""
+
+    step: ClassVar[str] = "train_knowledge"
+    epochs: float = 5.0
+
+
+@dataclass
+class TestKnowledgeConfig(StepConfig):
+    """Options of test_knowledge: QA accuracy before and after knowledge training."""
+
+    step: ClassVar[str] = "test_knowledge"
+    model_before: str = "smollm2-135m-instruct"
+    model_after: str = ""
+    collect_before_run_id: str = ""
+    collect_after_run_id: str = ""
+    max_new_tokens: int = 24
+    inference_batch_size: int = 32
+    dtype: str = "auto"
+
+    def validate(self) -> None:
+        _common_model_checks(self.model_before, self.dtype, self.inference_batch_size)
+        resolve_model(self.model_after)
+        check_run_id("collect_before_run_id", self.collect_before_run_id)
+        check_run_id("collect_after_run_id", self.collect_after_run_id)
+        _check(1 <= self.max_new_tokens <= 512, f"max_new_tokens must be in 1..512, got {self.max_new_tokens}")
+
+
+@dataclass
+class MultiphaseConfig(Phase1Config):
+    """Options of the whole pipeline: Phase 1, Phase 2 (knowledge), Phase 3 (judgment v2)."""
+
+    step: ClassVar[str] = "multiphase"
+    knowledge_epochs: float = 5.0
+    phase: int = 0
+
+    def validate(self) -> None:
+        super().validate()
+        _check(self.knowledge_epochs > 0, f"knowledge_epochs must be > 0, got {self.knowledge_epochs}")
+        _check(self.phase in (0, 1, 2, 3), f"phase must be 0 (all), 1, 2 or 3, got {self.phase}")
+
+    def phase1(self) -> Phase1Config:
+        return Phase1Config(**{f.name: getattr(self, f.name) for f in fields(Phase1Config)})
+
+    def knowledge(self, data_run_id: str) -> KnowledgeTrainConfig:
+        base = self.train(data_run_id)
+        values = {f.name: getattr(base, f.name) for f in fields(TrainConfig)}
+        values["epochs"] = self.knowledge_epochs
+        return KnowledgeTrainConfig(**values)

@@ -147,3 +147,26 @@ def risk_coverage_figure(
     ax.legend()
     ax.set_title(title)
     return figure
+
+
+def before_after_figure(values: Mapping[str, float], splits: Sequence[str]) -> Figure:
+    """QA accuracy before and after knowledge training: one group of bars per split and measure.
+
+    Args:
+        values: Metrics named ``{before|after}/{split}/qa_accuracy_{trials|greedy}``.
+        splits: Splits to show, in order.
+    """
+    groups = [(split, kind) for split in splits for kind in ("trials", "greedy")]
+    figure, (ax,) = _new_figure()
+    positions = np.arange(len(groups))
+    width = 0.4
+    for offset, when in ((-width / 2, "before"), (width / 2, "after")):
+        heights = [float(values[f"{when}/{split}/qa_accuracy_{kind}"]) for split, kind in groups]
+        bars = ax.bar(positions + offset, heights, width, label=when)
+        ax.bar_label(bars, fmt="%.2f", fontsize=8)
+    ax.set_xticks(positions, [f"{split}\n{kind}" for split, kind in groups])
+    ax.set_ylabel("QA accuracy")
+    ax.set_ylim(0.0, 1.05)
+    ax.legend()
+    ax.set_title("knowledge training: QA accuracy before and after")
+    return figure

@@ -145,13 +145,17 @@ def save_adapter(trainer: Any, base_model: str, target: Path) -> Path:
     return target
 
 
-def log_adapter(trainer: Any, base_model: str, artifact_path: str = ADAPTER_DIR) -> None:
-    """Save the adapter and log it as an artifact of the active run (main process only)."""
+def log_adapter(trainer: Any, base_model: str, artifact_path: str = ADAPTER_DIR) -> Path | None:
+    """Save the adapter and log it as an artifact of the active run (main process only).
+
+    Returns the local folder it was saved to (``None`` on other processes).
+    """
     if not trainer.is_world_process_zero():
-        return
+        return None
     target = Path(tempfile.mkdtemp(prefix="know-thyself-adapter-")) / artifact_path
     save_adapter(trainer, base_model, target)
     mlflow.log_artifacts(str(target), artifact_path)
+    return target
 
 
 def load_adapter(model: Any, run_id: str, artifact_path: str = ADAPTER_DIR) -> Any:
@@ -166,13 +170,21 @@ def load_adapter(model: Any, run_id: str, artifact_path: str = ADAPTER_DIR) -> A
 
 
 def run_train_judgment(cfg: TrainConfig, reuse: bool = True) -> Any:
-    """The train_judgment step: LoRA SFT on a build_judgment_data run's train split; logs the adapter."""
+    """The train_judgment step: LoRA SFT on a build_judgment_data run's train split.
+
+    Logs the adapter (``adapter/``) and the judge as a pyfunc model (``judge/``) ready to register.
+    """
     from know_thyself.judgment_data import read_examples
+    from know_thyself.registry import log_judge
     from know_thyself.tracking import require_step_run, step_run
 
-    require_step_run(cfg.data_run_id, "build_judgment_data", "data_run_id")
+    upstream = require_step_run(cfg.data_run_id, "build_judgment_data", "data_run_id")
+    scheme = upstream.data.params.get("label_scheme", "three")
     with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
         if not run.reused:
             trainer = train_lora(read_examples(cfg.data_run_id, "train"), cfg)
-            log_adapter(trainer, cfg.model)
+            adapter_dir = log_adapter(trainer, cfg.model)
+            if adapter_dir is not None:
+                # The judge as a loadable pyfunc: base model named, adapter inside, no local paths.
+                log_judge(str(adapter_dir), cfg.model, scheme)
     return run
