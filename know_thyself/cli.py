@@ -83,7 +83,7 @@ def run_cli(body: Callable[..., Any]) -> Callable[..., Any]:
             return body(*args, **kwargs)
         try:
             return body(*args, **kwargs)
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError) as exc:  # ConnectionError is an OSError
             raise click.ClickException(str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - MLflow and connection errors: one line, not a traceback
             name = exc.__class__.__name__
@@ -96,7 +96,11 @@ def run_cli(body: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def echo_ids(ids: dict[str, str]) -> None:
-    """Print step -> run id lines, for chaining steps by hand."""
+    """Print step -> run id lines, for chaining steps by hand (main process only)."""
+    from know_thyself.tracking import is_main_process
+
+    if not is_main_process():
+        return
     for step, run_id in ids.items():
         click.echo(f"{step}: {run_id}")
     sys.stdout.flush()

@@ -34,10 +34,26 @@ def choose_backend(backend: str) -> str:
     return "transformers" if backend == "auto" else backend
 
 
+MAX_QUESTION_CHARS = 1000
+
+
 def load_questions(dataset: str, num_samples: int, test_samples: int, seed: int) -> dict[str, list[dict]]:
-    """The seeded train and validation question samples of a dataset."""
+    """The seeded train and validation question samples of a dataset.
+
+    A question longer than ``MAX_QUESTION_CHARS`` is refused: trivia questions are short, and a
+    runaway one would blow up every batch it lands in.
+    """
     sizes = {"train": num_samples, "validation": test_samples}
-    return {split: data.sample_questions(data.load_split(dataset, split), sizes[split], seed) for split in SPLITS}
+    loaded = {split: data.load_split(dataset, split) for split in SPLITS}  # every file checked first
+    chosen = {split: data.sample_questions(loaded[split], sizes[split], seed) for split in SPLITS}
+    for split, records in chosen.items():
+        for record in records:
+            if len(record["question"]) > MAX_QUESTION_CHARS:
+                raise data.DataError(
+                    f"dataset {dataset!r}, {split} question {record['question_id']!r} is {len(record['question'])} "
+                    f"characters long; the limit is {MAX_QUESTION_CHARS}: shorten or drop it"
+                )
+    return chosen
 
 
 def grade_questions(

@@ -11,10 +11,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 SPLITS = ("train", "validation")
+# The trained judge and the baselines it is compared with in the same evaluation run.
+METHODS = ("judge", "prompt_only", "probe", "majority")
 
 
 def summary_table(ids: dict[str, str]) -> pd.DataFrame:
-    """Rows per (phase, split): QA accuracy, judgment exact match (untrained and trained), distributions.
+    """Rows per (phase, split): QA accuracy, judge vs baselines (exact match, AUROC), distributions.
 
     Args:
         ids: Run ids from :func:`know_thyself.pipeline.run_multiphase` (keys like ``phase1/collect``).
@@ -25,7 +27,6 @@ def summary_table(ids: dict[str, str]) -> pd.DataFrame:
             continue
         collected = mlflow.get_run(ids[f"{phase}/collect"])
         scheme = collected.data.params.get("label_scheme", "three")
-        baseline = mlflow.get_run(ids[f"{phase}/evaluate_baseline"]).data.metrics
         trained = mlflow.get_run(ids[f"{phase}/evaluate_judgment"]).data.metrics
         for split in SPLITS:
             row = {
@@ -33,18 +34,20 @@ def summary_table(ids: dict[str, str]) -> pd.DataFrame:
                 "model": collected.data.params["model"],
                 "split": split,
                 "qa_accuracy": collected.data.metrics.get(f"{split}/qa_accuracy"),
-                "untrained_judge_exact_match": baseline.get(f"{split}/exact_match"),
-                "trained_judge_exact_match": trained.get(f"{split}/exact_match"),
+                "greedy_qa_accuracy": trained.get(f"{split}/greedy_qa_accuracy"),
             }
+            for method in METHODS:
+                for metric in ("exact_match", "auroc"):
+                    row[f"{method}_{metric}"] = trained.get(f"{split}/{method}/{metric}")
             for label in labels_for(scheme):
                 row[f"actual_{label}"] = collected.data.metrics.get(f"{split}/ability/{label}")
-                row[f"predicted_{label}"] = trained.get(f"{split}/predicted/{label}")
+                row[f"predicted_{label}"] = trained.get(f"{split}/judge/predicted/{label}")
             rows.append(row)
     return pd.DataFrame(rows)
 
 
 def story_figure(table: pd.DataFrame):
-    """Three panels: QA accuracy per phase, judge exact match (untrained vs trained), ability mix."""
+    """Three panels: QA accuracy per phase, judge vs baselines (exact match), ability mix."""
     figure = Figure(figsize=(15, 4.5), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, 3)
@@ -61,14 +64,13 @@ def story_figure(table: pd.DataFrame):
     qa.set_ylim(0, 1.05)
     qa.legend()
     val = table[table["split"] == "validation"].set_index("phase").reindex(phases)
-    for offset, column, name in (
-        (-width / 2, "untrained_judge_exact_match", "untrained (prompt only)"),
-        (width / 2, "trained_judge_exact_match", "trained judge"),
-    ):
-        bars = judge_ax.bar(x + offset, val[column].astype(float), width, label=name)
-        judge_ax.bar_label(bars, fmt="%.2f", fontsize=8)
+    narrow = 0.8 / len(METHODS)
+    for index, method in enumerate(METHODS):
+        offset = (index - (len(METHODS) - 1) / 2) * narrow
+        bars = judge_ax.bar(x + offset, val[f"{method}_exact_match"].astype(float), narrow, label=method)
+        judge_ax.bar_label(bars, fmt="%.2f", fontsize=7)
     judge_ax.set_xticks(x, ["judgment v1", "judgment v2"][: len(phases)])
-    judge_ax.set_title("validation: judgment exact match")
+    judge_ax.set_title("validation: exact match, judge vs baselines")
     judge_ax.set_ylim(0, 1.05)
     judge_ax.legend()
     labels = [c[len("actual_"):] for c in table.columns if c.startswith("actual_")]
@@ -96,7 +98,7 @@ def log_summary(ids: dict[str, str]) -> pd.DataFrame:
     mlflow.log_figure(story_figure(table), "summary.png")
     metrics = {}
     for record in table.to_dict("records"):
-        for column in ("qa_accuracy", "untrained_judge_exact_match", "trained_judge_exact_match"):
+        for column in ("qa_accuracy", "judge_exact_match", "judge_auroc", "probe_auroc", "prompt_only_exact_match"):
             value = record[column]
             if value is not None and not pd.isna(value):
                 metrics[f"{record['phase']}/{record['split']}/{column}"] = float(value)

@@ -45,10 +45,38 @@ def configure_tracking() -> str:
     unless ``mlflow run`` or the environment already chose one.
     """
     uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    if uri == DEFAULT_TRACKING_URI and not os.access(os.getcwd(), os.W_OK):
+        raise OSError(
+            f"the working folder {os.getcwd()} is not writable, so mlflow.db and mlruns/ cannot be created there; "
+            "run from a writable folder or set MLFLOW_TRACKING_URI"
+        )
+    if uri.startswith(("http://", "https://")):
+        check_server(uri)
     mlflow.set_tracking_uri(uri)
     if not any(os.environ.get(v) for v in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")):
         mlflow.set_experiment(DEFAULT_EXPERIMENT)
     return uri
+
+
+def check_server(uri: str, timeout: float = 5.0) -> None:
+    """Fail at once, with the fix, when a tracking server does not answer its health check."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as response:
+            if response.status == 200:
+                return
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):  # a server with authentication on: it is there
+            return
+        reason = f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        reason = str(getattr(exc, "reason", exc))
+    raise ConnectionError(
+        f"the tracking server {uri} is not reachable ({reason}); start it (mlflow server ...) "
+        "or point MLFLOW_TRACKING_URI at a running one"
+    )
 
 
 def code_version() -> str:
@@ -96,6 +124,11 @@ def _current_experiment_id() -> str:
     return mlflow.tracking.fluent._get_experiment_id()
 
 
+def is_main_process() -> bool:
+    """Whether this is the main (or only) process of a job started with ``accelerate launch``/torchrun."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 @dataclass
 class StepRun:
     """What a step context yields: the run id, and whether a finished run was reused."""
@@ -121,6 +154,12 @@ def step_run(
         reuse: Look for a finished run to reuse first.
         run_name: Display name of the run (default: the step name).
     """
+    if not is_main_process():
+        # Other processes of a multi-process (accelerate launch) job train but never track:
+        # the main process opens the run and logs. The cache decision is the same everywhere.
+        previous = find_finished_run(step, params) if reuse else None
+        yield StepRun(previous or "", reused=previous is not None)
+        return
     parent = mlflow.active_run()
     if reuse:
         previous = find_finished_run(step, params)

@@ -49,7 +49,7 @@ def test_steps_chain_by_run_id(tracking, tiny_model_dir, trivia_dir):
     evaluated = invoke("evaluate_judgment", "--model", tiny_model_dir, "--collect_run_id", collect_id, "--adapter_run_id", train_id)
     assert evaluated.exit_code == 0, evaluated.output
     metrics = mlflow.get_run(ids_of(evaluated)["evaluate_judgment"]).data.metrics
-    assert 0 <= metrics["validation/exact_match"] <= 1
+    assert 0 <= metrics["validation/judge/exact_match"] <= 1
     built_metrics = mlflow.get_run(data_id).data.metrics
     assert sum(v for k, v in built_metrics.items() if k.startswith("train/label_count/")) == 6
     # the same collect command again reuses the finished run
@@ -72,7 +72,7 @@ def test_phase1_nests_every_step_under_one_parent(tracking, tiny_model_dir, triv
         assert run.info.status == "FINISHED"
     names = {mlflow.get_run(i).info.run_name for i in ids.values()}
     assert {"evaluate_baseline", "evaluate_judgment_v1"} <= names
-    assert "judgment_v1/validation/exact_match" in mlflow.get_run(parent).data.metrics
+    assert "judgment_v1/validation/judge/exact_match" in mlflow.get_run(parent).data.metrics
 
 
 @pytest.mark.parametrize(

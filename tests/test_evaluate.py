@@ -9,6 +9,7 @@ import pytest
 from know_thyself import evaluate
 from know_thyself.config import EvaluateConfig
 from know_thyself.judge import Judgments, judge, label_token_ids
+from know_thyself.scores import GreedyAnswers
 from know_thyself.tracking import TAG_STEP
 
 ACTUAL = {"train": ["can", "can", "uncertain", "cannot"], "validation": ["cannot", "cannot", "uncertain", "can", "can"]}
@@ -17,7 +18,8 @@ PREDICTED = {"train": ["can", "cannot", "uncertain", "cannot"], "validation": ["
 
 def _fake_collect_run() -> str:
     rows = [
-        {"split": split, "question_id": f"{split}-{i}", "question": f"Question {split} {i}?", "ability": label}
+        {"split": split, "question_id": f"{split}-{i}", "question": f"Question {split} {i}?", "ability": label,
+         "aliases": ["yes"]}
         for split, labels in ACTUAL.items()
         for i, label in enumerate(labels)
     ]
@@ -48,23 +50,66 @@ def test_evaluation_metrics_equal_hand_computed(tracking, tiny_model_dir, monkey
         probs = np.array([[1.0 if label == p else 0.0 for label in labels] for p in PREDICTED[split]])
         return Judgments(labels, PREDICTED[split], probs, [False] * len(questions), np.ones(len(questions)))
 
+    greedy_correct = {"train": [True, False, False, False], "validation": [False, True, False, True, True]}
+
+    def fake_greedy(model, tokenizer, questions, aliases, batch_size):
+        split = "train" if questions[0].startswith("Question train") else "validation"
+        flags = greedy_correct[split]
+        return GreedyAnswers(["x"] * len(flags), flags, np.log(np.linspace(0.2, 0.9, len(flags))))
+
     monkeypatch.setattr(evaluate, "judge", fake_judge)
+    monkeypatch.setattr(evaluate, "greedy_answers", fake_greedy)
     run = evaluate.run_evaluate_judgment(EvaluateConfig(model=tiny_model_dir, collect_run_id=collect_id))
     got = mlflow.get_run(run.run_id).data.metrics
     # train: 3 of 4 right; validation: 3 of 5 right
-    assert got["train/exact_match"] == pytest.approx(3 / 4)
-    assert got["validation/exact_match"] == pytest.approx(3 / 5)
+    assert got["train/judge/exact_match"] == pytest.approx(3 / 4)
+    assert got["validation/judge/exact_match"] == pytest.approx(3 / 5)
     # validation distribution: predicted can 3/5, cannot 2/5; actual can 2/5, uncertain 1/5, cannot 2/5
-    assert got["validation/predicted/can"] == pytest.approx(3 / 5)
-    assert got["validation/predicted/uncertain"] == 0
+    assert got["validation/judge/predicted/can"] == pytest.approx(3 / 5)
+    assert got["validation/judge/predicted/uncertain"] == 0
     assert got["validation/actual/uncertain"] == pytest.approx(1 / 5)
+    # confidence P(can) + 0.5 P(uncertain) of the one-hot judge on validation: [0, 1, 0, 1, 1],
+    # the greedy answers' correctness: [F, T, F, T, T] -> a perfect ranking and no squared error
+    assert got["validation/judge/auroc"] == pytest.approx(1.0)
+    assert got["validation/judge/brier"] == pytest.approx(0.0)
+    assert got["validation/judge/prr"] == pytest.approx(1.0)
+    # answering exactly when the judge says "can": 3 of 5 answered, all right; abstentions all wrong
+    assert got["validation/judge/coverage"] == pytest.approx(3 / 5)
+    assert got["validation/judge/answered_accuracy"] == pytest.approx(1.0)
+    assert got["validation/judge/handled_well"] == pytest.approx(1.0)
+    # majority label of train (can, can, uncertain, cannot) is "can": right on 2 of 5 validation rows
+    assert got["validation/majority/exact_match"] == pytest.approx(2 / 5)
+    assert got["validation/majority/coverage"] == pytest.approx(1.0)
+    assert got["validation/majority/answered_accuracy"] == pytest.approx(3 / 5)
+    # after-answering score rises along the rows: [.2 .375 .55 .725 .9] vs [F T F T T] -> AUROC 5/6
+    assert got["validation/answer_logprob/auroc"] == pytest.approx(5 / 6)
+    assert all(np.isfinite(v) for v in got.values())
+    comparison = mlflow.load_table("comparison.json", run_ids=[run.run_id])
+    assert {"judge", "majority", "prior", "probe", "answer_logprob"} <= set(comparison["method"])
     table = mlflow.load_table("confusion_validation.json", run_ids=[run.run_id])
     # rows actual (can, uncertain, cannot) x columns predicted
     assert table["actual"].tolist() == ["can", "uncertain", "cannot"]
     assert table["predicted_can"].tolist() == [2, 0, 1]
     assert table["predicted_cannot"].tolist() == [0, 1, 1]
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.run_id)}
-    assert {"confusion_train.png", "confusion_validation.png", "distribution_validation.png", "predictions.jsonl"} <= artifacts
+    assert {"confusion_train.png", "confusion_validation.png", "distribution_validation.png", "predictions.jsonl",
+            "reliability_validation.png", "risk_coverage_validation.png", "comparison.json"} <= artifacts
+
+
+def test_undefined_metrics_are_named_not_logged_as_nan(tracking, tiny_model_dir, monkeypatch):
+    collect_id = _fake_collect_run()
+
+    def all_wrong(model, tokenizer, questions, aliases, batch_size):
+        return GreedyAnswers(["x"] * len(questions), [False] * len(questions), np.zeros(len(questions)))
+
+    monkeypatch.setattr(evaluate, "greedy_answers", all_wrong)
+    run = evaluate.run_evaluate_judgment(EvaluateConfig(model=tiny_model_dir, collect_run_id=collect_id))
+    result = mlflow.get_run(run.run_id)
+    assert "validation/judge/auroc" not in result.data.metrics  # one class only: AUROC undefined
+    assert "validation/judge/auroc" in result.data.tags["undefined_metrics"]
+    assert "validation/judge/prr" in result.data.tags["undefined_metrics"]
+    assert result.data.metrics["validation/judge/brier"] >= 0
+    assert all(np.isfinite(v) for v in result.data.metrics.values())
 
 
 def test_evaluation_refuses_an_adapter_from_the_wrong_step(tracking, tiny_model_dir):

@@ -75,7 +75,7 @@ def test_every_phase_and_step_is_nested_under_the_parent(pipeline):
     summary = mlflow.load_table("summary.json", run_ids=[parent])
     assert sorted(set(summary["phase"])) == ["phase1", "phase3"]
     assert set(summary["split"]) == {"train", "validation"}
-    assert "phase3/validation/trained_judge_exact_match" in mlflow.get_run(parent).data.metrics
+    assert "phase3/validation/judge_exact_match" in mlflow.get_run(parent).data.metrics
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent)}
     assert {"summary.png", "summary.json"} <= artifacts
 

@@ -30,9 +30,17 @@ def _digest(text: str) -> str:
     return hashlib.sha1(normalize_answer(text).encode()).hexdigest()
 
 
-def main() -> None:
+def build(target_dir: Path = TARGET, sources_dir: Path = SOURCES) -> dict[str, int]:
+    """Write ``train.jsonl`` and ``validation.jsonl`` into ``target_dir`` from ``sources_dir``.
+
+    The output depends only on the sources, so building twice gives byte-identical files.
+
+    Returns:
+        The number of questions written to each split.
+    """
+    target_dir = Path(target_dir)
     rows, seen = [], {}
-    for source in sorted(SOURCES.glob("*.jsonl")):
+    for source in sorted(Path(sources_dir).glob("*.jsonl")):
         for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
@@ -62,13 +70,18 @@ def main() -> None:
                     "difficulty": row["difficulty"],
                 }
             )
-    TARGET.mkdir(parents=True, exist_ok=True)
+    target_dir.mkdir(parents=True, exist_ok=True)
     for split, records in splits.items():
         records.sort(key=lambda r: r["question_id"])
-        with open(TARGET / f"{split}.jsonl", "w", encoding="utf-8") as handle:
+        with open(target_dir / f"{split}.jsonl", "w", encoding="utf-8") as handle:
             for record in records:
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         print(f"{split}: {len(records)} questions")
+    return {split: len(records) for split, records in splits.items()}
+
+
+def main() -> None:
+    build(TARGET)
 
 
 if __name__ == "__main__":
