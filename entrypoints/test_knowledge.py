@@ -1,10 +1,10 @@
 """Measure knowledge learning: QA accuracy before and after, trial-based and greedy, per split.
 
-Usage: mlflow run . -e test_knowledge -P model_after=models:/knowledge_base/1
-       -P collect_before_run_id=<id> -P collect_after_run_id=<id> --env-manager local
+Usage: mlflow run . -e test_knowledge -P collect_before_run_id=<id>
+       -P collect_after_run_id=<id> --env-manager local
 
-Reads the two collect runs (one per model); writes before/after metrics and
-knowledge_before_after.png.
+Reads two collect runs of the same questions, one with the model before knowledge training and
+one with the merged model after; writes before/after metrics and knowledge_before_after.png.
 """
 
 import click

@@ -40,8 +40,6 @@ HELP: dict[str, str] = {
     "max_steps": "Stop training after this many optimiser steps (-1: train for all epochs).",
     "knowledge_epochs": "Epochs of knowledge (QA) training in Phase 2.",
     "phase": "Run phases up to this one (1, 2 or 3), reusing finished earlier steps; 0 runs all.",
-    "model_before": "Model before knowledge training.",
-    "model_after": "Model after knowledge training (e.g. models:/knowledge_base/1).",
     "collect_before_run_id": "Collect run of the model before knowledge training.",
     "collect_after_run_id": "Collect run of the model after knowledge training.",
 }

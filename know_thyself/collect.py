@@ -1,7 +1,8 @@
 """The collect step: sample answers, grade them, and label each question's ability.
 
-Writes ``responses.jsonl`` (one line per question: split, id, question, aliases, every response,
-every correct flag, accuracy, ability) and per-split metrics to the step's run.
+Writes ``responses.jsonl`` (one line per question: split, id, question, aliases, every sampled
+response, every correct flag, accuracy, ability, and the greedy answer with its correctness and
+mean token log-probability) and per-split metrics to the step's run.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from know_thyself.labels import ability_from_trials, labels_for
 from know_thyself.models import load_model
 from know_thyself.prompts import answer_messages, render
 from know_thyself.sampling import sample_answers, tqdm_progress
+from know_thyself.scores import greedy_answers
 from know_thyself.tracking import StepRun, step_run
 
 logger = logging.getLogger(__name__)
@@ -81,12 +83,14 @@ def grade_questions(
 
 
 def split_metrics(rows: list[dict], split: str, scheme: str) -> dict[str, float]:
-    """QA accuracy (mean over trials) and the ability distribution of one split."""
+    """QA accuracy (mean over trials, and greedy), and the ability distribution of one split."""
     counts = Counter(row["ability"] for row in rows)
     metrics = {
         f"{split}/qa_accuracy": sum(row["accuracy"] for row in rows) / len(rows),
         f"{split}/questions": float(len(rows)),
     }
+    if all("greedy_correct" in row for row in rows):
+        metrics[f"{split}/greedy_qa_accuracy"] = sum(row["greedy_correct"] for row in rows) / len(rows)
     for label in labels_for(scheme):
         metrics[f"{split}/ability/{label}"] = counts.get(label, 0) / len(rows)
     return metrics
@@ -124,6 +128,14 @@ def collect(cfg: CollectConfig, questions: dict[str, list[dict]] | None = None) 
                 progress=progress,
             )
             split_rows = grade_questions(questions[split], responses, split, cfg.label_scheme)
+            # One greedy answer per question too: the answer a judge's prediction is checked
+            # against, and the knowledge test's greedy accuracy.
+            greedy = greedy_answers(
+                model, tokenizer, [q["question"] for q in questions[split]],
+                [q["answer"]["aliases"] for q in questions[split]], cfg.max_new_tokens, cfg.inference_batch_size,
+            )
+            for row, answer, correct, logprob in zip(split_rows, greedy.answers, greedy.correct, greedy.mean_logprob):
+                row.update(greedy_response=answer, greedy_correct=correct, greedy_mean_logprob=float(logprob))
             metrics.update(split_metrics(split_rows, split, cfg.label_scheme))
             rows.extend(split_rows)
     finally:

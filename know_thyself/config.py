@@ -268,23 +268,15 @@ class KnowledgeTrainConfig(TrainConfig):
 
 @dataclass
 class TestKnowledgeConfig(StepConfig):
-    """Options of test_knowledge: QA accuracy before and after knowledge training."""
+    """Options of test_knowledge: the collect runs of the model before and after knowledge training."""
 
     step: ClassVar[str] = "test_knowledge"
-    model_before: str = "smollm2-135m-instruct"
-    model_after: str = ""
     collect_before_run_id: str = ""
     collect_after_run_id: str = ""
-    max_new_tokens: int = 24
-    inference_batch_size: int = 32
-    dtype: str = "auto"
 
     def validate(self) -> None:
-        _common_model_checks(self.model_before, self.dtype, self.inference_batch_size)
-        resolve_model(self.model_after)
         check_run_id("collect_before_run_id", self.collect_before_run_id)
         check_run_id("collect_after_run_id", self.collect_after_run_id)
-        _check(1 <= self.max_new_tokens <= 512, f"max_new_tokens must be in 1..512, got {self.max_new_tokens}")
 
 
 @dataclass

@@ -16,7 +16,7 @@ Metrics, per split and method, named ``<split>/<method>/<metric>``:
 
 * against the measured ability: exact_match, balanced_accuracy, macro_f1, qwk (quadratic-weighted
   kappa, labels ordered can > uncertain > cannot);
-* against whether the model's greedy answer is correct, using the confidence score
+* against whether the model's greedy answer (from the collect run) is correct, using the confidence score
   P(can) + 0.5 P(uncertain) (the expected chance of answering correctly implied by the label
   probabilities; P(can) in the binary scheme): auroc, brier, ece, aurc (area under the
   risk-coverage curve), prr (prediction-rejection ratio);
@@ -45,7 +45,7 @@ from know_thyself import collect, metrics, plots
 from know_thyself.config import EvaluateConfig
 from know_thyself.judge import judge
 from know_thyself.models import load_model
-from know_thyself.scores import LinearProbe, greedy_answers, prompt_features
+from know_thyself.scores import LinearProbe, prompt_features
 from know_thyself.tracking import StepRun, require_step_run, step_run
 from know_thyself.training import load_adapter
 
@@ -96,7 +96,7 @@ def evaluate_judgment(cfg: EvaluateConfig) -> dict[str, float]:
         model = load_adapter(model, cfg.adapter_run_id)
     by_split = {split: [r for r in rows if r["split"] == split] for split in collect.SPLITS}
     batch = cfg.inference_batch_size
-    judged, base_judged, features, greedy = {}, {}, {}, {}
+    judged, base_judged, features = {}, {}, {}
     for split, split_rows in by_split.items():
         questions = [r["question"] for r in split_rows]
         judged[split] = judge(model, tokenizer, questions, scheme, batch)
@@ -104,7 +104,6 @@ def evaluate_judgment(cfg: EvaluateConfig) -> dict[str, float]:
             if cfg.adapter_run_id:
                 base_judged[split] = judge(base, tokenizer, questions, scheme, batch)
             features[split] = prompt_features(base, tokenizer, questions, scheme, batch)
-            greedy[split] = greedy_answers(base, tokenizer, questions, [r["aliases"] for r in split_rows], batch_size=batch)
     labels = judged["train"].labels
     train_actual = [r["ability"] for r in by_split["train"]]
     counts = Counter(train_actual)
@@ -117,14 +116,16 @@ def evaluate_judgment(cfg: EvaluateConfig) -> dict[str, float]:
     for split, split_rows in by_split.items():
         n = len(split_rows)
         actual = [r["ability"] for r in split_rows]
-        correct = greedy[split].correct
+        # The collect run's greedy answers are the answers the judge predicts about.
+        correct = [bool(r["greedy_correct"]) for r in split_rows]
+        logprob = np.array([r["greedy_mean_logprob"] for r in split_rows], dtype=float)
         probe_probs = probe.predict_proba(features[split])
         methods = {
             "judge": MethodOutput(judged[split].predicted, metrics.confidence_score(judged[split].probabilities, labels)),
             "majority": MethodOutput([majority] * n, metrics.confidence_score(_one_hot([majority] * n, labels), labels)),
             "prior": MethodOutput([majority] * n, metrics.confidence_score(np.tile(prior, (n, 1)), labels)),
             "probe": MethodOutput([labels[i] for i in probe_probs.argmax(axis=1)], metrics.confidence_score(probe_probs, labels)),
-            AFTER_ANSWERING: MethodOutput(None, np.exp(np.clip(greedy[split].mean_logprob, -50, 0))),
+            AFTER_ANSWERING: MethodOutput(None, np.exp(np.clip(logprob, -50, 0))),
         }
         if cfg.adapter_run_id:
             methods["prompt_only"] = MethodOutput(
@@ -150,8 +151,8 @@ def evaluate_judgment(cfg: EvaluateConfig) -> dict[str, float]:
                     "predicted": judged[split].predicted[i],
                     "probabilities": dict(zip(labels, map(float, judged[split].probabilities[i]))),
                     "off_label": judged[split].off_label[i],
-                    "greedy_answer": greedy[split].answers[i],
-                    "greedy_correct": greedy[split].correct[i],
+                    "greedy_answer": row["greedy_response"],
+                    "greedy_correct": row["greedy_correct"],
                 }
             )
     mlflow.log_metrics(results)
@@ -166,7 +167,6 @@ def _judge_extras(split: str, judged: Any, actual: list[str], labels: tuple[str,
     extras = {
         f"{split}/judge/off_label_rate": sum(judged.off_label) / len(actual),
         f"{split}/judge/label_mass": float(judged.label_mass.mean()),
-        f"{split}/greedy_qa_accuracy": sum(correct) / len(correct),
     }
     for label, share in metrics.distribution(actual, labels).items():
         extras[f"{split}/actual/{label}"] = share

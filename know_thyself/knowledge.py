@@ -5,8 +5,8 @@
 * train_knowledge: LoRA SFT on them, the adapter kept as an artifact, then ``merge_and_unload``
   and the merged model logged as an MLflow transformers model (``model/``), which the pipeline
   registers as ``knowledge_base``.
-* test_knowledge: QA accuracy before and after, trial-based (from two collect runs, one per
-  model) and greedy (one greedy answer per question and model), on train and validation.
+* test_knowledge: QA accuracy before and after, trial-based and greedy, on train and validation,
+  from two collect runs of the same questions (one per model).
 """
 
 from __future__ import annotations
@@ -18,11 +18,8 @@ import mlflow
 
 from know_thyself import collect, data, plots
 from know_thyself.config import KnowledgeDataConfig, KnowledgeTrainConfig, TestKnowledgeConfig
-from know_thyself.grading import is_correct
-from know_thyself.models import load_model
-from know_thyself.prompts import answer_completion, answer_messages, render
+from know_thyself.prompts import answer_completion, answer_messages
 from know_thyself.registry import KNOWLEDGE_ARTIFACT, requirements
-from know_thyself.sampling import sample_answers
 from know_thyself.tracking import StepRun, download, require_step_run, step_run
 from know_thyself.training import log_adapter, train_lora
 
@@ -74,38 +71,32 @@ def run_train_knowledge(cfg: KnowledgeTrainConfig, reuse: bool = True) -> StepRu
     return run
 
 
-def greedy_accuracy(model_spec: str, rows: list[dict], cfg: TestKnowledgeConfig) -> dict[str, float]:
-    """Share of questions whose greedy answer is correct, per split."""
-    model, tokenizer = load_model(model_spec, dtype=cfg.dtype)
-    prompts = [render(tokenizer, answer_messages(r["question"])) for r in rows]
-    answers = sample_answers(
-        model, tokenizer, prompts, 1, cfg.max_new_tokens, temperature=0, batch_size=cfg.inference_batch_size
-    )
-    result = {}
-    for split in collect.SPLITS:
-        flags = [is_correct(a[0], r["aliases"]) for a, r in zip(answers, rows) if r["split"] == split]
-        result[split] = sum(flags) / len(flags)
-    return result
-
-
 def run_test_knowledge(cfg: TestKnowledgeConfig, reuse: bool = True) -> StepRun:
-    """Log QA accuracy (trial-based and greedy) before/after on both splits, and a before/after figure."""
-    before_run = require_step_run(cfg.collect_before_run_id, "collect", "collect_before_run_id")
-    after_run = require_step_run(cfg.collect_after_run_id, "collect", "collect_after_run_id")
+    """Log QA accuracy (trial-based and greedy) before/after on both splits, and a before/after figure.
+
+    Both collect runs must have sampled the same questions (the same dataset, sizes and seed).
+    """
+    before = require_step_run(cfg.collect_before_run_id, "collect", "collect_before_run_id")
+    after = require_step_run(cfg.collect_after_run_id, "collect", "collect_after_run_id")
+    for key in ("dataset", "num_samples", "test_samples", "seed"):
+        if before.data.params.get(key) != after.data.params.get(key):
+            raise ValueError(
+                f"the two collect runs differ in {key} ({before.data.params.get(key)!r} vs "
+                f"{after.data.params.get(key)!r}); compare collect runs of the same questions"
+            )
     with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
         if run.reused:
             return run
-        rows = collect.read_responses(cfg.collect_before_run_id)
-        flat: dict[str, float] = {}
-        for when, model_spec, upstream in (("before", cfg.model_before, before_run), ("after", cfg.model_after, after_run)):
-            greedy = greedy_accuracy(model_spec, rows, cfg)
+        values: dict[str, float] = {}
+        for when, upstream in (("before", before), ("after", after)):
+            mlflow.log_param(f"model_{when}", upstream.data.params.get("model", ""))
             for split in collect.SPLITS:
-                flat[f"{when}/{split}/qa_accuracy_trials"] = upstream.data.metrics[f"{split}/qa_accuracy"]
-                flat[f"{when}/{split}/qa_accuracy_greedy"] = greedy[split]
+                values[f"{when}/{split}/qa_accuracy_trials"] = upstream.data.metrics[f"{split}/qa_accuracy"]
+                values[f"{when}/{split}/qa_accuracy_greedy"] = upstream.data.metrics[f"{split}/greedy_qa_accuracy"]
         for split in collect.SPLITS:
             for kind in ("trials", "greedy"):
-                gain = flat[f"after/{split}/qa_accuracy_{kind}"] - flat[f"before/{split}/qa_accuracy_{kind}"]
-                flat[f"{split}/qa_accuracy_gain_{kind}"] = gain
-        mlflow.log_metrics(flat)
-        mlflow.log_figure(plots.before_after_figure(flat, collect.SPLITS), "knowledge_before_after.png")
+                gain = values[f"after/{split}/qa_accuracy_{kind}"] - values[f"before/{split}/qa_accuracy_{kind}"]
+                values[f"{split}/qa_accuracy_gain_{kind}"] = gain
+        mlflow.log_metrics(values)
+        mlflow.log_figure(plots.before_after_figure(values, collect.SPLITS), "knowledge_before_after.png")
     return run

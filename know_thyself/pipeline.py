@@ -101,13 +101,7 @@ def run_multiphase(cfg: MultiphaseConfig, reuse: bool = True) -> dict[str, str]:
                 mlflow.set_tag(TAG_STEP, "phase3")
                 phase3 = _judgment_chain(cfg.phase1(), merged, reuse, suffix="v2")
                 test_cfg = TestKnowledgeConfig(
-                    model_before=cfg.model,
-                    model_after=merged,
-                    collect_before_run_id=phase1["collect"],
-                    collect_after_run_id=phase3["collect"],
-                    max_new_tokens=cfg.max_new_tokens,
-                    inference_batch_size=cfg.inference_batch_size,
-                    dtype=cfg.dtype,
+                    collect_before_run_id=phase1["collect"], collect_after_run_id=phase3["collect"]
                 )
                 phase3["test_knowledge"] = run_test_knowledge(test_cfg, reuse).run_id
             ids.update({f"phase3/{k}": v for k, v in phase3.items()})

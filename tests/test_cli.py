@@ -71,7 +71,7 @@ def test_phase1_nests_every_step_under_one_parent(tracking, tiny_model_dir, triv
         assert run.data.tags["mlflow.parentRunId"] == parent, step
         assert run.info.status == "FINISHED"
     names = {mlflow.get_run(i).info.run_name for i in ids.values()}
-    assert {"evaluate_baseline", "evaluate_judgment_v1"} <= names
+    assert {"evaluate_baseline_v1", "evaluate_judgment_v1"} <= names
     assert "judgment_v1/validation/judge/exact_match" in mlflow.get_run(parent).data.metrics
 
 

@@ -9,17 +9,21 @@ import pytest
 from know_thyself import evaluate
 from know_thyself.config import EvaluateConfig
 from know_thyself.judge import Judgments, judge, label_token_ids
-from know_thyself.scores import GreedyAnswers
 from know_thyself.tracking import TAG_STEP
 
 ACTUAL = {"train": ["can", "can", "uncertain", "cannot"], "validation": ["cannot", "cannot", "uncertain", "can", "can"]}
 PREDICTED = {"train": ["can", "cannot", "uncertain", "cannot"], "validation": ["cannot", "can", "cannot", "can", "can"]}
 
 
-def _fake_collect_run() -> str:
+GREEDY_CORRECT = {"train": [True, False, False, False], "validation": [False, True, False, True, True]}
+
+
+def _fake_collect_run(greedy_correct=GREEDY_CORRECT) -> str:
     rows = [
         {"split": split, "question_id": f"{split}-{i}", "question": f"Question {split} {i}?", "ability": label,
-         "aliases": ["yes"]}
+         "aliases": ["yes"], "greedy_response": "x", "greedy_correct": greedy_correct[split][i],
+         # mean token log-probability rising along the rows: exp() = .2 .375 .55 .725 .9 (validation)
+         "greedy_mean_logprob": float(np.log(np.linspace(0.2, 0.9, len(labels))[i]))}
         for split, labels in ACTUAL.items()
         for i, label in enumerate(labels)
     ]
@@ -50,15 +54,7 @@ def test_evaluation_metrics_equal_hand_computed(tracking, tiny_model_dir, monkey
         probs = np.array([[1.0 if label == p else 0.0 for label in labels] for p in PREDICTED[split]])
         return Judgments(labels, PREDICTED[split], probs, [False] * len(questions), np.ones(len(questions)))
 
-    greedy_correct = {"train": [True, False, False, False], "validation": [False, True, False, True, True]}
-
-    def fake_greedy(model, tokenizer, questions, aliases, batch_size):
-        split = "train" if questions[0].startswith("Question train") else "validation"
-        flags = greedy_correct[split]
-        return GreedyAnswers(["x"] * len(flags), flags, np.log(np.linspace(0.2, 0.9, len(flags))))
-
     monkeypatch.setattr(evaluate, "judge", fake_judge)
-    monkeypatch.setattr(evaluate, "greedy_answers", fake_greedy)
     run = evaluate.run_evaluate_judgment(EvaluateConfig(model=tiny_model_dir, collect_run_id=collect_id))
     got = mlflow.get_run(run.run_id).data.metrics
     # train: 3 of 4 right; validation: 3 of 5 right
@@ -96,13 +92,8 @@ def test_evaluation_metrics_equal_hand_computed(tracking, tiny_model_dir, monkey
             "reliability_validation.png", "risk_coverage_validation.png", "comparison.json"} <= artifacts
 
 
-def test_undefined_metrics_are_named_not_logged_as_nan(tracking, tiny_model_dir, monkeypatch):
-    collect_id = _fake_collect_run()
-
-    def all_wrong(model, tokenizer, questions, aliases, batch_size):
-        return GreedyAnswers(["x"] * len(questions), [False] * len(questions), np.zeros(len(questions)))
-
-    monkeypatch.setattr(evaluate, "greedy_answers", all_wrong)
+def test_undefined_metrics_are_named_not_logged_as_nan(tracking, tiny_model_dir):
+    collect_id = _fake_collect_run({split: [False] * len(labels) for split, labels in ACTUAL.items()})
     run = evaluate.run_evaluate_judgment(EvaluateConfig(model=tiny_model_dir, collect_run_id=collect_id))
     result = mlflow.get_run(run.run_id)
     assert "validation/judge/auroc" not in result.data.metrics  # one class only: AUROC undefined
