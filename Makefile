@@ -7,13 +7,14 @@ RUN := PATH="$(BIN):$$PATH" $(BIN)/mlflow run . --env-manager local
 ARGS ?=
 PRESET ?= presets/offline-default.yaml
 
-.PHONY: help install run run-phase1 test test-fast ui clean
+.PHONY: help install run run-phase1 test test-fast bench ui clean
 
 help:
 	@echo "make run         install, then run all three phases on the embedded default (PRESET=presets/...yaml to change)"
 	@echo "make run-phase1  install, then run Phase 1 only (mlflow run . -e phase1)"
 	@echo "make test        install, then run the whole test suite (what CI runs)"
 	@echo "make test-fast   the tests without the slow end-to-end ones"
+	@echo "make bench       measure collect and training throughput against the plain baseline"
 	@echo "make ui          browse the runs: mlflow ui on http://127.0.0.1:5000"
 
 install: $(VENV)/.installed
@@ -37,6 +38,9 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+
+bench: install
+	$(BIN)/python benchmarks/bench_collect.py $(ARGS)
 
 ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
