@@ -19,10 +19,10 @@ from know_thyself import data, plots
 from know_thyself.config import CollectConfig
 from know_thyself.grading import is_correct
 from know_thyself.labels import ability_from_trials, labels_for
-from know_thyself.models import load_model
+from know_thyself.models import checkpoint_path, load_model, load_tokenizer
 from know_thyself.prompts import answer_messages, render
 from know_thyself.sampling import sample_answers, tqdm_progress
-from know_thyself.scores import greedy_answers
+from know_thyself.scores import GreedyAnswers, greedy_answers
 from know_thyself.tracking import StepRun, step_run
 
 logger = logging.getLogger(__name__)
@@ -105,8 +105,16 @@ def collect(cfg: CollectConfig, questions: dict[str, list[dict]] | None = None) 
     """
     questions = questions or load_questions(cfg.dataset, cfg.num_samples, cfg.test_samples, cfg.seed)
     backend = choose_backend(cfg.backend)
-    model, tokenizer = load_model(cfg.model, dtype=cfg.dtype)
-    mlflow.set_tags({"know_thyself.backend": backend, "know_thyself.dtype_used": str(model.dtype).replace("torch.", "")})
+    engine = model = None
+    if backend == "vllm":
+        from know_thyself.vllm_backend import VllmSampler
+
+        tokenizer = load_tokenizer(cfg.model)
+        engine = VllmSampler(checkpoint_path(cfg.model), seed=cfg.seed, tensor_parallel_size=cfg.tensor_parallel_size)
+        mlflow.set_tags({"know_thyself.backend": backend})
+    else:
+        model, tokenizer = load_model(cfg.model, dtype=cfg.dtype)
+        mlflow.set_tags({"know_thyself.backend": backend, "know_thyself.dtype_used": str(model.dtype).replace("torch.", "")})
     rows: list[dict] = []
     metrics: dict[str, float] = {}
     total = sum(len(q) for q in questions.values())
@@ -114,26 +122,33 @@ def collect(cfg: CollectConfig, questions: dict[str, list[dict]] | None = None) 
     started = time.perf_counter()
     try:
         for offset, split in enumerate(SPLITS):
-            prompts = [render(tokenizer, answer_messages(q["question"])) for q in questions[split]]
-            responses = sample_answers(
-                model,
-                tokenizer,
-                prompts,
-                num_samples=cfg.num_trials,
-                max_new_tokens=cfg.max_new_tokens,
-                temperature=cfg.temperature,
-                batch_size=cfg.inference_batch_size,
-                seed=cfg.seed + offset,
-                backend=backend,
-                progress=progress,
-            )
-            split_rows = grade_questions(questions[split], responses, split, cfg.label_scheme)
+            records = questions[split]
+            aliases = [q["answer"]["aliases"] for q in records]
+            prompts = [render(tokenizer, answer_messages(q["question"])) for q in records]
             # One greedy answer per question too: the answer a judge's prediction is checked
             # against, and the knowledge test's greedy accuracy.
-            greedy = greedy_answers(
-                model, tokenizer, [q["question"] for q in questions[split]],
-                [q["answer"]["aliases"] for q in questions[split]], cfg.max_new_tokens, cfg.inference_batch_size,
-            )
+            if engine is not None:
+                responses, _ = engine.sample(prompts, cfg.num_trials, cfg.max_new_tokens, cfg.temperature)
+                progress(len(prompts), len(prompts) * cfg.num_trials)
+                texts, logprobs = engine.sample(prompts, 1, cfg.max_new_tokens, 0.0)
+                greedy = GreedyAnswers([t[0] for t in texts], [is_correct(t[0], a) for t, a in zip(texts, aliases)], logprobs)
+            else:
+                responses = sample_answers(
+                    model,
+                    tokenizer,
+                    prompts,
+                    num_samples=cfg.num_trials,
+                    max_new_tokens=cfg.max_new_tokens,
+                    temperature=cfg.temperature,
+                    batch_size=cfg.inference_batch_size,
+                    seed=cfg.seed + offset,
+                    backend=backend,
+                    progress=progress,
+                )
+                greedy = greedy_answers(
+                    model, tokenizer, [q["question"] for q in records], aliases, cfg.max_new_tokens, cfg.inference_batch_size
+                )
+            split_rows = grade_questions(records, responses, split, cfg.label_scheme)
             for row, answer, correct, logprob in zip(split_rows, greedy.answers, greedy.correct, greedy.mean_logprob):
                 row.update(greedy_response=answer, greedy_correct=correct, greedy_mean_logprob=float(logprob))
             metrics.update(split_metrics(split_rows, split, cfg.label_scheme))

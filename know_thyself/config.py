@@ -18,7 +18,7 @@ from know_thyself.labels import SCHEMES
 from know_thyself.models import resolve_model
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-BACKENDS = ("auto", "transformers", "plain")
+BACKENDS = ("auto", "transformers", "plain", "vllm")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 
 
@@ -120,11 +120,13 @@ class CollectConfig(StepConfig):
     inference_batch_size: int = 32
     label_scheme: str = "three"
     backend: str = "auto"
+    tensor_parallel_size: int = 1
     dtype: str = "auto"
     seed: int = 42
 
     def validate(self) -> None:
         _common_model_checks(self.model, self.dtype, self.inference_batch_size)
+        _check(self.tensor_parallel_size >= 1, f"tensor_parallel_size must be >= 1, got {self.tensor_parallel_size}")
         _check(self.num_samples >= 1, f"num_samples must be >= 1, got {self.num_samples}")
         _check(self.test_samples >= 1, f"test_samples must be >= 1, got {self.test_samples}")
         _check(self.num_trials >= 1, f"num_trials must be >= 1, got {self.num_trials}")

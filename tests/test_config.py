@@ -115,7 +115,7 @@ def test_non_numeric_learning_rate():
     ("options", "expected"),
     [
         ({"label_scheme": "four"}, "label_scheme must be one of ['binary', 'three'], got 'four'"),
-        ({"backend": "vllm"}, "backend must be one of auto, transformers, plain, got 'vllm'"),
+        ({"backend": "llama"}, "backend must be one of auto, transformers, plain, vllm, got 'llama'"),
         ({"dtype": "int8"}, "dtype must be one of auto, bfloat16, float16, float32, got 'int8'"),
         ({"temperature": "0"}, "temperature must be in (0, 5], got 0.0"),
         ({"max_new_tokens": "513"}, "max_new_tokens must be in 1..512, got 513"),

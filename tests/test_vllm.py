@@ -1,0 +1,31 @@
+"""The vLLM backend, where vLLM is installed (a GPU machine, or the separate CPU-build environment)."""
+
+import pytest
+
+from know_thyself import vllm_backend
+
+needs_vllm = pytest.mark.skipif(not vllm_backend.available(), reason="vllm is not installed in this environment")
+
+
+@needs_vllm
+def test_vllm_samples_n_answers_per_prompt(tokenizer_dir):
+    from know_thyself.grading import is_correct
+    from know_thyself.models import load_tokenizer
+    from know_thyself.prompts import answer_messages, render
+
+    tokenizer = load_tokenizer(str(tokenizer_dir))
+    questions = [("What is the capital of France?", ["Paris"]), ("How many legs does a spider have?", ["8", "eight"])]
+    prompts = [render(tokenizer, answer_messages(q)) for q, _ in questions]
+    sampler = vllm_backend.VllmSampler(str(tokenizer_dir), seed=0)
+    answers, logprobs = sampler.sample(prompts, 3, 24, 0.5)
+    assert [len(a) for a in answers] == [3, 3]
+    assert all("\n" not in a for group in answers for a in group)
+    greedy, _ = sampler.sample(prompts, 1, 24, 0.0)
+    assert is_correct(greedy[0][0], ["Paris"])
+    assert logprobs.shape == (2,) and (logprobs <= 0).all()
+
+
+def test_unavailable_vllm_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(vllm_backend, "available", lambda: False)
+    with pytest.raises(ValueError, match="needs the vllm package"):
+        vllm_backend.VllmSampler("x")
