@@ -138,9 +138,18 @@ def embedded_checkpoint() -> Path:
 
 def _registry_checkpoint(uri: str) -> Path:
     """Download a registered model and return the folder holding its transformers checkpoint."""
+    import hashlib
+
     import mlflow
 
-    target = cache_dir() / "registry" / re.sub(r"[^\w.\-]+", "_", uri[len("models:/"):])
+    name, version = uri[len("models:/"):].split("/", 1)
+    try:
+        run_id = mlflow.MlflowClient().get_model_version(name, version).run_id
+    except Exception as exc:  # noqa: BLE001 - re-raised with the fix
+        raise ModelError(f"registered model {uri!r} does not exist in {mlflow.get_tracking_uri()}: {exc}") from exc
+    # Versions are numbered per store: key the cache by store and producing run as well.
+    key = hashlib.sha256(f"{mlflow.get_tracking_uri()}|{uri}|{run_id}".encode()).hexdigest()[:16]
+    target = cache_dir() / "registry" / f"{name}-{version}-{key}"
     if not (target / "config.json").is_file():
         try:
             local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
@@ -156,10 +165,16 @@ def _registry_checkpoint(uri: str) -> Path:
                 if not (checkpoint / item.name).exists():
                     shutil.copy2(item, checkpoint / item.name)
             break
-        if target.exists():
-            shutil.rmtree(target)
+        # Copy under a temporary name and rename: an interrupted copy is never taken for a model.
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(checkpoint, target)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent)) / "model"
+        try:
+            shutil.copytree(checkpoint, staging)
+            if target.exists():
+                shutil.rmtree(target)
+            staging.rename(target)
+        finally:
+            shutil.rmtree(staging.parent, ignore_errors=True)
     return target
 
 

@@ -197,3 +197,15 @@ def test_killed_step_is_redone_and_finished_steps_are_not(pipeline, tmp_path):
     assert ids["phase2/train_knowledge"] != killed
     version = client.get_model_version_by_alias("knowledge_base", "current")
     assert version.run_id == ids["phase2/train_knowledge"]
+
+
+def test_readme_loading_snippet_runs_as_written(pipeline):
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Using a registered judge"):]
+    snippet = section[section.index("```python") + len("```python"): section.index("```", section.index("```python") + 9)]
+    env = _env(pipeline["store"])
+    env.pop("MLFLOW_TRACKING_URI")  # the snippet sets it itself
+    result = subprocess.run([sys.executable, "-c", snippet], cwd=pipeline["store"], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "p_uncertain" in result.stdout and "Who wrote Hamlet?" in result.stdout
