@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 # mlflow run starts `python entrypoints/...`: put the virtualenv first on PATH.
-RUN := PATH="$(BIN):$$PATH" $(BIN)/mlflow run . --env-manager local
+RUN := PATH="$(BIN):$$PATH" $(BIN)/mlflow run . --env-manager local --experiment-name know-thyself
 ARGS ?=
 PRESET ?= presets/offline-default.yaml
 

@@ -221,7 +221,7 @@ class Phase1Config(TrainingOptions, CollectConfig):
     # original design's 1e-4 for 1 epoch leaves the judge untrained at this scale. The step
     # entry points keep the original defaults; presets/ holds the original headline run.
     learning_rate: float = 1e-3
-    epochs: float = 3.0
+    epochs: float = 2.0
 
     def validate(self) -> None:
         # Each part validates through the step config it becomes; run them all up front.
@@ -286,7 +286,7 @@ class MultiphaseConfig(Phase1Config):
     """Options of the whole pipeline: Phase 1, Phase 2 (knowledge), Phase 3 (judgment v2)."""
 
     step: ClassVar[str] = "multiphase"
-    knowledge_epochs: float = 3.0
+    knowledge_epochs: float = 2.0
     phase: int = 0
 
     def validate(self) -> None:

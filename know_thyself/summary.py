@@ -34,7 +34,7 @@ def summary_table(ids: dict[str, str]) -> pd.DataFrame:
                 "model": collected.data.params["model"],
                 "split": split,
                 "qa_accuracy": collected.data.metrics.get(f"{split}/qa_accuracy"),
-                "greedy_qa_accuracy": trained.get(f"{split}/greedy_qa_accuracy"),
+                "greedy_qa_accuracy": collected.data.metrics.get(f"{split}/greedy_qa_accuracy"),
             }
             for method in METHODS:
                 for metric in ("exact_match", "auroc"):

@@ -121,7 +121,8 @@ def _current_experiment_id() -> str:
         experiment = mlflow.get_experiment_by_name(name)
         if experiment is not None:
             return experiment.experiment_id
-    return mlflow.tracking.fluent._get_experiment_id()
+    experiment = mlflow.get_experiment_by_name(DEFAULT_EXPERIMENT)
+    return experiment.experiment_id if experiment is not None else "0"  # MLflow's Default
 
 
 def is_main_process() -> bool:
