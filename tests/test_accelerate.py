@@ -40,6 +40,10 @@ def _launch(entrypoint: str, *args: str) -> str:
     return result.stdout
 
 
+def _logged_models(run_id: str) -> list[str]:
+    return sorted(m.name for m in mlflow.search_logged_models(filter_string=f"source_run_id = '{run_id}'", output_format="list"))
+
+
 def _single_finished_run(step: str) -> str:
     runs = mlflow.search_runs(filter_string=f"tags.`{TAG_STEP}` = '{step}'", output_format="list")
     assert len(runs) == 1, f"{len(runs)} {step} runs"  # one run, not one per process
@@ -56,8 +60,8 @@ def test_two_process_judgment_training(tracking, tiny_model_dir):
     client = mlflow.MlflowClient()
     history = client.get_metric_history(run_id, "train/loss")
     assert len(history) == len({m.step for m in history}) >= 1  # each step logged once
-    artifacts = {a.path for a in client.list_artifacts(run_id)}
-    assert {"adapter", "judge"} <= artifacts
+    assert "adapter" in {a.path for a in client.list_artifacts(run_id)}
+    assert _logged_models(run_id) == ["judge"]  # MLflow 3 keeps logged models beside the run's artifacts
     assert {a.path for a in client.list_artifacts(run_id, "adapter")} >= {"adapter/adapter_config.json", "adapter/adapter_model.safetensors"}
 
 
@@ -65,7 +69,7 @@ def test_two_process_knowledge_training(tracking, tiny_model_dir):
     data_id = run_build_knowledge_data(KnowledgeDataConfig(collect_run_id=_collect_run())).run_id
     _launch("train_knowledge.py", "--model", tiny_model_dir, "--data_run_id", data_id, "--max_steps", "2", "--batch_size", "2")
     run_id = _single_finished_run("train_knowledge")
-    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id)}
-    assert {"adapter", "model"} <= artifacts
+    assert "adapter" in {a.path for a in mlflow.MlflowClient().list_artifacts(run_id)}
+    assert _logged_models(run_id) == ["model"]
     components = mlflow.transformers.load_model(f"runs:/{run_id}/model", return_type="components")
     assert components["model"].config.num_hidden_layers == 2
