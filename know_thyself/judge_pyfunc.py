@@ -32,7 +32,7 @@ class JudgeModel(mlflow.pyfunc.PythonModel):
         self.model = PeftModel.from_pretrained(model, context.artifacts["adapter"])
         self.model.eval()
 
-    def predict(self, context: Any, model_input: Any, params: dict | None = None) -> Any:
+    def predict(self, context, model_input, params=None):  # no type hints: MLflow reads them as a schema
         import pandas as pd
 
         from know_thyself.judge import judge

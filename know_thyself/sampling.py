@@ -118,7 +118,8 @@ def _fast_batch(
         next_pos = next_pos + 1
     texts = tokenizer.batch_decode(tokens, skip_special_tokens=True)
     answers = [clean_answer(t) for t in texts]
-    return [answers[i * num_samples : (i + 1) * num_samples] for i in range(len(prompts))]
+    grouped = [answers[i * num_samples : (i + 1) * num_samples] for i in range(len(prompts))]
+    return grouped, sum(len(t) for t in tokens)
 
 
 @torch.inference_mode()
@@ -150,7 +151,11 @@ def _plain_batch(
     generated = output[:, enc["input_ids"].shape[1] :]
     texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
     answers = [clean_answer(t) for t in texts]
-    return [answers[i * num_samples : (i + 1) * num_samples] for i in range(len(prompts))]
+    grouped = [answers[i * num_samples : (i + 1) * num_samples] for i in range(len(prompts))]
+    # generate pads a finished row after its end-of-sequence token; those are not generated
+    ended = torch.isin(generated, torch.tensor(_eos_ids(tokenizer, model), device=generated.device))
+    first_end = torch.where(ended.any(-1), ended.int().argmax(-1) + 1, generated.shape[1])
+    return grouped, int(first_end.sum())
 
 
 BACKENDS = {"transformers": _fast_batch, "plain": _plain_batch}
@@ -168,6 +173,7 @@ def sample_answers(
     backend: str = "transformers",
     sort_by_length: bool = True,
     progress: ProgressFn | None = None,
+    stats: dict | None = None,
 ) -> list[list[str]]:
     """Sample ``num_samples`` answers for each chat-formatted prompt.
 
@@ -183,6 +189,7 @@ def sample_answers(
         backend: ``transformers`` (fast) or ``plain`` (``model.generate``).
         sort_by_length: Batch prompts of similar length together (less padding).
         progress: Called after each batch with (prompts done in it, answers in it).
+        stats: If given, ``stats["generated_tokens"]`` is increased by the tokens generated.
 
     Returns:
         One list of ``num_samples`` answers per prompt, in the order of ``prompts``.
@@ -201,9 +208,11 @@ def sample_answers(
     results: list[list[str]] = [[] for _ in prompts]
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        answers = run_batch(
+        answers, generated = run_batch(
             model, tokenizer, [prompts[i] for i in chunk], num_samples, max_new_tokens, temperature, generator, stop_mask
         )
+        if stats is not None:
+            stats["generated_tokens"] = stats.get("generated_tokens", 0) + generated
         for i, sampled in zip(chunk, answers):
             results[i] = sampled
         if progress is not None:

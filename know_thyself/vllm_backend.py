@@ -38,9 +38,13 @@ class VllmSampler:
     def __init__(self, checkpoint: str, seed: int = 0, tensor_parallel_size: int = 1, enable_lora: bool = False) -> None:
         if not available():
             raise ValueError("backend 'vllm' needs the vllm package: pip install vllm (GPU) or see the README for the CPU build")
+        import torch
         from vllm import LLM
 
+        # On the CPU build this fraction reserves *system* memory for the KV cache; keep it modest.
+        memory = 0.9 if torch.cuda.is_available() else 0.25
         self.llm = LLM(
+            gpu_memory_utilization=memory,
             model=checkpoint,
             seed=seed,
             tensor_parallel_size=tensor_parallel_size,
@@ -49,6 +53,7 @@ class VllmSampler:
             dtype="auto",
             trust_remote_code=False,
         )
+        self.last_generated_tokens = 0
 
     def sample(
         self, prompts: Sequence[str], num_samples: int, max_new_tokens: int, temperature: float,
@@ -68,6 +73,7 @@ class VllmSampler:
             lora = LoRARequest("judge", 1, adapter_dir)
         outputs = self.llm.generate(list(prompts), params, lora_request=lora, use_tqdm=True)
         answers, logprobs = [], []
+        self.last_generated_tokens = sum(len(c.token_ids) for output in outputs for c in output.outputs)
         for output in outputs:
             answers.append([clean_answer(choice.text) for choice in output.outputs])
             first = output.outputs[0]
