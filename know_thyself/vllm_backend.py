@@ -12,6 +12,7 @@ passed (the CPU build's sampler rejects it); the engine is seeded once instead.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 import numpy as np
 
@@ -71,7 +72,9 @@ class VllmSampler:
             from vllm.lora.request import LoRARequest
 
             lora = LoRARequest("judge", 1, adapter_dir)
-        outputs = self.llm.generate(list(prompts), params, lora_request=lora, use_tqdm=True)
+        # vLLM's own progress bar divides by its elapsed time, which TQDM_DISABLE leaves at zero.
+        show_progress = os.environ.get("TQDM_DISABLE", "") in ("", "0")
+        outputs = self.llm.generate(list(prompts), params, lora_request=lora, use_tqdm=show_progress)
         answers, logprobs = [], []
         self.last_generated_tokens = sum(len(c.token_ids) for output in outputs for c in output.outputs)
         for output in outputs:
