@@ -7,7 +7,9 @@ completion only.
 
 from __future__ import annotations
 
+import tempfile
 from collections import Counter
+from pathlib import Path
 
 import mlflow
 
@@ -47,16 +49,9 @@ def run_build_judgment_data(cfg: JudgmentDataConfig, reuse: bool = True) -> Step
             counts = Counter(e["label"] for e in examples)
             mlflow.log_metrics({f"{split}/label_count/{label}": counts.get(label, 0) for label in labels_for(scheme)})
             mlflow.log_metric(f"{split}/examples", len(examples))
-            path = data.write_jsonl(examples, _tmp(split))
+            path = data.write_jsonl(examples, Path(tempfile.mkdtemp(prefix="know-thyself-")) / f"{split}.jsonl")
             mlflow.log_artifact(str(path), ARTIFACT_DIR)
     return run
-
-
-def _tmp(split: str):
-    import tempfile
-    from pathlib import Path
-
-    return Path(tempfile.mkdtemp(prefix="know-thyself-")) / f"{split}.jsonl"
 
 
 def read_examples(run_id: str, split: str) -> list[dict]:

@@ -1,7 +1,6 @@
 """The bad-input table: each case through the command line gives a non-zero exit, one clear line
 naming the problem and the fix, no run left RUNNING and no registered model version."""
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -9,15 +8,9 @@ from pathlib import Path
 import mlflow
 import pytest
 from click.testing import CliRunner
+from entrypoint_loader import command
 
-ENTRYPOINTS = Path(__file__).resolve().parents[1] / "entrypoints"
 
-
-def command(name):
-    spec = importlib.util.spec_from_file_location(f"entrypoint_{name}", ENTRYPOINTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
 
 
 def _dataset(folder: Path, train: str | None = None, validation: str | None = None) -> Path:

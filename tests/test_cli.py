@@ -1,22 +1,14 @@
 """Every entry point through click's CliRunner: --help, a chained run on the tiny model, bad input."""
 
-import importlib.util
 import re
-from pathlib import Path
 
 import mlflow
 import pytest
 from click.testing import CliRunner
+from entrypoint_loader import command
 
-ENTRYPOINTS = Path(__file__).resolve().parents[1] / "entrypoints"
 NAMES = ["collect", "build_judgment_data", "evaluate_judgment", "train_judgment", "phase1"]
 
-
-def command(name):
-    spec = importlib.util.spec_from_file_location(f"entrypoint_{name}", ENTRYPOINTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
 
 
 def invoke(name, *args):
