@@ -24,6 +24,10 @@ from know_thyself.tracking import StepRun, download, require_step_run, step_run
 from know_thyself.training import log_adapter, train_lora
 
 DATA_FILE = "knowledge_data/train.jsonl"
+# Collect parameters that must agree for a before/after comparison: the same questions, sampled alike.
+COMPARABLE_PARAMS = (
+    "dataset", "num_samples", "test_samples", "seed", "num_trials", "temperature", "max_new_tokens", "label_scheme",
+)
 
 
 def build_qa_examples(rows: list[dict]) -> list[dict]:
@@ -74,15 +78,22 @@ def run_train_knowledge(cfg: KnowledgeTrainConfig, reuse: bool = True) -> StepRu
 def run_test_knowledge(cfg: TestKnowledgeConfig, reuse: bool = True) -> StepRun:
     """Log QA accuracy (trial-based and greedy) before/after on both splits, and a before/after figure.
 
-    Both collect runs must have sampled the same questions (the same dataset, sizes and seed).
+    Both collect runs must be different runs that sampled the same questions with the same settings
+    (:data:`COMPARABLE_PARAMS`).
     """
+    if cfg.collect_before_run_id == cfg.collect_after_run_id:
+        raise ValueError(
+            "collect_before_run_id and collect_after_run_id are the same run; pass the collect run of the "
+            "base model and the collect run of the knowledge-trained model"
+        )
     before = require_step_run(cfg.collect_before_run_id, "collect", "collect_before_run_id")
     after = require_step_run(cfg.collect_after_run_id, "collect", "collect_after_run_id")
-    for key in ("dataset", "num_samples", "test_samples", "seed"):
+    for key in COMPARABLE_PARAMS:
         if before.data.params.get(key) != after.data.params.get(key):
             raise ValueError(
                 f"the two collect runs differ in {key} ({before.data.params.get(key)!r} vs "
-                f"{after.data.params.get(key)!r}); compare collect runs of the same questions"
+                f"{after.data.params.get(key)!r}); compare collect runs of the same questions, "
+                "sampled with the same settings"
             )
     with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
         if run.reused:
