@@ -1,7 +1,8 @@
 """Grading of free-text answers against TriviaQA-style aliases.
 
-This module is the only place the grading rule lives; label collection, the knowledge test and
-every evaluation call :func:`is_correct`.
+This module is the only place the grading rules live. Label collection, the knowledge test and
+every evaluation call :func:`is_correct` (alias containment); :func:`is_exact_match` is the
+stricter rule reported beside it, so that hedged answers that merely contain an alias show up.
 """
 
 from __future__ import annotations
@@ -50,3 +51,23 @@ def is_correct(response: str, aliases: Iterable[str]) -> bool:
         if normalized_alias and f" {normalized_alias} " in padded:
             return True
     return False
+
+
+def is_exact_match(response: str, aliases: Iterable[str]) -> bool:
+    """Return whether the whole normalised ``response`` equals one normalised alias (strict match).
+
+    The rule: the response and every alias are passed through :func:`normalize_answer`; the
+    response is correct when it is identical to at least one non-empty normalised alias. So
+    ``"The Paris."`` matches ``"Paris"``, but a hedge that merely contains an alias, such as
+    ``"Not Paris"`` or ``"London or Paris"``, does not (while :func:`is_correct` accepts both).
+    An empty or whitespace-only response is never correct, and neither is any response when no
+    alias survives normalisation.
+
+    Args:
+        response: The model's answer, as generated.
+        aliases: Accepted answers, raw or already normalised (normalising twice is harmless).
+    """
+    normalized_response = normalize_answer(response)
+    if not normalized_response:
+        return False
+    return any(normalize_answer(alias) == normalized_response for alias in aliases)

@@ -1,49 +1,57 @@
-"""Evaluation metrics for self-knowledge predictions.
+"""Evaluation metrics for self-knowledge predictions, with paired bootstrap confidence intervals.
 
-Three families, all thin wrappers around scikit-learn where it has the metric:
+Three families:
 
 * **Classification**: how well a predicted ability label (``can`` / ``uncertain`` / ``cannot``,
   or the binary ``can`` / ``cannot``) matches the label measured from graded trials.
 * **Confidence**: how well a score in [0, 1] ranks and calibrates against whether an answer
-  was actually correct (AUROC, Brier score, expected calibration error, reliability bins).
-* **Selective answering**: what happens when the model answers only the questions it is most
-  confident about (risk-coverage curve, AURC, prediction rejection ratio) or follows a hard
-  answer/abstain decision.
+  was actually correct (AUROC, Brier score, expected calibration error, AURC, PRR).
+* **Selective answering**: what happens when the model follows a hard answer/abstain decision.
+
+Every metric is a :class:`Metric`: a name, a ``prepare`` step that validates ``(predictions,
+targets)`` and turns them into arrays, and a vectorised ``kernel`` that evaluates the metric
+under many sets of per-question weights at once. Calling a metric uses weight 1 for every
+question; :func:`bootstrap_interval` uses the resampling counts of :func:`bootstrap_weights`, so
+a point estimate and its confidence interval always come from the same code. The kernels agree
+with scikit-learn's metrics given the same counts as ``sample_weight`` (the tests check this).
+
+The registries to iterate over, logging each value under its name:
+:func:`classification_registry` (``metric(predicted_labels, actual_labels)``),
+:data:`CONFIDENCE_METRICS` (``metric(confidence, correct)``) and :data:`SELECTIVE_METRICS`
+(``metric(answered, correct)``).
 
 A metric that is mathematically undefined for the given input (for example Cohen's kappa when
 both sides hold a single, identical class, or AUROC when every answer is correct) is reported
 as ``None``, never as NaN. Malformed input (empty, mismatched lengths, unknown labels, values
 out of range) raises :class:`ValueError` with a message naming the problem.
 
-:class:`Metric` pairs a name with a function of ``(predictions, targets)`` so callers can
-iterate over :data:`CONFIDENCE_METRICS`, :data:`SELECTIVE_METRICS` or
-:func:`classification_registry` and log each value under its name.
+Tied confidence scores are averaged over, never broken by input order: AUROC counts a tied
+(correct, wrong) pair as half, and the risk-coverage curve, AURC and PRR are the expected values
+over a uniformly random order within each group of tied scores (so a constant score has PRR 0).
 """
 
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import (
-    balanced_accuracy_score,
-    brier_score_loss,
-    cohen_kappa_score,
-    confusion_matrix,
-    f1_score,
-    roc_auc_score,
-)
 
 from know_thyself.labels import CAN, CANNOT, UNCERTAIN
 
-# Expected share of correct answers implied by each ability label. ``uncertain`` covers
-# questions answered correctly in 50-99% of trials, so its midpoint-ish value is 0.5.
+# Nominal share of correct answers implied by each ability label (its definition over trials):
+# ``can`` = every trial correct, ``cannot`` = fewer than half. ``uncertain`` (half or more, not
+# all) has no exact value; 0.5 is only a placeholder. Used by :func:`confidence_score` when no
+# measured rates are given and by :func:`label_correctness_rates` for a label absent from train.
 ANSWER_RATE: dict[str, float] = {CAN: 1.0, UNCERTAIN: 0.5, CANNOT: 0.0}
+
+#: A metric's vectorised core: ``kernel(predictions, targets, weights)`` with prepared 1-D
+#: arrays of length ``n`` and ``weights`` of shape ``(n_sets, n)`` (non-negative integer
+#: counts); returns one value per weight set, NaN where the metric is undefined.
+Kernel = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 # --------------------------------------------------------------------------------------------
@@ -53,22 +61,31 @@ ANSWER_RATE: dict[str, float] = {CAN: 1.0, UNCERTAIN: 0.5, CANNOT: 0.0}
 
 @dataclass(frozen=True)
 class Metric:
-    """A named metric: a function of ``(predictions, targets)`` returning a float or ``None``.
+    """A named metric of ``(predictions, targets)`` that returns a float, or ``None`` when undefined.
 
     Note the argument order: predictions first, targets second (the reverse of
     scikit-learn's ``(y_true, y_pred)``).
 
     Args:
         name: Key under which the value is reported (e.g. in MLflow).
-        fn: Callable taking ``(predictions, targets)``; returns ``None`` when undefined.
+        prepare: Validates raw ``(predictions, targets)`` and returns them as two 1-D numpy
+            arrays of equal length; raises ``ValueError`` on bad input.
+        kernel: See :data:`Kernel`.
     """
 
     name: str
-    fn: Callable[[Any, Any], float | None]
+    prepare: Callable[[Any, Any], tuple[np.ndarray, np.ndarray]]
+    kernel: Kernel
 
     def __call__(self, predictions: Any, targets: Any) -> float | None:
-        """Evaluate the metric on ``predictions`` against ``targets``."""
-        return self.fn(predictions, targets)
+        """Evaluate the metric on ``predictions`` against ``targets`` (every question weight 1)."""
+        prepared, truth = self.prepare(predictions, targets)
+        return _finite_or_none(self.kernel(prepared, truth, np.ones((1, truth.size)))[0])
+
+    def weighted(self, predictions: Any, targets: Any, weights: np.ndarray) -> np.ndarray:
+        """The metric under each row of ``weights`` (shape ``(n_sets, n)``, integer counts); NaN where undefined."""
+        prepared, truth = self.prepare(predictions, targets)
+        return self.kernel(prepared, truth, _check_weights(weights, truth.size))
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,53 +183,110 @@ def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _check_weights(weights: np.ndarray, n: int) -> np.ndarray:
+    """Weights as a float array of shape ``(n_sets, n)`` holding non-negative integer counts."""
+    array = np.asarray(weights, dtype=float)
+    if array.ndim != 2 or array.shape[1] != n:
+        raise ValueError(f"weights must have shape (n_sets, {n}), got {array.shape}")
+    if not np.isfinite(array).all() or (array < 0).any() or not np.array_equal(array, np.rint(array)):
+        raise ValueError("weights must be non-negative integer counts (e.g. from bootstrap_weights)")
+    if (array.sum(axis=1) <= 0).any():
+        raise ValueError("every row of weights must have a positive sum")
+    return array
+
+
+def _one_hot(index: np.ndarray, size: int) -> np.ndarray:
+    """``(n, size)`` float matrix with a 1 in column ``index[i]`` of row ``i``."""
+    matrix = np.zeros((index.size, size))
+    matrix[np.arange(index.size), index] = 1.0
+    return matrix
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """Elementwise ``numerator / denominator``, NaN where the denominator is 0."""
+    out = np.full(np.broadcast(numerator, denominator).shape, np.nan)
+    return np.divide(numerator, denominator, out=out, where=denominator != 0)
+
+
 # --------------------------------------------------------------------------------------------
 # Classification of ability labels
 # --------------------------------------------------------------------------------------------
 
 
-def _exact_match(truth: np.ndarray, guess: np.ndarray, n_labels: int) -> float | None:
+def _confusion_counts(guess: np.ndarray, truth: np.ndarray, weights: np.ndarray, n_labels: int) -> np.ndarray:
+    """Weighted confusion matrices, shape ``(n_sets, n_labels, n_labels)``: rows actual, columns predicted."""
+    cells = _one_hot(truth * n_labels + guess, n_labels * n_labels)
+    return (weights @ cells).reshape(-1, n_labels, n_labels)
+
+
+def _exact_match(guess: np.ndarray, truth: np.ndarray, weights: np.ndarray, n_labels: int) -> np.ndarray:
     """Share of examples whose predicted label equals the actual one."""
-    return float(np.mean(truth == guess))
+    counts = _confusion_counts(guess, truth, weights, n_labels)
+    return np.trace(counts, axis1=1, axis2=2) / counts.sum(axis=(1, 2))
 
 
-def _balanced_accuracy(truth: np.ndarray, guess: np.ndarray, n_labels: int) -> float | None:
+def _balanced_accuracy(guess: np.ndarray, truth: np.ndarray, weights: np.ndarray, n_labels: int) -> np.ndarray:
     """Mean recall over the classes present in ``truth`` (scikit-learn's definition)."""
-    with warnings.catch_warnings():
-        # Predicting a class absent from ``truth`` is legitimate here; sklearn warns about it.
-        warnings.simplefilter("ignore")
-        return _finite_or_none(balanced_accuracy_score(truth, guess))
+    counts = _confusion_counts(guess, truth, weights, n_labels)
+    actual = counts.sum(axis=2)
+    recall = np.nan_to_num(_ratio(np.diagonal(counts, axis1=1, axis2=2), actual))
+    return recall.sum(axis=1) / (actual > 0).sum(axis=1)
 
 
-def _macro_f1(truth: np.ndarray, guess: np.ndarray, n_labels: int) -> float | None:
+def _macro_f1(guess: np.ndarray, truth: np.ndarray, weights: np.ndarray, n_labels: int) -> np.ndarray:
     """Unweighted mean F1 over the classes present in ``truth`` or ``guess``.
 
     Classes that appear on neither side are left out rather than counted as F1 = 0, so a
     binary-looking sample scored under the three-label scheme is not penalised for the label
     nobody used. A class with no predicted (or no actual) examples gets F1 = 0.
     """
-    present = np.union1d(truth, guess)
-    return _finite_or_none(
-        f1_score(truth, guess, labels=present, average="macro", zero_division=0)
-    )
+    counts = _confusion_counts(guess, truth, weights, n_labels)
+    either = counts.sum(axis=2) + counts.sum(axis=1)
+    f1 = np.nan_to_num(_ratio(2.0 * np.diagonal(counts, axis1=1, axis2=2), either))
+    return f1.sum(axis=1) / (either > 0).sum(axis=1)
 
 
-def _qwk(truth: np.ndarray, guess: np.ndarray, n_labels: int) -> float | None:
-    """Quadratic-weighted Cohen's kappa on the label ranks; ``None`` when undefined."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        kappa = cohen_kappa_score(
-            truth, guess, labels=np.arange(n_labels), weights="quadratic"
-        )
-    return _finite_or_none(kappa)
+def _qwk(guess: np.ndarray, truth: np.ndarray, weights: np.ndarray, n_labels: int) -> np.ndarray:
+    """Quadratic-weighted Cohen's kappa on the label ranks; NaN when undefined."""
+    counts = _confusion_counts(guess, truth, weights, n_labels)
+    ranks = np.arange(n_labels)
+    cost = (ranks[:, None] - ranks[None, :]) ** 2.0
+    observed = np.einsum("bij,ij->b", counts, cost)
+    expected = np.einsum("bi,bj,ij->b", counts.sum(axis=2), counts.sum(axis=1), cost) / counts.sum(axis=(1, 2))
+    return 1.0 - _ratio(observed, expected)
 
 
-_CLASSIFICATION: dict[str, Callable[[np.ndarray, np.ndarray, int], float | None]] = {
+_CLASSIFICATION: dict[str, Callable[..., np.ndarray]] = {
     "exact_match": _exact_match,
     "balanced_accuracy": _balanced_accuracy,
     "macro_f1": _macro_f1,
     "qwk": _qwk,
 }
+
+
+def _prepare_labels(
+    labels: tuple[str, ...], predictions: Sequence[str], targets: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted and actual label words as ranks in ``labels`` (the :class:`Metric` argument order)."""
+    truth, guess, _ = _paired_ranks(targets, predictions, labels)
+    return guess, truth
+
+
+def classification_registry(labels: Sequence[str]) -> tuple[Metric, ...]:
+    """The classification metrics as :class:`Metric` objects bound to a label scheme.
+
+    Each object is called as ``metric(predicted_labels, actual_labels)`` with label words; see
+    :func:`classification_metrics` for the definitions.
+
+    Args:
+        labels: The label scheme, ordered from most to least able.
+    """
+    ordered = _check_labels(labels)
+    prepare = partial(_prepare_labels, ordered)
+    return tuple(
+        Metric(name, prepare, partial(kernel, n_labels=len(ordered)))
+        for name, kernel in _CLASSIFICATION.items()
+    )
 
 
 def classification_metrics(
@@ -232,31 +306,7 @@ def classification_metrics(
         predicted: Predicted labels, aligned with ``actual``.
         labels: The label scheme, ordered from most to least able (e.g. ``labels_for("three")``).
     """
-    truth, guess, ordered = _paired_ranks(actual, predicted, labels)
-    return {name: fn(truth, guess, len(ordered)) for name, fn in _CLASSIFICATION.items()}
-
-
-def _registered_classification(
-    name: str, labels: tuple[str, ...], predictions: Sequence[str], targets: Sequence[str]
-) -> float | None:
-    """Evaluate one classification metric with the :class:`Metric` argument order."""
-    truth, guess, ordered = _paired_ranks(targets, predictions, labels)
-    return _CLASSIFICATION[name](truth, guess, len(ordered))
-
-
-def classification_registry(labels: Sequence[str]) -> tuple[Metric, ...]:
-    """The classification metrics as :class:`Metric` objects bound to a label scheme.
-
-    Each object is called as ``metric(predicted_labels, actual_labels)``.
-
-    Args:
-        labels: The label scheme, ordered from most to least able.
-    """
-    ordered = _check_labels(labels)
-    return tuple(
-        Metric(name, partial(_registered_classification, name, ordered))
-        for name in _CLASSIFICATION
-    )
+    return {metric.name: metric(predicted, actual) for metric in classification_registry(labels)}
 
 
 def confusion(
@@ -270,7 +320,8 @@ def confusion(
         labels: The label scheme; fixes the row and column order.
     """
     truth, guess, ordered = _paired_ranks(actual, predicted, labels)
-    return confusion_matrix(truth, guess, labels=np.arange(len(ordered)))
+    counts = _confusion_counts(guess, truth, np.ones((1, truth.size)), len(ordered))[0]
+    return counts.astype(int)
 
 
 def distribution(values: Sequence[str], labels: Sequence[str]) -> dict[str, float]:
@@ -288,32 +339,88 @@ def distribution(values: Sequence[str], labels: Sequence[str]) -> dict[str, floa
 
 
 # --------------------------------------------------------------------------------------------
-# Confidence scores and their quality
+# From label probabilities to a confidence score
 # --------------------------------------------------------------------------------------------
 
 
-def confidence_score(probabilities: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+def label_correctness_rates(
+    actual_labels: Sequence[str], greedy_correct: Sequence[bool], labels: Sequence[str]
+) -> dict[str, float]:
+    """Per label, the share of questions carrying it whose greedy answer was correct.
+
+    Measure this on the train split and pass it to :func:`confidence_score`, so that the score
+    means "probability that the greedy answer is right" instead of assuming what each label is
+    worth. ``rate[k] = #(actual == k and greedy correct) / #(actual == k)``.
+
+    Fallback: a label that no question carries has no measured rate; it gets its nominal value
+    from :data:`ANSWER_RATE` (``can`` 1.0, ``uncertain`` 0.5, ``cannot`` 0.0), the value its
+    definition over trials suggests. A label outside :data:`ANSWER_RATE` with no questions
+    raises ``ValueError``.
+
+    Args:
+        actual_labels: Measured ability label per question (train split).
+        greedy_correct: Whether each question's greedy answer was graded correct, aligned.
+        labels: The label scheme; every label gets a key.
+    """
+    ordered = _check_labels(labels)
+    flags = _flags(greedy_correct, "greedy_correct")
+    if len(actual_labels) != flags.size:
+        raise ValueError(
+            f"actual_labels and greedy_correct differ in length: {len(actual_labels)} vs {flags.size}"
+        )
+    if flags.size == 0:
+        raise ValueError("actual_labels is empty; need the train split's labels to measure rates")
+    ranks = _ranks(actual_labels, ordered, "actual_labels")
+    totals = np.bincount(ranks, minlength=len(ordered))
+    rights = np.bincount(ranks, weights=flags.astype(float), minlength=len(ordered))
+    rates = {}
+    for i, label in enumerate(ordered):
+        if totals[i]:
+            rates[label] = float(rights[i] / totals[i])
+        elif label in ANSWER_RATE:
+            rates[label] = ANSWER_RATE[label]
+        else:
+            raise ValueError(f"no question carries label {label!r} and it has no nominal rate to fall back on")
+    return rates
+
+
+def confidence_score(
+    probabilities: np.ndarray, labels: Sequence[str], rates: Mapping[str, float] | None = None
+) -> np.ndarray:
     """Collapse per-label probabilities into one confidence in [0, 1] per question.
 
-    The score is the expected probability of answering correctly implied by the label
-    distribution: each label contributes its probability times the share of correct trials it
-    stands for (:data:`ANSWER_RATE`): ``can`` -> 1.0, ``uncertain`` -> 0.5 (it covers 50-99%
-    correct trials), ``cannot`` -> 0.0. So for the three-label scheme the score is
-    ``P(can) + 0.5 * P(uncertain)`` and for the binary scheme it is ``P(can)``. Rows are
-    renormalised to sum to 1 first, so unnormalised (but non-negative) weights are accepted.
+    The score is ``sum_k P(k) * rates[k]``: the probability of a correct greedy answer implied by
+    the label distribution, when ``rates`` are the per-label correctness rates measured on train
+    (:func:`label_correctness_rates`). Rows are renormalised to sum to 1 first, so unnormalised
+    (but non-negative) weights are accepted.
+
+    Without ``rates`` the nominal :data:`ANSWER_RATE` is used (``P(can) + 0.5 P(uncertain)``,
+    ``P(can)`` for the binary scheme); that assumes what ``uncertain`` is worth, so callers
+    should pass measured rates.
 
     Args:
         probabilities: Array of shape ``(n_questions, len(labels))``, columns in ``labels``
             order; non-negative and finite, with a positive sum in every row.
-        labels: The label scheme; each label must be one of ``can``, ``uncertain``, ``cannot``.
+        labels: The label scheme.
+        rates: Label -> correctness rate in [0, 1], one key per label and no others.
     """
     ordered = _check_labels(labels)
-    unknown = [label for label in ordered if label not in ANSWER_RATE]
-    if unknown:
-        raise ValueError(
-            f"confidence_score has no answer rate for labels {unknown!r}; "
-            f"known: {sorted(ANSWER_RATE)}"
-        )
+    if rates is None:
+        unknown = [label for label in ordered if label not in ANSWER_RATE]
+        if unknown:
+            raise ValueError(
+                f"confidence_score has no answer rate for labels {unknown!r}; "
+                f"known: {sorted(ANSWER_RATE)}; pass rates"
+            )
+        rates = ANSWER_RATE
+    else:
+        missing = [label for label in ordered if label not in rates]
+        extra = sorted(set(rates) - set(ordered))
+        if missing or extra:
+            raise ValueError(f"rates must have exactly the keys {ordered!r}; missing {missing!r}, unknown {extra!r}")
+        bad = {label: rates[label] for label in ordered if not 0.0 <= float(rates[label]) <= 1.0}
+        if bad:
+            raise ValueError(f"rates must lie in [0, 1], got {bad!r}")
     try:
         probs = np.asarray(probabilities, dtype=float)
     except (TypeError, ValueError):
@@ -335,9 +442,14 @@ def confidence_score(probabilities: np.ndarray, labels: Sequence[str]) -> np.nda
             f"probabilities rows must have a positive sum; rows "
             f"{np.flatnonzero(totals <= 0).tolist()} sum to zero"
         )
-    rates = np.array([ANSWER_RATE[label] for label in ordered])
+    values = np.array([float(rates[label]) for label in ordered])
     # Clip guards against tiny floating-point excursions beyond [0, 1].
-    return np.clip((probs / totals[:, None]) @ rates, 0.0, 1.0)
+    return np.clip((probs / totals[:, None]) @ values, 0.0, 1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Confidence scores and their quality
+# --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -345,8 +457,7 @@ class ReliabilityBins:
     """Equal-width confidence bins for a reliability diagram.
 
     Bin ``i`` covers ``[edges[i], edges[i + 1])``; the last bin also includes 1.0. Empty bins
-    have ``count == 0`` and NaN ``mean_confidence`` / ``accuracy`` (matplotlib skips NaN);
-    :meth:`rows` gives a JSON-friendly view with ``None`` instead.
+    have ``count == 0`` and NaN ``mean_confidence`` / ``accuracy`` (matplotlib skips NaN).
 
     Args:
         edges: ``n_bins + 1`` bin boundaries from 0 to 1.
@@ -360,18 +471,11 @@ class ReliabilityBins:
     mean_confidence: np.ndarray
     accuracy: np.ndarray
 
-    def rows(self) -> list[dict[str, float | int | None]]:
-        """One dict per bin (``lower``, ``upper``, ``count``, ``mean_confidence``, ``accuracy``)."""
-        return [
-            {
-                "lower": float(self.edges[i]),
-                "upper": float(self.edges[i + 1]),
-                "count": int(self.counts[i]),
-                "mean_confidence": _finite_or_none(self.mean_confidence[i]),
-                "accuracy": _finite_or_none(self.accuracy[i]),
-            }
-            for i in range(len(self.counts))
-        ]
+
+def _check_n_bins(n_bins: Any) -> int:
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
+    return int(n_bins)
 
 
 def _bin_index(scores: np.ndarray, n_bins: int) -> np.ndarray:
@@ -390,9 +494,8 @@ def reliability_bins(
         n_bins: Number of bins; a positive integer.
     """
     scores, flags = _confidence_and_correct(confidence, correct)
-    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
-    which = _bin_index(scores, int(n_bins))
+    n_bins = _check_n_bins(n_bins)
+    which = _bin_index(scores, n_bins)
     counts = np.bincount(which, minlength=n_bins)
     confidence_sums = np.bincount(which, weights=scores, minlength=n_bins)
     correct_sums = np.bincount(which, weights=flags.astype(float), minlength=n_bins)
@@ -407,6 +510,85 @@ def reliability_bins(
     )
 
 
+def _ece_kernel(scores: np.ndarray, flags: np.ndarray, weights: np.ndarray, n_bins: int = 10) -> np.ndarray:
+    """ECE = sum over bins of ``|sum(confidence) - sum(correct)|`` / number of examples."""
+    gaps = _one_hot(_bin_index(scores, n_bins), n_bins) * (scores - flags)[:, None]
+    return np.abs(weights @ gaps).sum(axis=1) / weights.sum(axis=1)
+
+
+def _brier_kernel(scores: np.ndarray, flags: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Mean squared difference between confidence and the 0/1 outcome."""
+    return (weights @ (scores - flags) ** 2) / weights.sum(axis=1)
+
+
+def _tie_groups(scores: np.ndarray, descending: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Sort order of ``scores`` and the start of each run of equal scores in that order."""
+    order = np.argsort(-scores if descending else scores, kind="stable")
+    ordered = scores[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    return order, starts
+
+
+def _group_sums(scores: np.ndarray, flags: np.ndarray, weights: np.ndarray, descending: bool):
+    """Per group of tied scores (in score order): total weight and weight of correct examples."""
+    order, starts = _tie_groups(scores, descending)
+    sorted_weights = weights[:, order]
+    count = np.add.reduceat(sorted_weights, starts, axis=1)
+    right = np.add.reduceat(sorted_weights * flags[order], starts, axis=1)
+    return count, right
+
+
+def _auroc_kernel(scores: np.ndarray, flags: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """P(score of a correct example > score of a wrong one), ties counted as 1/2."""
+    count, right = _group_sums(scores, flags, weights, descending=False)
+    wrong = count - right
+    wrong_below = np.cumsum(wrong, axis=1) - wrong
+    pairs = right.sum(axis=1) * wrong.sum(axis=1)
+    return _ratio((right * (wrong_below + 0.5 * wrong)).sum(axis=1), pairs)
+
+
+@lru_cache(maxsize=4)
+def _harmonic(n: int) -> np.ndarray:
+    """``H[k] = 1 + 1/2 + ... + 1/k`` for ``k = 0..n`` (``H[0] = 0``)."""
+    return np.r_[0.0, np.cumsum(1.0 / np.arange(1, n + 1))]
+
+
+def _aurc_parts(scores: np.ndarray, flags: np.ndarray, weights: np.ndarray):
+    """Expected AURC over random orders within ties, plus the totals PRR needs.
+
+    Answering in decreasing score order, a tie group of ``m`` examples with ``e`` errors,
+    preceded by ``K`` examples with ``E`` errors, has expected cumulative errors ``E + j e / m``
+    after its ``j``-th example (any order of the group is equally likely). Its share of
+    ``sum_i risk_i`` is therefore ``sum_{j=1..m} (E + j e/m) / (K + j)
+    = (E - K e/m) (H[K+m] - H[K]) + e`` with ``H`` the harmonic numbers.
+    """
+    count, right = _group_sums(scores, flags, weights, descending=True)
+    errors = count - right
+    before = np.rint(np.cumsum(count, axis=1) - count).astype(int)
+    errors_before = np.cumsum(errors, axis=1) - errors
+    total = np.rint(count.sum(axis=1)).astype(int)
+    harmonic = _harmonic(int(total.max()))
+    share = np.nan_to_num(_ratio(errors, count))
+    size = np.rint(count).astype(int)
+    risk_sum = ((errors_before - before * share) * (harmonic[before + size] - harmonic[before]) + errors).sum(axis=1)
+    return risk_sum / total, errors.sum(axis=1), total, harmonic
+
+
+def _aurc_kernel(scores: np.ndarray, flags: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Mean risk over coverages ``1/n .. 1``, expected over random orders within ties."""
+    return _aurc_parts(scores, flags, weights)[0]
+
+
+def _prr_kernel(scores: np.ndarray, flags: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``(AURC_random - AURC) / (AURC_random - AURC_oracle)``; NaN with a single class."""
+    value, errors, total, harmonic = _aurc_parts(scores, flags, weights)
+    right = total - np.rint(errors).astype(int)
+    random = errors / total
+    oracle = (errors - right * (harmonic[total] - harmonic[right])) / total
+    single_class = (right == 0) | (right == total)
+    return np.where(single_class, np.nan, _ratio(random - value, np.where(single_class, 1.0, random - oracle)))
+
+
 def expected_calibration_error(
     confidence: Sequence[float], correct: Sequence[bool], n_bins: int = 10
 ) -> float:
@@ -417,25 +599,22 @@ def expected_calibration_error(
         correct: Whether each example was actually answered correctly.
         n_bins: Number of equal-width bins over [0, 1].
     """
-    bins = reliability_bins(confidence, correct, n_bins)
-    used = bins.counts > 0
-    gaps = np.abs(bins.mean_confidence[used] - bins.accuracy[used])
-    return float(np.sum(bins.counts[used] * gaps) / bins.counts.sum())
+    scores, flags = _confidence_and_correct(confidence, correct)
+    return float(_ece_kernel(scores, flags, np.ones((1, scores.size)), _check_n_bins(n_bins))[0])
 
 
 def auroc(confidence: Sequence[float], correct: Sequence[bool]) -> float | None:
     """Area under the ROC curve of ``confidence`` separating correct from wrong answers.
 
-    ``None`` when ``correct`` holds a single class (the ROC curve is undefined).
+    Equals the probability that a random correct answer scores above a random wrong one, a
+    tie counting 1/2 (scikit-learn's ``roc_auc_score``). ``None`` when ``correct`` holds a
+    single class (the ROC curve is undefined).
 
     Args:
         confidence: Predicted probability of being correct, one per example, in [0, 1].
         correct: Whether each example was actually answered correctly.
     """
-    scores, flags = _confidence_and_correct(confidence, correct)
-    if flags.all() or not flags.any():
-        return None
-    return _finite_or_none(roc_auc_score(flags, scores))
+    return _AUROC(confidence, correct)
 
 
 def brier(confidence: Sequence[float], correct: Sequence[bool]) -> float:
@@ -445,9 +624,7 @@ def brier(confidence: Sequence[float], correct: Sequence[bool]) -> float:
         confidence: Predicted probability of being correct, one per example, in [0, 1].
         correct: Whether each example was actually answered correctly.
     """
-    scores, flags = _confidence_and_correct(confidence, correct)
-    # Explicit labels keep sklearn from guessing the positive class when only one occurs.
-    return float(brier_score_loss(flags.astype(int), scores, labels=[0, 1], pos_label=1))
+    return _BRIER(confidence, correct)
 
 
 def probabilistic_metrics(
@@ -456,7 +633,8 @@ def probabilistic_metrics(
     """Ranking and calibration quality of a confidence score.
 
     Returns ``auroc`` (``None`` when every answer is correct or every answer is wrong),
-    ``brier`` and ``ece`` (see :func:`expected_calibration_error`).
+    ``brier`` and ``ece`` (see :func:`expected_calibration_error`). :func:`confidence_metrics`
+    adds AURC and PRR.
 
     Args:
         confidence: Predicted probability of being correct, one per example, in [0, 1].
@@ -470,52 +648,48 @@ def probabilistic_metrics(
     }
 
 
-# --------------------------------------------------------------------------------------------
-# Selective answering
-# --------------------------------------------------------------------------------------------
-
-
 def risk_coverage_curve(
     confidence: Sequence[float], correct: Sequence[bool]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Error rate when answering only the ``k`` most confident questions, for ``k = 1..n``.
+    """Expected error rate when answering only the ``k`` most confident questions, ``k = 1..n``.
 
-    Questions are sorted by confidence, highest first; ties keep their input order (stable
-    sort), so the curve is deterministic but, within a tie, depends on that order.
+    Questions are answered in decreasing order of confidence. Within a group of tied scores
+    every order is taken as equally likely and the curve is the expected risk over those
+    orders (cumulative errors grow linearly through the group), so it does not depend on the
+    input order.
 
     Returns ``(coverage, risk)``, each of length ``n``: ``coverage[k-1] = k / n`` and
-    ``risk[k-1]`` = share of wrong answers among the first ``k``.
+    ``risk[k-1]`` = expected share of wrong answers among the first ``k``.
 
     Args:
         confidence: Score per question; higher means more willing to answer.
         correct: Whether each question is answered correctly.
     """
     scores, flags = _confidence_and_correct(confidence, correct)
-    order = np.argsort(-scores, kind="stable")
+    count, right = _group_sums(scores, flags, np.ones((1, scores.size)), descending=True)
+    size = np.rint(count[0]).astype(int)
+    errors = size - np.rint(right[0]).astype(int)
+    before = np.repeat(np.cumsum(size) - size, size)
+    errors_before = np.repeat(np.cumsum(errors) - errors, size)
+    group_size, group_errors = np.repeat(size, size), np.repeat(errors, size)
     answered = np.arange(1, scores.size + 1)
-    errors = np.cumsum(~flags[order])
-    return answered / scores.size, errors / answered
+    # E + (i - K) e / m over i, kept in integers until the one division.
+    expected_errors = errors_before * group_size + (answered - before) * group_errors
+    return answered / scores.size, expected_errors / (group_size * answered)
 
 
 def aurc(confidence: Sequence[float], correct: Sequence[bool]) -> float:
     """Area under the risk-coverage curve (lower is better).
 
-    Computed as the mean of the risks at the ``n`` coverage levels ``1/n, 2/n, ..., 1``, i.e.
-    a right-endpoint Riemann sum with step ``1/n``, with no interpolation to coverage 0.
+    The mean of the expected risks at the ``n`` coverage levels ``1/n, 2/n, ..., 1`` (a
+    right-endpoint Riemann sum with step ``1/n``, no interpolation to coverage 0), averaged over
+    random orders within tied scores as in :func:`risk_coverage_curve`.
 
     Args:
         confidence: Score per question; higher means more willing to answer.
         correct: Whether each question is answered correctly.
     """
-    _, risk = risk_coverage_curve(confidence, correct)
-    return float(risk.mean())
-
-
-def _oracle_aurc(flags: np.ndarray) -> float:
-    """AURC of the ideal ordering: every correct answer before every wrong one."""
-    n_correct = int(flags.sum())
-    answered = np.arange(1, flags.size + 1)
-    return float(np.mean(np.maximum(answered - n_correct, 0) / answered))
+    return _AURC(confidence, correct)
 
 
 def prediction_rejection_ratio(
@@ -525,20 +699,31 @@ def prediction_rejection_ratio(
 
     ``PRR = (AURC_random - AURC) / (AURC_random - AURC_oracle)``, where the random ordering's
     expected risk equals the overall error rate at every coverage and the oracle answers every
-    correct question before any wrong one. 1 is ideal, 0 is no better than chance, negative is
-    worse than chance. ``None`` when every answer is correct or every answer is wrong (random
-    and oracle coincide).
+    correct question before any wrong one; AURC is tie-averaged (:func:`aurc`), so a constant
+    score gives exactly 0. 1 is ideal, 0 is no better than chance, negative is worse than
+    chance. ``None`` when every answer is correct or every answer is wrong (random and oracle
+    coincide).
 
     Args:
         confidence: Score per question; higher means more willing to answer.
         correct: Whether each question is answered correctly.
     """
-    scores, flags = _confidence_and_correct(confidence, correct)
-    if flags.all() or not flags.any():
-        return None
-    random_aurc = float(np.mean(~flags))
-    oracle = _oracle_aurc(flags)
-    return _finite_or_none((random_aurc - aurc(scores, flags)) / (random_aurc - oracle))
+    return _PRR(confidence, correct)
+
+
+def confidence_metrics(confidence: Sequence[float], correct: Sequence[bool]) -> dict[str, float | None]:
+    """Every metric of :data:`CONFIDENCE_METRICS`, keyed by name (``None`` where undefined).
+
+    Args:
+        confidence: Predicted probability of being correct, one per example, in [0, 1].
+        correct: Whether each example was actually answered correctly.
+    """
+    return {metric.name: metric(confidence, correct) for metric in CONFIDENCE_METRICS}
+
+
+# --------------------------------------------------------------------------------------------
+# Selective answering
+# --------------------------------------------------------------------------------------------
 
 
 def _selective_pair(
@@ -555,6 +740,18 @@ def _selective_pair(
     return took, right
 
 
+def _coverage_kernel(took: np.ndarray, right: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    return (weights @ took.astype(float)) / weights.sum(axis=1)
+
+
+def _answered_accuracy_kernel(took: np.ndarray, right: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    return _ratio(weights @ (took & right).astype(float), weights @ took.astype(float))
+
+
+def _handled_well_kernel(took: np.ndarray, right: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    return (weights @ (took == right).astype(float)) / weights.sum(axis=1)
+
+
 def coverage(answered: Sequence[bool], correct: Sequence[bool]) -> float:
     """Share of questions the model chose to answer.
 
@@ -562,8 +759,7 @@ def coverage(answered: Sequence[bool], correct: Sequence[bool]) -> float:
         answered: Whether the model answered (rather than abstained) on each question.
         correct: Whether its answer is (or would have been) correct.
     """
-    took, _ = _selective_pair(answered, correct)
-    return float(took.mean())
+    return _COVERAGE(answered, correct)
 
 
 def answered_accuracy(answered: Sequence[bool], correct: Sequence[bool]) -> float | None:
@@ -573,10 +769,7 @@ def answered_accuracy(answered: Sequence[bool], correct: Sequence[bool]) -> floa
         answered: Whether the model answered (rather than abstained) on each question.
         correct: Whether its answer is (or would have been) correct.
     """
-    took, right = _selective_pair(answered, correct)
-    if not took.any():
-        return None
-    return float(right[took].mean())
+    return _ANSWERED_ACCURACY(answered, correct)
 
 
 def handled_well(answered: Sequence[bool], correct: Sequence[bool]) -> float:
@@ -586,8 +779,7 @@ def handled_well(answered: Sequence[bool], correct: Sequence[bool]) -> float:
         answered: Whether the model answered (rather than abstained) on each question.
         correct: Whether its answer is (or would have been) correct.
     """
-    took, right = _selective_pair(answered, correct)
-    return float(np.mean(took == right))
+    return _HANDLED_WELL(answered, correct)
 
 
 def selective_metrics(
@@ -609,18 +801,177 @@ def selective_metrics(
 # Registries
 # --------------------------------------------------------------------------------------------
 
-#: Metrics of a confidence score, each called as ``metric(confidence, correct)``.
+_AUROC = Metric("auroc", _confidence_and_correct, _auroc_kernel)
+_BRIER = Metric("brier", _confidence_and_correct, _brier_kernel)
+_AURC = Metric("aurc", _confidence_and_correct, _aurc_kernel)
+_PRR = Metric("prr", _confidence_and_correct, _prr_kernel)
+_COVERAGE = Metric("coverage", _selective_pair, _coverage_kernel)
+_ANSWERED_ACCURACY = Metric("answered_accuracy", _selective_pair, _answered_accuracy_kernel)
+_HANDLED_WELL = Metric("handled_well", _selective_pair, _handled_well_kernel)
+
+#: Metrics of a confidence score, each called as ``metric(confidence, correct)``: AUROC,
+#: Brier score, ECE (10 equal-width bins), AURC and PRR. The one list an evaluation needs for
+#: its confidence metrics (and for their bootstrap intervals).
 CONFIDENCE_METRICS: tuple[Metric, ...] = (
-    Metric("auroc", auroc),
-    Metric("brier", brier),
-    Metric("ece", expected_calibration_error),
-    Metric("aurc", aurc),
-    Metric("prr", prediction_rejection_ratio),
+    _AUROC,
+    _BRIER,
+    Metric("ece", _confidence_and_correct, _ece_kernel),
+    _AURC,
+    _PRR,
 )
 
 #: Metrics of a hard answer/abstain decision, each called as ``metric(answered, correct)``.
-SELECTIVE_METRICS: tuple[Metric, ...] = (
-    Metric("coverage", coverage),
-    Metric("answered_accuracy", answered_accuracy),
-    Metric("handled_well", handled_well),
-)
+SELECTIVE_METRICS: tuple[Metric, ...] = (_COVERAGE, _ANSWERED_ACCURACY, _HANDLED_WELL)
+
+
+# --------------------------------------------------------------------------------------------
+# Paired bootstrap confidence intervals
+# --------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def _cached_weights(n: int, n_resamples: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, n, size=(n_resamples, n))
+    picks += np.arange(n_resamples)[:, None] * n
+    weights = np.bincount(picks.ravel(), minlength=n_resamples * n).reshape(n_resamples, n).astype(float)
+    weights.setflags(write=False)
+    return weights
+
+
+def bootstrap_weights(n: int, n_resamples: int = 1000, seed: int = 0) -> np.ndarray:
+    """How often each of ``n`` questions is drawn in each bootstrap resample.
+
+    Resample ``b`` draws ``n`` questions uniformly with replacement; ``weights[b, i]`` counts
+    the draws of question ``i`` (each row sums to ``n``). Deterministic in ``(n, n_resamples,
+    seed)``: every metric and every method scored on the same questions with the same seed sees
+    the same resamples, which is what makes differences between methods paired. The result is
+    cached and read-only.
+
+    Args:
+        n: Number of questions.
+        n_resamples: Number of resamples (rows).
+        seed: Seed of numpy's default generator.
+    """
+    for name, value, least in (("n", n, 1), ("n_resamples", n_resamples, 1), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+    return _cached_weights(int(n), int(n_resamples), int(seed))
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with its percentile-bootstrap confidence interval.
+
+    Args:
+        estimate: The metric on the full data (for a paired difference: method minus
+            baseline); ``None`` when undefined there.
+        low: Lower end of the interval, ``None`` when no resample was defined.
+        high: Upper end of the interval, ``None`` when no resample was defined.
+        n_resamples: Resamples drawn.
+        n_undefined: Resamples dropped because the metric (or, for a difference, either side)
+            was undefined on them; the interval comes from the other ``n_resamples - n_undefined``.
+        level: Nominal coverage, e.g. 0.95.
+    """
+
+    estimate: float | None
+    low: float | None
+    high: float | None
+    n_resamples: int
+    n_undefined: int
+    level: float
+
+    def as_tuple(self) -> tuple[float | None, float | None, float | None]:
+        """``(estimate, low, high)``."""
+        return self.estimate, self.low, self.high
+
+    def excludes(self, value: float = 0.0) -> bool:
+        """Whether the interval lies entirely above or below ``value`` (False when undefined)."""
+        if self.low is None or self.high is None:
+            return False
+        return self.low > value or self.high < value
+
+
+def bootstrap_interval(
+    metric: Metric,
+    predictions: Any,
+    targets: Any,
+    baseline: Any = None,
+    *,
+    n_resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Interval:
+    """Percentile-bootstrap confidence interval of a metric, or of a paired difference.
+
+    Questions are resampled with replacement (:func:`bootstrap_weights`), ``n_resamples``
+    times. Without ``baseline`` the statistic is ``metric(predictions, targets)``; with it, the
+    statistic is ``metric(predictions, targets) - metric(baseline, targets)`` computed on the
+    same resampled questions (a paired bootstrap: the question-to-question variation both
+    methods share cancels). The interval is the percentile method: the ``(1 - level) / 2`` and
+    ``(1 + level) / 2`` quantiles (numpy's linear interpolation) of the resampled statistics.
+    It is centred on the resampling distribution, not on the estimate, and can cover less than
+    ``level`` for small samples or metrics near a bound; BCa would correct that at the price of
+    a jackknife per interval.
+
+    Resamples on which the statistic is undefined (e.g. AUROC when a resample holds only
+    correct answers, or PRR with one class) are dropped, and their number is returned as
+    ``n_undefined``; the interval is then conditional on the metric being defined. When the
+    estimate itself is undefined the interval is ``(None, None, None)``.
+
+    Args:
+        metric: A :class:`Metric`, e.g. from :data:`CONFIDENCE_METRICS`,
+            :data:`SELECTIVE_METRICS` or :func:`classification_registry`.
+        predictions: The method's per-question predictions, in the metric's input form.
+        targets: Per-question targets, aligned with ``predictions``.
+        baseline: Optional second method's predictions, aligned with the same questions.
+        n_resamples: Number of bootstrap resamples.
+        level: Nominal coverage of the interval, strictly between 0 and 1.
+        seed: Seed of the resampling; the same seed pairs every call on the same questions.
+    """
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}")
+    prepared, truth = metric.prepare(predictions, targets)
+    weights = bootstrap_weights(truth.size, n_resamples, seed)
+    ones = np.ones((1, truth.size))
+    estimate = metric.kernel(prepared, truth, ones)[0]
+    resampled = metric.kernel(prepared, truth, weights)
+    if baseline is not None:
+        other, _ = metric.prepare(baseline, targets)
+        estimate = estimate - metric.kernel(other, truth, ones)[0]
+        resampled = resampled - metric.kernel(other, truth, weights)
+    defined = np.isfinite(resampled)
+    n_undefined = int(n_resamples - defined.sum())
+    if not math.isfinite(estimate) or not defined.any():
+        return Interval(_finite_or_none(estimate), None, None, n_resamples, n_undefined, level)
+    low, high = np.quantile(resampled[defined], [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
+    return Interval(float(estimate), float(low), float(high), n_resamples, n_undefined, level)
+
+
+def bootstrap_intervals(
+    metrics: Iterable[Metric],
+    predictions: Any,
+    targets: Any,
+    baseline: Any = None,
+    *,
+    n_resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Interval]:
+    """:func:`bootstrap_interval` for each metric of a registry, keyed by metric name.
+
+    Args:
+        metrics: Metrics sharing one input form (e.g. :data:`CONFIDENCE_METRICS`).
+        predictions: The method's per-question predictions.
+        targets: Per-question targets, aligned with ``predictions``.
+        baseline: Optional second method's predictions for paired differences.
+        n_resamples: Number of bootstrap resamples.
+        level: Nominal coverage of each interval.
+        seed: Seed of the resampling (the same for every metric, so all are paired).
+    """
+    return {
+        metric.name: bootstrap_interval(
+            metric, predictions, targets, baseline, n_resamples=n_resamples, level=level, seed=seed
+        )
+        for metric in metrics
+    }

@@ -1,4 +1,4 @@
-"""Evaluation figures: confusion matrix, label distributions, reliability and risk-coverage.
+"""Evaluation figures: confusion matrix, label distributions, reliability, risk-coverage, metric bars.
 
 Every function builds a fresh :class:`matplotlib.figure.Figure` on an Agg canvas, without
 touching pyplot's global state or the process-wide backend. Nothing is shown or saved here;
@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay
 
-from know_thyself.metrics import ReliabilityBins
+from know_thyself.metrics import Interval, ReliabilityBins
 
 
 def _new_figure(nrows: int = 1, **subplot_kw: object) -> tuple[Figure, list]:
@@ -169,4 +169,49 @@ def before_after_figure(values: Mapping[str, float], splits: Sequence[str]) -> F
     ax.set_ylim(0.0, 1.05)
     ax.legend()
     ax.set_title("knowledge training: QA accuracy before and after")
+    return figure
+
+
+def interval_bars_figure(
+    groups: Mapping[str, Mapping[str, Interval]], title: str, ylabel: str = "value"
+) -> Figure:
+    """Grouped bars of metric estimates with their confidence intervals as error bars.
+
+    One group of bars per outer key (e.g. a metric), one bar per inner key (e.g. a method), in
+    insertion order; every group shows the series it has. A bar's height is the estimate and
+    its black line spans ``[low, high]`` (drawn as a line, not as symmetric error bars, because
+    a percentile interval need not be centred on the estimate). An undefined estimate leaves
+    its slot empty; an undefined interval leaves the bar without a line.
+
+    Args:
+        groups: Group name -> series name -> :class:`know_thyself.metrics.Interval`.
+        title: Figure title.
+        ylabel: Label of the y axis.
+    """
+    if not groups:
+        raise ValueError("groups is empty; need at least one group of intervals")
+    series = list(dict.fromkeys(name for group in groups.values() for name in group))
+    if not series:
+        raise ValueError("groups holds no intervals; need at least one series")
+    figure = Figure(figsize=(max(6.0, 1.2 * len(groups) * max(1, len(series)) / 2), 4.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    ax = figure.subplots()
+    positions = np.arange(len(groups))
+    width = 0.8 / len(series)
+    for index, name in enumerate(series):
+        offsets = positions + (index - (len(series) - 1) / 2) * width
+        cells = [group.get(name) for group in groups.values()]
+        heights = [np.nan if c is None or c.estimate is None else c.estimate for c in cells]
+        bars = ax.bar(offsets, heights, width, label=name)
+        ax.bar_label(bars, labels=["" if np.isnan(h) else f"{h:.2f}" for h in heights], fontsize=7)
+        spans = [(x, c.low, c.high) for x, c in zip(offsets, cells)
+                 if c is not None and c.low is not None and c.high is not None]
+        if spans:
+            xs, lows, highs = zip(*spans)
+            ax.vlines(xs, lows, highs, color="black", linewidth=1.2)
+    ax.set_xticks(positions, list(groups))
+    ax.axhline(0.0, color="grey", linewidth=0.8)
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    ax.set_title(title)
     return figure

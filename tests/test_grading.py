@@ -2,7 +2,7 @@
 
 import pytest
 
-from know_thyself.grading import is_correct, normalize_answer
+from know_thyself.grading import is_correct, is_exact_match, normalize_answer
 
 
 @pytest.mark.parametrize(
@@ -43,3 +43,23 @@ def test_normalize_answer(text, expected):
 )
 def test_is_correct(response, aliases, expected):
     assert is_correct(response, aliases) is expected
+
+
+@pytest.mark.parametrize(
+    ("response", "aliases", "contains", "strict"),
+    [
+        ("Paris", ["Paris"], True, True),
+        ("The Paris.", ["paris"], True, True),  # normalisation applies to both sides
+        ("St. Louis", ["St Louis"], True, True),
+        ("Not Paris", ["Paris"], True, False),  # a hedge: contains the alias, is not the alias
+        ("London or Paris", ["Paris"], True, False),
+        ("It is Paris", ["Paris"], True, False),
+        ("Paris", ["Paris, France", "Paris"], True, True),  # any one alias suffices
+        ("da Vinci", ["Leonardo da Vinci"], False, False),
+        ("", ["Paris"], False, False),
+        ("the", ["The"], False, False),  # both normalise to nothing: never a match
+    ],
+)
+def test_strict_match_beside_containment(response, aliases, contains, strict):
+    assert is_correct(response, aliases) is contains
+    assert is_exact_match(response, aliases) is strict

@@ -14,16 +14,31 @@ import pytest
 from matplotlib.figure import Figure
 
 from know_thyself.labels import CAN, CANNOT, UNCERTAIN, labels_for
+from sklearn.metrics import (
+    balanced_accuracy_score,
+    brier_score_loss,
+    cohen_kappa_score,
+    f1_score,
+    roc_auc_score,
+)
+
 from know_thyself.metrics import (
     CONFIDENCE_METRICS,
     SELECTIVE_METRICS,
+    Interval,
     Metric,
     aurc,
+    auroc,
+    bootstrap_interval,
+    bootstrap_intervals,
+    bootstrap_weights,
     classification_metrics,
     classification_registry,
+    confidence_metrics,
     confidence_score,
     confusion,
     distribution,
+    label_correctness_rates,
     probabilistic_metrics,
     prediction_rejection_ratio,
     reliability_bins,
@@ -33,6 +48,7 @@ from know_thyself.metrics import (
 from know_thyself.plots import (
     confusion_matrix_figure,
     distribution_figure,
+    interval_bars_figure,
     reliability_figure,
     risk_coverage_figure,
 )
@@ -203,6 +219,49 @@ def test_confidence_score_bad_input(probs, labels, message):
         confidence_score(probs, labels)
 
 
+def test_label_correctness_rates_by_hand():
+    actual = [CAN, CAN, UNCERTAIN, UNCERTAIN, UNCERTAIN, CANNOT, CANNOT, CANNOT, CANNOT]
+    greedy = [True, True, True, False, False, False, False, False, True]
+    # can: 2 of 2 right; uncertain: 1 of 3; cannot: 1 of 4.
+    assert label_correctness_rates(actual, greedy, THREE) == pytest.approx(
+        {CAN: 1.0, UNCERTAIN: 1 / 3, CANNOT: 1 / 4}
+    )
+    assert list(label_correctness_rates(actual, greedy, THREE)) == list(THREE)
+
+
+def test_label_correctness_rates_fallback_for_an_absent_label():
+    # No uncertain question in train: its nominal rate 0.5 stands in; the others are measured.
+    got = label_correctness_rates([CAN, CANNOT, CANNOT], [False, True, False], THREE)
+    assert got == pytest.approx({CAN: 0.0, UNCERTAIN: 0.5, CANNOT: 0.5})
+    assert label_correctness_rates([CANNOT], [False], BINARY) == {CAN: 1.0, CANNOT: 0.0}
+    with pytest.raises(ValueError, match="'maybe'"):
+        label_correctness_rates([CAN], [True], (CAN, "maybe"))
+
+
+@pytest.mark.parametrize(
+    "actual, greedy, message",
+    [([], [], "empty"), ([CAN], [True, False], "length"), (["x"], [True], "'x'"), ([CAN], ["yes"], "booleans")],
+)
+def test_label_correctness_rates_bad_input(actual, greedy, message):
+    with pytest.raises(ValueError, match=message):
+        label_correctness_rates(actual, greedy, THREE)
+
+
+def test_confidence_score_with_measured_rates():
+    rates = {CAN: 0.9, UNCERTAIN: 0.4, CANNOT: 0.1}
+    probs = np.array([[0.2, 0.6, 0.2], [0.0, 0.0, 4.0]])
+    # 0.2 * 0.9 + 0.6 * 0.4 + 0.2 * 0.1 = 0.18 + 0.24 + 0.02 = 0.44; second row is all cannot -> 0.1.
+    np.testing.assert_allclose(confidence_score(probs, THREE, rates), [0.44, 0.1])
+    # Without rates, the nominal ones (1, 0.5, 0) are used, as before.
+    np.testing.assert_allclose(confidence_score(probs, THREE), [0.5, 0.0])
+    with pytest.raises(ValueError, match="missing"):
+        confidence_score(probs, THREE, {CAN: 1.0, CANNOT: 0.0})
+    with pytest.raises(ValueError, match="unknown"):
+        confidence_score(probs, THREE, {**rates, "maybe": 0.2})
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        confidence_score(probs, THREE, {**rates, CAN: 1.5})
+
+
 # ------------------------------------------------------------------------------------------
 # Probabilistic metrics and reliability bins
 # ------------------------------------------------------------------------------------------
@@ -246,10 +305,7 @@ def test_reliability_bins_empty_bins():
     bins = reliability_bins([0.1, 0.9], [False, True], n_bins=4)
     np.testing.assert_array_equal(bins.counts, [1, 0, 0, 1])
     assert np.isnan(bins.accuracy[1]) and np.isnan(bins.mean_confidence[2])
-    rows = bins.rows()
-    assert rows[1] == {"lower": 0.25, "upper": 0.5, "count": 0,
-                       "mean_confidence": None, "accuracy": None}
-    assert rows[3]["accuracy"] == 1.0
+    assert bins.accuracy[3] == 1.0
 
 
 @pytest.mark.parametrize(
@@ -285,10 +341,53 @@ def test_risk_coverage_curve_and_aurc_by_hand():
     assert aurc(CONF, RIGHT) == pytest.approx(1 / 3)
 
 
-def test_risk_coverage_ties_keep_input_order():
-    # All tied: answered in input order F, T, T -> risks 1/1, 1/2, 1/3.
+def test_risk_coverage_ties_are_averaged_not_ordered():
+    # All tied, one error in three: any position is equally likely for it, so the expected
+    # errors after k answers are k/3 and the risk is 1/3 at every coverage.
     _, risk = risk_coverage_curve([0.5, 0.5, 0.5], [False, True, True])
-    np.testing.assert_allclose(risk, [1.0, 0.5, 1 / 3])
+    np.testing.assert_allclose(risk, [1 / 3, 1 / 3, 1 / 3])
+
+
+# Tied example: sorted by score it reads 0.8 T, {0.5 T, 0.5 F}, 0.2 F.
+TIED_CONF = [0.5, 0.2, 0.8, 0.5]
+TIED_RIGHT = [False, False, True, True]
+
+
+def test_ties_by_hand():
+    # Expected errors after k answers: 0; 0 + 1/2 (the tied pair holds one error); 1; 2.
+    _, risk = risk_coverage_curve(TIED_CONF, TIED_RIGHT)
+    np.testing.assert_allclose(risk, [0.0, 0.25, 1 / 3, 0.5])
+    # Equals the mean over the two orders of the tie: T first gives risks 0, 0, 1/3, 1/2
+    # (sum 5/6), F first gives 0, 1/2, 1/3, 1/2 (sum 4/3); mean sum 13/12 -> AURC 13/48.
+    assert aurc(TIED_CONF, TIED_RIGHT) == pytest.approx(13 / 48)
+    # Random AURC 1/2 = 24/48; oracle (T first) 5/24 = 10/48 -> PRR = (24 - 13) / (24 - 10).
+    assert prediction_rejection_ratio(TIED_CONF, TIED_RIGHT) == pytest.approx(11 / 14)
+    # AUROC: (0.8 > 0.5), (0.8 > 0.2), (0.5 = 0.5 counts 1/2), (0.5 > 0.2) -> 3.5 / 4.
+    assert auroc(TIED_CONF, TIED_RIGHT) == pytest.approx(0.875)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_selective_curve_does_not_depend_on_input_order(seed):
+    rng = np.random.default_rng(seed)
+    confidence = rng.choice([0.1, 0.4, 0.4, 0.7, 0.9], size=40)  # many ties
+    correct = rng.random(40) < 0.5
+    before = confidence_metrics(confidence, correct)
+    curve = risk_coverage_curve(confidence, correct)
+    for _ in range(5):
+        shuffle = rng.permutation(40)
+        after = confidence_metrics(confidence[shuffle], correct[shuffle])
+        # Rank metrics only use integer counts per tie group, so they are identical; Brier
+        # and ECE sum floats in another order and may differ in the last bit.
+        assert {k: after[k] for k in ("auroc", "aurc", "prr")} == {k: before[k] for k in ("auroc", "aurc", "prr")}
+        assert after == pytest.approx(before, rel=1e-12)
+        np.testing.assert_array_equal(risk_coverage_curve(confidence[shuffle], correct[shuffle])[1], curve[1])
+
+
+@pytest.mark.parametrize("correct", [[True, False, False], [False, True, True, False, True, True, True]])
+def test_constant_score_gives_prr_exactly_zero(correct):
+    assert prediction_rejection_ratio([0.3] * len(correct), correct) == 0.0
+    # and its AURC is the overall error rate, that of a random order
+    assert aurc([0.3] * len(correct), correct) == pytest.approx(1 - np.mean(correct))
 
 
 def test_prediction_rejection_ratio_by_hand():
@@ -338,9 +437,23 @@ def test_selective_metrics_degenerate():
 # ------------------------------------------------------------------------------------------
 
 
+def _as_arrays(predictions, targets):
+    return np.asarray(predictions, dtype=float), np.asarray(targets, dtype=float)
+
+
+def _weighted_mean_gap(predictions, targets, weights):
+    return weights @ (predictions - targets) / weights.sum(axis=1)
+
+
 def test_metric_is_frozen_and_callable():
-    metric = Metric("double_first", lambda predictions, targets: 2.0 * predictions[0])
-    assert metric([3], None) == 6.0
+    metric = Metric("mean_gap", _as_arrays, _weighted_mean_gap)
+    assert metric([3, 1], [1, 1]) == 1.0  # (2 + 0) / 2
+    # weights: question 0 twice -> 2; question 1 twice -> 0
+    np.testing.assert_allclose(metric.weighted([3, 1], [1, 1], np.array([[2, 0], [0, 2]])), [2.0, 0.0])
+    with pytest.raises(ValueError, match="integer counts"):
+        metric.weighted([3, 1], [1, 1], np.array([[0.5, 1.5]]))
+    with pytest.raises(ValueError, match="shape"):
+        metric.weighted([3, 1], [1, 1], np.ones(2))
     with pytest.raises(dataclasses.FrozenInstanceError):
         metric.name = "other"  # type: ignore[misc]
 
@@ -353,7 +466,7 @@ def test_registries_match_the_dict_functions():
 
     names = [metric.name for metric in CONFIDENCE_METRICS]
     assert names == ["auroc", "brier", "ece", "aurc", "prr"]
-    values = {metric.name: metric(CONF, RIGHT) for metric in CONFIDENCE_METRICS}
+    values = confidence_metrics(CONF, RIGHT)
     assert values == pytest.approx(
         {**probabilistic_metrics(CONF, RIGHT), "aurc": 1 / 3, "prr": 4 / 7}
     )
@@ -415,3 +528,155 @@ def test_risk_coverage_figure():
         risk_coverage_figure({}, "bad")
     with pytest.raises(ValueError, match="same non-zero length"):
         risk_coverage_figure({"x": (np.ones(2), np.ones(3))}, "bad")
+
+
+# ------------------------------------------------------------------------------------------
+# Weighted kernels and the bootstrap
+# ------------------------------------------------------------------------------------------
+
+
+def _random_case(seed: int, n: int = 30):
+    rng = np.random.default_rng(seed)
+    actual = [THREE[i] for i in rng.integers(0, 3, n)]
+    predicted = [THREE[i] for i in rng.integers(0, 3, n)]
+    confidence = rng.choice([0.0, 0.2, 0.5, 0.5, 0.9, 1.0], size=n)  # ties on purpose
+    correct = rng.random(n) < 0.5
+    return actual, predicted, confidence, correct
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_weighted_kernels_equal_the_metric_on_the_resampled_questions(seed):
+    actual, predicted, confidence, correct = _random_case(seed)
+    answered = np.array([p == CAN for p in predicted])
+    weights = bootstrap_weights(len(actual), 25, seed)
+    cases = [
+        (classification_registry(THREE), predicted, actual),
+        (CONFIDENCE_METRICS, confidence, correct),
+        (SELECTIVE_METRICS, answered, correct),
+    ]
+    for registry, predictions, targets in cases:
+        for metric in registry:
+            batch = metric.weighted(predictions, targets, weights)
+            for row, value in zip(weights, batch):
+                picks = np.repeat(np.arange(len(actual)), row.astype(int))
+                plain = metric([predictions[i] for i in picks], [targets[i] for i in picks])
+                if plain is None:
+                    assert np.isnan(value), metric.name
+                else:
+                    assert value == pytest.approx(plain, abs=1e-12), metric.name
+
+
+def test_weighted_kernels_agree_with_scikit_learn_sample_weight():
+    actual, predicted, confidence, correct = _random_case(3, n=50)
+    weights = bootstrap_weights(50, 5, 3)
+    registry = {metric.name: metric for metric in classification_registry(THREE)}
+    confidence_registry = {metric.name: metric for metric in CONFIDENCE_METRICS}
+    for row in weights:
+        one = row[None, :]
+        used = np.union1d(np.array(actual)[row > 0], np.array(predicted)[row > 0])
+        expected = {
+            "balanced_accuracy": balanced_accuracy_score(actual, predicted, sample_weight=row),
+            "macro_f1": f1_score(actual, predicted, labels=used, average="macro", sample_weight=row, zero_division=0),
+            "qwk": cohen_kappa_score(
+                [THREE.index(a) for a in actual], [THREE.index(p) for p in predicted],
+                weights="quadratic", sample_weight=row,
+            ),
+        }
+        for name, value in expected.items():
+            assert registry[name].weighted(predicted, actual, one)[0] == pytest.approx(value), name
+        assert confidence_registry["auroc"].weighted(confidence, correct, one)[0] == pytest.approx(
+            roc_auc_score(correct, confidence, sample_weight=row)
+        )
+        assert confidence_registry["brier"].weighted(confidence, correct, one)[0] == pytest.approx(
+            brier_score_loss(correct, confidence, sample_weight=row)
+        )
+
+
+def test_bootstrap_weights_resample_questions_with_replacement():
+    weights = bootstrap_weights(7, 300, seed=5)
+    assert weights.shape == (300, 7)
+    assert (weights.sum(axis=1) == 7).all()
+    assert np.array_equal(weights, np.rint(weights)) and weights.min() >= 0
+    # Each count is Binomial(7, 1/7): mean 1.
+    assert weights.mean() == pytest.approx(1.0)
+    assert np.array_equal(bootstrap_weights(7, 300, seed=5), weights)  # deterministic
+    assert not np.array_equal(bootstrap_weights(7, 300, seed=6), weights)
+    with pytest.raises(ValueError, match="n_resamples"):
+        bootstrap_weights(7, 0)
+    with pytest.raises(ValueError, match="n must"):
+        bootstrap_weights(0)
+
+
+def test_bootstrap_interval_of_a_proportion_by_hand():
+    # 50 of 100 answered. The resampled coverage is Binomial(100, 1/2) / 100, whose 2.5% and
+    # 97.5% quantiles are 40 and 60 (P(X <= 39) = 0.018, P(X <= 40) = 0.028, symmetric).
+    answered = [True] * 50 + [False] * 50
+    coverage_metric = SELECTIVE_METRICS[0]
+    got = bootstrap_interval(coverage_metric, answered, [True] * 100, n_resamples=20000, seed=1)
+    assert got.estimate == 0.5
+    assert got.low == pytest.approx(0.40, abs=0.0101)
+    assert got.high == pytest.approx(0.60, abs=0.0101)
+    assert (got.n_resamples, got.n_undefined, got.level) == (20000, 0, 0.95)
+    # The same call again gives the same interval.
+    assert bootstrap_interval(coverage_metric, answered, [True] * 100, n_resamples=20000, seed=1) == got
+
+
+def test_bootstrap_paired_difference_by_hand():
+    # Two methods agree on 99 of 100 questions and the first is right on the remaining one.
+    # Per resample the difference in exact match is (draws of that question) / 100, which is
+    # Binomial(100, 1/100): P(0) = 0.366 and P(<= 2) = 0.921 < 0.975 < P(<= 3) = 0.982, so the
+    # interval is [0, 3/100]. Unpaired, the two accuracies would each vary by about +-0.09.
+    actual = [CAN] * 50 + [CANNOT] * 50
+    first = list(actual)
+    second = list(actual)
+    second[0] = CANNOT
+    exact = classification_registry(THREE)[0]
+    got = bootstrap_interval(exact, first, actual, baseline=second, n_resamples=20000, seed=2)
+    assert got.estimate == pytest.approx(0.01)
+    assert (got.low, got.high) == (0.0, pytest.approx(0.03))
+    assert got.excludes(0.0) is False and got.excludes(-0.01) is True
+    # A method against itself: every resampled difference is exactly 0.
+    same = bootstrap_interval(exact, first, actual, baseline=first, n_resamples=200)
+    assert same.as_tuple() == (0.0, 0.0, 0.0)
+
+
+def test_bootstrap_drops_undefined_resamples_and_counts_them():
+    # Two questions, one right and one wrong: AUROC is undefined on a resample that drew the
+    # same question twice (probability 1/2), and defined (= 1 here) otherwise.
+    weights = bootstrap_weights(2, 1000, seed=0)
+    got = bootstrap_interval(CONFIDENCE_METRICS[0], [0.9, 0.1], [True, False], n_resamples=1000, seed=0)
+    assert got.n_undefined == int((weights.min(axis=1) == 0).sum())
+    assert 400 < got.n_undefined < 600
+    assert got.as_tuple() == (1.0, 1.0, 1.0)
+    # Undefined on the full data: no estimate and no interval.
+    none = bootstrap_interval(CONFIDENCE_METRICS[0], [0.9, 0.1], [True, True], n_resamples=50)
+    assert none.as_tuple() == (None, None, None) and none.n_undefined == 50
+
+
+def test_bootstrap_intervals_for_a_registry():
+    actual, predicted, confidence, correct = _random_case(4)
+    got = bootstrap_intervals(CONFIDENCE_METRICS, confidence, correct, n_resamples=200)
+    assert list(got) == ["auroc", "brier", "ece", "aurc", "prr"]
+    for name, interval in got.items():
+        assert interval.estimate == pytest.approx(confidence_metrics(confidence, correct)[name])
+        assert interval.low <= interval.high
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_interval(CONFIDENCE_METRICS[0], confidence, correct, level=95)
+
+
+def test_interval_bars_figure():
+    groups = {
+        "balanced_accuracy": {"judge": Interval(0.5, 0.4, 0.6, 100, 0, 0.95),
+                              "majority": Interval(1 / 3, 1 / 3, 1 / 3, 100, 0, 0.95)},
+        "auroc": {"judge": Interval(0.7, 0.6, 0.8, 100, 3, 0.95),
+                  "majority": Interval(None, None, None, 100, 100, 0.95)},
+    }
+    figure = interval_bars_figure(groups, "validation", "score")
+    assert isinstance(figure, Figure)
+    (ax,) = figure.axes
+    assert len(ax.patches) == 4  # one bar per (group, series), the undefined one empty
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["balanced_accuracy", "auroc"]
+    spans = [segment[:, 1].tolist() for collection in ax.collections for segment in collection.get_segments()]
+    assert sorted(spans) == sorted([[0.4, 0.6], [0.6, 0.8], [1 / 3, 1 / 3]])
+    with pytest.raises(ValueError, match="empty"):
+        interval_bars_figure({}, "bad")
