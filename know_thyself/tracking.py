@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -184,8 +185,24 @@ def step_run(
         mlflow.set_tags(tags)  # a run resumed from $MLFLOW_RUN_ID ignores start_run's tags
         if parent is not None:
             mlflow.MlflowClient().set_tag(parent.info.run_id, f"know_thyself.{run_name or step}.run_id", run.info.run_id)
-        mlflow.log_params(params)
+        _log_step_params(run.info.run_id, params)
         yield StepRun(run.info.run_id, reused=False)
+
+
+def _log_step_params(run_id: str, params: dict[str, str]) -> None:
+    """Log a step's parameters, accepting those ``mlflow run`` already logged on the same run.
+
+    ``mlflow run`` logs each entry point parameter as it placed it in the shell command, i.e.
+    shell-quoted (an empty value becomes ``''``, a path with a space ``'a b'``); the step's own value
+    is the unquoted one. Both forms of the same value are accepted; anything else is an error.
+    """
+    existing = mlflow.get_run(run_id).data.params
+    for key, value in params.items():
+        if key in existing and existing[key] not in (value, shlex.quote(value)):
+            raise ValueError(
+                f"parameter {key} of run {run_id} is already {existing[key]!r}, but the step was given {value!r}"
+            )
+    mlflow.log_params({k: v for k, v in params.items() if k not in existing})
 
 
 def require_step_run(run_id: str, step: str | tuple[str, ...], option: str) -> Any:
