@@ -86,9 +86,11 @@ def run_cli(body: Callable[..., Any]) -> Callable[..., Any]:
             raise click.ClickException(str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - MLflow and connection errors: one line, not a traceback
             name = exc.__class__.__name__
-            if name in ("MlflowException", "RestException", "ConnectionError", "OperationalError"):
+            if name in ("MlflowException", "RestException", "ConnectionError", "OperationalError", "DatabaseError"):
+                from know_thyself.tracking import damaged_store_hint
+
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else name
-                raise click.ClickException(f"tracking store error: {first}") from None
+                raise click.ClickException(f"tracking store error: {first}{damaged_store_hint(first)}") from None
             raise
 
     return wrapper

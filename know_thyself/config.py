@@ -20,6 +20,9 @@ from know_thyself.models import resolve_model
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 BACKENDS = ("auto", "transformers", "plain", "vllm")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
+# Ability labels need only a handful of trials per question (the default is 5); far more only
+# multiplies sampling time and memory.
+MAX_TRIALS = 100
 
 
 def _check(ok: bool, message: str) -> None:
@@ -130,6 +133,11 @@ class CollectConfig(StepConfig):
         _check(self.num_samples >= 1, f"num_samples must be >= 1, got {self.num_samples}")
         _check(self.test_samples >= 1, f"test_samples must be >= 1, got {self.test_samples}")
         _check(self.num_trials >= 1, f"num_trials must be >= 1, got {self.num_trials}")
+        _check(
+            self.num_trials <= MAX_TRIALS,
+            f"num_trials must be <= {MAX_TRIALS}, got {self.num_trials}; a few trials per question "
+            "give the ability label (the default is 5)",
+        )
         _check(
             0.0 < self.temperature <= 5.0,
             f"temperature must be in (0, 5], got {self.temperature}; sampling needs a positive temperature",

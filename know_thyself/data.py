@@ -8,7 +8,11 @@ Every loader returns plain dicts in one shape, whatever the source::
 Other keys in the source (TriviaQA's ``entity_pages``, ``search_results``, ``question_source``,
 ``answer.matched_wiki_entity_name`` and so on) are dropped. Every record is checked as it is
 read, and the first bad one stops loading with a :class:`DataError` that names the file, the
-line (JSONL) or row (everything else, both 1-based) and the offending field.
+line (JSONL) or row (everything else, both 1-based) and the offending field. A question or id
+that is blank once invisible (Unicode format) characters are removed is rejected, and so is a
+record none of whose aliases survives answer normalisation (no response could ever be graded
+correct); aliases that normalise to nothing beside usable ones are kept in ``aliases`` (grading
+ignores them) but left out of ``normalized_aliases``.
 
 A dataset is named in one of three ways (see :func:`load_split`): ``"bundled"`` for the small
 set shipped inside the package, a TriviaQA Hub id such as ``"trivia_qa"`` (needs network
@@ -18,10 +22,13 @@ access), or a local directory holding ``train.<ext>`` and ``validation.<ext>``.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
 import random
+import stat
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -193,10 +200,27 @@ def _find_split_file(directory: Path, split: str) -> Path:
         split: ``train`` or ``validation``.
 
     Raises:
-        DataError: if there is no such file, or more than one (e.g. both .jsonl and .csv).
+        DataError: if the directory cannot be listed, there is no such file or more than one
+            (e.g. both .jsonl and .csv), or the path exists but is not a readable file (a
+            folder, a dangling or looping symbolic link, a file without read permission).
     """
-    found = [directory / f"{split}.{ext}" for ext in FORMATS]
-    found = [path for path in found if path.is_file()]
+    if not os.access(directory, os.R_OK | os.X_OK):
+        raise DataError(
+            f"dataset folder {directory.resolve()} is not readable by this user (permission "
+            f"denied); make it readable (chmod a+rx {directory.resolve()}) or copy the files "
+            "to a folder you can read"
+        )
+    candidates = [directory / f"{split}.{ext}" for ext in FORMATS]
+    found = []
+    for path in candidates:
+        problem = _not_a_readable_file(path)
+        if problem is None:
+            found.append(path)
+        elif problem:
+            raise DataError(
+                f"{path} exists but is not a readable file: {problem}; put the {split} "
+                f"questions in a regular file at that path (or remove what is there)"
+            )
     if not found:
         wanted = "/".join(f".{ext}" for ext in FORMATS)
         raise DataError(
@@ -209,6 +233,26 @@ def _find_split_file(directory: Path, split: str) -> Path:
             f"ambiguous {split} split in {directory.resolve()}: found {names}; keep only one"
         )
     return found[0]
+
+
+def _not_a_readable_file(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a data file: ``None`` if it can, ``""`` if nothing is there."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        # Nothing at all, or a symbolic link whose target is missing.
+        return "it is a symbolic link to a missing target" if path.is_symlink() else ""
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "it is a symbolic link loop"
+        return f"it cannot be inspected ({exc.strerror or exc})"
+    if stat.S_ISDIR(info.st_mode):
+        return "it is a folder"
+    if not stat.S_ISREG(info.st_mode):
+        return "it is not a regular file"
+    if not os.access(path, os.R_OK):
+        return f"permission denied (make it readable: chmod a+r {path})"
+    return None
 
 
 def _load_split_file(path: Path) -> list[dict[str, Any]]:
@@ -391,7 +435,7 @@ def _validate_record(raw: Any, where: str) -> dict[str, Any]:
     if not isinstance(raw, Mapping):
         raise DataError(f"{where}: expected an object, got {type(raw).__name__}")
     question_id = _require(raw, "question_id", where)
-    if not isinstance(question_id, str) or not question_id.strip():
+    if not isinstance(question_id, str) or not _visible(question_id):
         raise DataError(
             f"{where}: field 'question_id' must be a non-empty string, got {question_id!r}"
         )
@@ -400,8 +444,9 @@ def _validate_record(raw: Any, where: str) -> dict[str, Any]:
         raise DataError(
             f"{where}: field 'question' must be a string, got {type(question).__name__}"
         )
-    if not question.strip():
-        raise DataError(f"{where}: field 'question' is empty")
+    if not _visible(question):
+        shown = f" (it holds only invisible characters: {question!r})" if question else ""
+        raise DataError(f"{where}: field 'question' is empty{shown}; write the question text")
     answer = _require(raw, "answer", where)
     if not isinstance(answer, Mapping):
         raise DataError(
@@ -414,17 +459,44 @@ def _validate_record(raw: Any, where: str) -> dict[str, Any]:
         )
     aliases = _string_list(_require(answer, "aliases", where, prefix="answer."),
                            "answer.aliases", where)
+    usable = [alias for alias in aliases if _usable_alias(alias)]
+    if not usable:
+        raise DataError(
+            f"{where}: field 'answer.aliases' has no usable alias: {aliases!r} all normalise "
+            "to an empty string (only punctuation, spaces, articles or invisible characters), "
+            "so every answer would be graded wrong; give at least one alias with a letter or digit"
+        )
     normalized = answer.get("normalized_aliases")
     if normalized is None or (isinstance(normalized, (list, tuple)) and not normalized):
         # Absent, null or (as a Parquet struct field that was left unfilled) empty: derive it.
-        normalized = list(dict.fromkeys(normalize_answer(alias) for alias in aliases))
+        normalized = _normalized(usable)
     else:
         normalized = _string_list(normalized, "answer.normalized_aliases", where)
+        # Given ones are kept as written, less any that normalise to nothing; if none is
+        # left, they are derived from the (usable) aliases instead.
+        normalized = [alias for alias in normalized if _usable_alias(alias)] or _normalized(usable)
     return {
         "question_id": question_id,
         "question": question,
         "answer": {"value": value, "aliases": aliases, "normalized_aliases": normalized},
     }
+
+
+def _visible(text: str) -> str:
+    """``text`` without Unicode format characters (zero-width spaces and joiners, BOMs, ...) and
+    surrounding whitespace: empty when nothing in it would show."""
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf").strip()
+
+
+def _usable_alias(alias: str) -> str:
+    """The graded form of an alias (:func:`normalize_answer` of its visible characters);
+    empty when no response could ever match it."""
+    return normalize_answer(_visible(alias))
+
+
+def _normalized(aliases: list[str]) -> list[str]:
+    """The distinct normalised forms of ``aliases``, in order."""
+    return list(dict.fromkeys(normalize_answer(alias) for alias in aliases))
 
 
 def _require(mapping: Mapping[str, Any], key: str, where: str, prefix: str = "") -> Any:

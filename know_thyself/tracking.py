@@ -53,6 +53,8 @@ def configure_tracking() -> str:
         )
     if uri.startswith(("http://", "https://")):
         check_server(uri)
+    if uri.startswith("sqlite:"):
+        check_sqlite_store(uri)
     mlflow.set_tracking_uri(uri)
     if not any(os.environ.get(v) for v in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")):
         mlflow.set_experiment(DEFAULT_EXPERIMENT)
@@ -78,6 +80,58 @@ def check_server(uri: str, timeout: float = 5.0) -> None:
         f"the tracking server {uri} is not reachable ({reason}); start it (mlflow server ...) "
         "or point MLFLOW_TRACKING_URI at a running one"
     )
+
+
+def check_sqlite_store(uri: str) -> None:
+    """Fail at once, naming the file and the fix, when an SQLite tracking store is not a database.
+
+    A missing or empty file is fine (MLflow creates the tables). Anything else must start with
+    SQLite's header and have a readable schema; otherwise MLflow would fail deep inside
+    SQLAlchemy with a long traceback.
+    """
+    import sqlite3
+
+    path = _sqlite_file(uri)
+    if path is None or not path.exists() or (path.is_file() and path.stat().st_size == 0):
+        return
+    fix = (f"move it aside (mv {path} {path}.broken) or delete it to start an empty store, "
+           "or point MLFLOW_TRACKING_URI at another store")
+    if not path.is_file():
+        raise ValueError(f"the tracking store {path} is not a file (a folder?); {fix}")
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(16)
+    except OSError as exc:
+        raise OSError(f"the tracking store {path} cannot be read ({exc.strerror or exc}); fix its "
+                      "permissions, or point MLFLOW_TRACKING_URI at another store") from None
+    if header != b"SQLite format 3\x00":
+        raise ValueError(f"the tracking store {path} is not an SQLite database (corrupt or another "
+                         f"kind of file); {fix}")
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as connection:
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        return  # locked or busy, not damaged: MLflow waits or reports it itself
+    except sqlite3.DatabaseError as exc:
+        raise ValueError(f"the tracking store {path} is damaged ({exc}); {fix}") from None
+
+
+def damaged_store_hint(message: str) -> str:
+    """What to do when a tracking-store error says the SQLite file is damaged ('' otherwise)."""
+    if "(sqlite3.DatabaseError)" not in message:
+        return ""
+    uri = mlflow.get_tracking_uri()
+    store = _sqlite_file(uri) if uri.startswith("sqlite:") else None
+    return (f"; the tracking store {store or uri} is damaged: move it aside or delete it to start "
+            "an empty store, or point MLFLOW_TRACKING_URI at another store")
+
+
+def _sqlite_file(uri: str) -> Path | None:
+    """The database file of an ``sqlite:`` URI, resolved (``None`` for an in-memory database)."""
+    from sqlalchemy.engine import make_url
+
+    database = make_url(uri).database
+    return Path(database).resolve() if database and database != ":memory:" else None
 
 
 def code_version() -> str:
@@ -217,6 +271,9 @@ def require_step_run(run_id: str, step: str | tuple[str, ...], option: str) -> A
     try:
         run = mlflow.get_run(run_id)
     except Exception as exc:  # noqa: BLE001 - MlflowException and connection errors alike
+        damaged = damaged_store_hint(str(exc))
+        if damaged:
+            raise OSError(f"tracking store error while reading {option} {run_id!r}{damaged}") from exc
         raise UpstreamRunError(f"{option} {run_id!r} is not a run in this tracking store ({exc.__class__.__name__}); "
                                "check the id and MLFLOW_TRACKING_URI") from exc
     actual = run.data.tags.get(TAG_STEP, "")

@@ -120,6 +120,7 @@ def test_non_numeric_learning_rate():
         ({"temperature": "0"}, "temperature must be in (0, 5], got 0.0"),
         ({"max_new_tokens": "513"}, "max_new_tokens must be in 1..512, got 513"),
         ({"inference_batch_size": "0"}, "inference_batch_size must be >= 1, got 0"),
+        ({"num_trials": "1000000"}, "num_trials must be <= 100, got 1000000"),
         ({"test_samples": "0"}, "test_samples must be >= 1, got 0"),
         ({"model": "gpt-five"}, "unknown model 'gpt-five'"),
     ],

@@ -185,6 +185,42 @@ def test_given_normalized_aliases_are_kept(tmp_path: Path) -> None:
     assert loaded["answer"]["normalized_aliases"] == ["kept as is"]
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_aliases_that_normalise_to_nothing_are_rejected(tmp_path: Path, fmt: str) -> None:
+    records = [make_record(1), make_record(2, normalized=False)]
+    records[1]["answer"]["aliases"] = ["", " ", "!!!"]
+    path = write_split(tmp_path, "train", records, fmt)
+    with pytest.raises(DataError) as caught:
+        load_split(str(tmp_path), "train")
+    assert_data_error(path, "line" if fmt == "jsonl" else "row", 2, "answer.aliases", exc=caught.value)
+    assert "normalise to an empty string" in str(caught.value)
+
+
+def test_unusable_aliases_beside_usable_ones_leave_normalized_aliases(tmp_path: Path) -> None:
+    derived = make_record(1, normalized=False)
+    derived["answer"]["aliases"] = ["!!!", "Paris", "", "\u200b", "paris."]
+    given = make_record(2)
+    given["answer"]["aliases"] = ["?", "Rome"]
+    given["answer"]["normalized_aliases"] = ["", "rome"]
+    only_blank_given = make_record(3)
+    only_blank_given["answer"]["aliases"] = ["Oslo"]
+    only_blank_given["answer"]["normalized_aliases"] = [" "]
+    write_split(tmp_path, "train", [derived, given, only_blank_given], "jsonl")
+    first, second, third = load_split(str(tmp_path), "train")
+    assert first["answer"]["aliases"] == ["!!!", "Paris", "", "\u200b", "paris."]  # as written
+    assert first["answer"]["normalized_aliases"] == ["paris"]
+    assert second["answer"]["normalized_aliases"] == ["rome"]
+    assert third["answer"]["normalized_aliases"] == ["oslo"]
+
+
+def test_visible_text_with_format_characters_is_kept(tmp_path: Path) -> None:
+    record = make_record(1)
+    record["question"] = "Who wrote \u200bthis?"
+    write_split(tmp_path, "train", [record], "jsonl")
+    (loaded,) = load_split(str(tmp_path), "train")
+    assert loaded["question"] == "Who wrote \u200bthis?"
+
+
 def test_csv_without_normalized_column(tmp_path: Path) -> None:
     path = tmp_path / "train.csv"
     path.write_text(
@@ -307,6 +343,31 @@ def test_two_files_for_one_split_is_ambiguous(tmp_path: Path) -> None:
         load_split(str(tmp_path), "train")
 
 
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda path: path.mkdir(), id="folder"),
+    pytest.param(lambda path: path.symlink_to(path.name), id="symlink-to-itself"),
+    pytest.param(lambda path: (path.parent / "loop.b").symlink_to(path.name) or path.symlink_to("loop.b"),
+                 id="symlink-loop"),
+    pytest.param(lambda path: path.symlink_to(path.parent / "gone.jsonl"), id="dangling-symlink"),
+])
+def test_split_path_that_is_not_a_readable_file(tmp_path: Path, make: Any) -> None:
+    write_split(tmp_path, "validation", RECORDS, "jsonl")
+    make(tmp_path / "train.jsonl")
+    with pytest.raises(DataError) as caught:
+        load_split(str(tmp_path), "train")
+    message = str(caught.value)
+    assert f"{tmp_path / 'train.jsonl'} exists but is not a readable file" in message, message
+    assert "regular file" in message, message  # what to do
+    assert load_split(str(tmp_path), "validation") == RECORDS
+
+
+def test_symlink_to_a_file_is_followed(tmp_path: Path) -> None:
+    source = write_split(tmp_path / "elsewhere", "train", RECORDS, "jsonl")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "train.jsonl").symlink_to(source)
+    assert load_split(str(tmp_path / "d"), "train") == RECORDS
+
+
 def test_unknown_split(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="split must be one of"):
         load_split(str(tmp_path), "test")
@@ -352,6 +413,13 @@ MALFORMED = {
     "normalized_aliases not a list": (
         lambda r: r["answer"].update(normalized_aliases="x"), "answer.normalized_aliases"),
     "duplicate question_id": (lambda r: r.update(question_id="q1"), "question_id"),
+    "question of zero-width spaces": (lambda r: r.update(question="\u200b\u200b"), "question"),
+    "question of format characters": (lambda r: r.update(question=" \ufeff\u2060\u200d "), "question"),
+    "question_id of a zero-width space": (lambda r: r.update(question_id="\u200b"), "question_id"),
+    "aliases that are blank": (lambda r: r["answer"].update(aliases=["", " "]), "answer.aliases"),
+    "aliases of punctuation": (lambda r: r["answer"].update(aliases=["!!!"]), "answer.aliases"),
+    "alias of an article": (lambda r: r["answer"].update(aliases=["The", "a."]), "answer.aliases"),
+    "alias of a zero-width space": (lambda r: r["answer"].update(aliases=["\u200b"]), "answer.aliases"),
 }
 
 

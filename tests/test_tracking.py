@@ -92,3 +92,27 @@ def test_default_tracking_store_is_sqlite_in_the_working_folder(tmp_path, monkey
         assert (tmp_path / "mlruns").is_dir()
     finally:
         mlflow.set_tracking_uri(None)
+
+
+def test_check_sqlite_store_refuses_what_is_not_a_database(tmp_path):
+    store = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{store}"
+    kt.check_sqlite_store(uri)  # nothing there yet: MLflow creates it
+    store.write_bytes(b"")
+    kt.check_sqlite_store(uri)  # an empty file is an empty database
+    store.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(ValueError, match=f"{store} is not an SQLite database.*move it aside.*MLFLOW_TRACKING_URI"):
+        kt.check_sqlite_store(uri)
+    store.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 16)
+    with pytest.raises(ValueError, match=f"{store} is damaged"):
+        kt.check_sqlite_store(uri)
+    store.unlink()
+    store.mkdir()
+    with pytest.raises(ValueError, match=f"{store} is not a file"):
+        kt.check_sqlite_store(uri)
+
+
+def test_check_sqlite_store_accepts_a_store_in_use(tracking):
+    with mlflow.start_run():
+        mlflow.log_param("a", 1)
+    kt.check_sqlite_store(mlflow.get_tracking_uri())
