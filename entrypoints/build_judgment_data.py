@@ -10,7 +10,7 @@ import click
 
 from know_thyself.cli import config_options, echo_ids, run_cli
 from know_thyself.config import JudgmentDataConfig
-from know_thyself.judgment_data import run_build_judgment_data
+from know_thyself.steps.build_judgment_data import run_build_judgment_data
 from know_thyself.tracking import configure_tracking
 
 

@@ -9,7 +9,7 @@ import click
 
 from know_thyself.cli import config_options, echo_ids, run_cli
 from know_thyself.config import KnowledgeDataConfig
-from know_thyself.knowledge import run_build_knowledge_data
+from know_thyself.steps.build_knowledge_data import run_build_knowledge_data
 from know_thyself.tracking import configure_tracking
 
 

@@ -9,8 +9,8 @@ Reads the dataset; writes responses.jsonl, per-split QA accuracy and ability dis
 import click
 
 from know_thyself.cli import config_options, echo_ids, run_cli
-from know_thyself.collect import run_collect
 from know_thyself.config import CollectConfig
+from know_thyself.steps.collect import run_collect
 from know_thyself.tracking import configure_tracking
 
 

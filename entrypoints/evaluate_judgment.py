@@ -11,7 +11,7 @@ import click
 
 from know_thyself.cli import config_options, echo_ids, run_cli
 from know_thyself.config import EvaluateConfig
-from know_thyself.evaluate import run_evaluate_judgment
+from know_thyself.steps.evaluate_judgment import run_evaluate_judgment
 from know_thyself.tracking import configure_tracking
 
 

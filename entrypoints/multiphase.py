@@ -13,7 +13,7 @@ import click
 
 from know_thyself.cli import config_options, echo_ids, run_cli
 from know_thyself.config import MultiphaseConfig
-from know_thyself.pipeline import run_multiphase
+from know_thyself.steps.multiphase import run_multiphase
 from know_thyself.tracking import configure_tracking
 
 

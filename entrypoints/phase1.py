@@ -11,7 +11,7 @@ import click
 
 from know_thyself.cli import config_options, echo_ids, run_cli
 from know_thyself.config import Phase1Config
-from know_thyself.pipeline import run_phase1
+from know_thyself.steps.phase1 import run_phase1
 from know_thyself.tracking import configure_tracking
 
 

@@ -10,8 +10,8 @@ import click
 
 from know_thyself.cli import config_options, echo_ids, run_cli
 from know_thyself.config import TrainConfig
+from know_thyself.steps.train_judgment import run_train_judgment
 from know_thyself.tracking import configure_tracking
-from know_thyself.training import run_train_judgment
 
 
 @click.command(help=__doc__)

@@ -11,7 +11,7 @@ import click
 
 from know_thyself.cli import config_options, echo_ids, run_cli
 from know_thyself.config import KnowledgeTrainConfig
-from know_thyself.knowledge import run_train_knowledge
+from know_thyself.steps.train_knowledge import run_train_knowledge
 from know_thyself.tracking import configure_tracking
 
 

@@ -1,4 +1,4 @@
-"""The collect step: sample answers, grade them, and label each question's ability.
+"""Collecting answers: sample answers, grade them, and label each question's ability.
 
 Writes ``responses.jsonl`` (one line per question: split, id, question, aliases, every sampled
 response, every correct flag, accuracy, ability, and the greedy answer with its correctness and
@@ -19,12 +19,10 @@ from know_thyself import data, plots
 from know_thyself.config import CollectConfig
 from know_thyself.grading import is_correct
 from know_thyself.labels import ability_from_trials, labels_for
-from know_thyself.memory import check_sampling_memory
 from know_thyself.models import checkpoint_path, load_model, load_tokenizer
 from know_thyself.prompts import answer_messages, render
 from know_thyself.sampling import sample_answers, tqdm_progress
 from know_thyself.scores import GreedyAnswers, greedy_answers
-from know_thyself.tracking import StepRun, find_finished_run, step_run
 
 logger = logging.getLogger(__name__)
 
@@ -170,22 +168,6 @@ def collect(cfg: CollectConfig, questions: dict[str, list[dict]] | None = None) 
     figure = plots.distribution_figure(train, validation, labels, "ability distribution", names=SPLITS)
     mlflow.log_figure(figure, "ability_distribution.png")
     return rows
-
-
-def run_collect(cfg: CollectConfig, reuse: bool = True) -> StepRun:
-    """Run the collect step in its own (possibly nested) run, or reuse an identical finished one."""
-    # Load and check the data before opening a run: bad input leaves no run behind.
-    questions = load_questions(cfg.dataset, cfg.num_samples, cfg.test_samples, cfg.seed)
-    if not (reuse and find_finished_run(cfg.step, cfg.params())):
-        check_sampling_memory(
-            cfg.model, [[q["question"] for q in questions[split]] for split in SPLITS],
-            batch_size=cfg.inference_batch_size, num_trials=cfg.num_trials, max_new_tokens=cfg.max_new_tokens,
-            dtype=cfg.dtype, backend=choose_backend(cfg.backend),
-        )
-    with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
-        if not run.reused:
-            collect(cfg, questions)
-    return run
 
 
 def read_responses(run_id: str) -> list[dict]:

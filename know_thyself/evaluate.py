@@ -1,4 +1,4 @@
-"""The evaluate_judgment step: how well a judge predicts its model's ability, beside cheap baselines.
+"""Evaluating a judge: how well a judge predicts its model's ability, beside cheap baselines.
 
 For each split of a collect run, the model (with the judgment adapter, if given) predicts each
 question's ability before answering (:mod:`know_thyself.judge`). Methods compared in one run:
@@ -46,7 +46,6 @@ from know_thyself.config import EvaluateConfig
 from know_thyself.judge import judge
 from know_thyself.models import load_model
 from know_thyself.scores import LinearProbe, prompt_features
-from know_thyself.tracking import StepRun, require_step_run, step_run
 from know_thyself.training import load_adapter
 
 TRAINING_STEPS = ("train_judgment",)
@@ -191,14 +190,3 @@ def _log_figures(split, actual, predicted, labels, methods, correct) -> None:
     mlflow.log_figure(plots.reliability_figure(bins, f"{split}: judge reliability"), f"reliability_{split}.png")
     curves = {name: metrics.risk_coverage_curve(out.confidence, correct) for name, out in methods.items()}
     mlflow.log_figure(plots.risk_coverage_figure(curves, f"{split}: risk vs coverage"), f"risk_coverage_{split}.png")
-
-
-def run_evaluate_judgment(cfg: EvaluateConfig, reuse: bool = True, run_name: str | None = None) -> StepRun:
-    """Run evaluate_judgment in its own (possibly nested) run, or reuse an identical finished one."""
-    require_step_run(cfg.collect_run_id, "collect", "collect_run_id")
-    if cfg.adapter_run_id:
-        require_step_run(cfg.adapter_run_id, TRAINING_STEPS, "adapter_run_id")
-    with step_run(cfg.step, cfg.params(), reuse=reuse, run_name=run_name) as run:
-        if not run.reused:
-            evaluate_judgment(cfg)
-    return run

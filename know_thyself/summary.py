@@ -19,7 +19,7 @@ def summary_table(ids: dict[str, str]) -> pd.DataFrame:
     """Rows per (phase, split): QA accuracy, judge vs baselines (exact match, AUROC), distributions.
 
     Args:
-        ids: Run ids from :func:`know_thyself.pipeline.run_multiphase` (keys like ``phase1/collect``).
+        ids: Run ids from :func:`know_thyself.steps.multiphase.run_multiphase` (keys like ``phase1/collect``).
     """
     rows = []
     for phase in ("phase1", "phase3"):

@@ -167,24 +167,3 @@ def load_adapter(model: Any, run_id: str, artifact_path: str = ADAPTER_DIR) -> A
     adapter = PeftModel.from_pretrained(model, str(download(run_id, artifact_path)))
     adapter.eval()
     return adapter
-
-
-def run_train_judgment(cfg: TrainConfig, reuse: bool = True) -> Any:
-    """The train_judgment step: LoRA SFT on a build_judgment_data run's train split.
-
-    Logs the adapter (``adapter/``) and the judge as a pyfunc model (``judge/``) ready to register.
-    """
-    from know_thyself.judgment_data import read_examples
-    from know_thyself.registry import log_judge
-    from know_thyself.tracking import require_step_run, step_run
-
-    upstream = require_step_run(cfg.data_run_id, "build_judgment_data", "data_run_id")
-    scheme = upstream.data.params.get("label_scheme", "three")
-    with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
-        if not run.reused:
-            trainer = train_lora(read_examples(cfg.data_run_id, "train"), cfg)
-            adapter_dir = log_adapter(trainer, cfg.model)
-            if adapter_dir is not None:
-                # The judge as a loadable pyfunc: base model named, adapter inside, no local paths.
-                log_judge(str(adapter_dir), cfg.model, scheme)
-    return run

@@ -10,8 +10,8 @@ from pathlib import Path
 import mlflow
 
 from know_thyself.config import JudgmentDataConfig, KnowledgeDataConfig
-from know_thyself.judgment_data import run_build_judgment_data
-from know_thyself.knowledge import run_build_knowledge_data
+from know_thyself.steps.build_judgment_data import run_build_judgment_data
+from know_thyself.steps.build_knowledge_data import run_build_knowledge_data
 from know_thyself.tracking import TAG_STEP
 
 ROOT = Path(__file__).resolve().parents[1]

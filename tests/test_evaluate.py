@@ -9,6 +9,7 @@ import pytest
 from know_thyself import evaluate
 from know_thyself.config import EvaluateConfig
 from know_thyself.judge import Judgments, judge, label_token_ids
+from know_thyself.steps.evaluate_judgment import run_evaluate_judgment
 from know_thyself.tracking import TAG_STEP
 
 ACTUAL = {"train": ["can", "can", "uncertain", "cannot"], "validation": ["cannot", "cannot", "uncertain", "can", "can"]}
@@ -55,7 +56,7 @@ def test_evaluation_metrics_equal_hand_computed(tracking, tiny_model_dir, monkey
         return Judgments(labels, PREDICTED[split], probs, [False] * len(questions), np.ones(len(questions)))
 
     monkeypatch.setattr(evaluate, "judge", fake_judge)
-    run = evaluate.run_evaluate_judgment(EvaluateConfig(model=tiny_model_dir, collect_run_id=collect_id))
+    run = run_evaluate_judgment(EvaluateConfig(model=tiny_model_dir, collect_run_id=collect_id))
     got = mlflow.get_run(run.run_id).data.metrics
     # train: 3 of 4 right; validation: 3 of 5 right
     assert got["train/judge/exact_match"] == pytest.approx(3 / 4)
@@ -94,7 +95,7 @@ def test_evaluation_metrics_equal_hand_computed(tracking, tiny_model_dir, monkey
 
 def test_undefined_metrics_are_named_not_logged_as_nan(tracking, tiny_model_dir):
     collect_id = _fake_collect_run({split: [False] * len(labels) for split, labels in ACTUAL.items()})
-    run = evaluate.run_evaluate_judgment(EvaluateConfig(model=tiny_model_dir, collect_run_id=collect_id))
+    run = run_evaluate_judgment(EvaluateConfig(model=tiny_model_dir, collect_run_id=collect_id))
     result = mlflow.get_run(run.run_id)
     assert "validation/judge/auroc" not in result.data.metrics  # one class only: AUROC undefined
     assert "validation/judge/auroc" in result.data.tags["undefined_metrics"]
@@ -106,6 +107,6 @@ def test_undefined_metrics_are_named_not_logged_as_nan(tracking, tiny_model_dir)
 def test_evaluation_refuses_an_adapter_from_the_wrong_step(tracking, tiny_model_dir):
     collect_id = _fake_collect_run()
     with pytest.raises(ValueError, match="not a train_judgment run"):
-        evaluate.run_evaluate_judgment(
+        run_evaluate_judgment(
             EvaluateConfig(model=tiny_model_dir, collect_run_id=collect_id, adapter_run_id=collect_id)
         )

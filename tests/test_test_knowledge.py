@@ -4,7 +4,7 @@ import mlflow
 import pytest
 
 from know_thyself import config
-from know_thyself.knowledge import run_test_knowledge
+from know_thyself.steps.test_knowledge import run_test_knowledge
 from know_thyself.tracking import TAG_STEP
 
 PARAMS = {"dataset": "bundled", "num_samples": "10", "test_samples": "5", "seed": "42", "num_trials": "5",

@@ -1,0 +1,34 @@
+"""The build_judgment_data step: a collect run's labels as chat-format SFT examples."""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import mlflow
+
+from know_thyself import collect, data
+from know_thyself.config import JudgmentDataConfig
+from know_thyself.judgment_data import ARTIFACT_DIR, build_examples
+from know_thyself.labels import labels_for
+from know_thyself.tracking import StepRun, require_step_run, step_run
+
+
+def run_build_judgment_data(cfg: JudgmentDataConfig, reuse: bool = True) -> StepRun:
+    """Build and log ``judgment_data/{train,validation}.jsonl`` with the label counts as metrics."""
+    upstream = require_step_run(cfg.collect_run_id, "collect", "collect_run_id")
+    scheme = upstream.data.params.get("label_scheme", "three")
+    with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
+        if run.reused:
+            return run
+        rows = collect.read_responses(cfg.collect_run_id)
+        mlflow.log_param("label_scheme", scheme)
+        for split in collect.SPLITS:
+            examples = build_examples([r for r in rows if r["split"] == split], scheme)
+            counts = Counter(e["label"] for e in examples)
+            mlflow.log_metrics({f"{split}/label_count/{label}": counts.get(label, 0) for label in labels_for(scheme)})
+            mlflow.log_metric(f"{split}/examples", len(examples))
+            path = data.write_jsonl(examples, Path(tempfile.mkdtemp(prefix="know-thyself-")) / f"{split}.jsonl")
+            mlflow.log_artifact(str(path), ARTIFACT_DIR)
+    return run
