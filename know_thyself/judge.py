@@ -1,7 +1,8 @@
 """Asking a model for its judgment: the predicted label and the three label probabilities.
 
-One forward pass per batch over the judgment prompt. The next-token distribution at the
-label position gives both answers at once:
+One forward pass per batch over the judgment prompt, after its shared system text has been
+prefilled once (:func:`judgment_forward`). The next-token distribution at the label position
+gives both answers at once:
 
 * the greedy prediction is the arg-max token over the whole vocabulary; when it is the first
   token of a label word, that label is the prediction (the label words' first tokens must be
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from know_thyself.labels import labels_for
+from know_thyself.prefix_cache import last_position
 from know_thyself.prompts import judgment_messages, render
 
 
@@ -47,7 +49,51 @@ def label_token_ids(tokenizer: Any, labels: Sequence[str]) -> list[int]:
     return ids
 
 
-@torch.inference_mode()
+def judgment_forward(
+    model: Any, tokenizer: Any, questions: Sequence[str], scheme: str = "three", batch_size: int = 32,
+    hidden: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One forward over the judgment prompts: next-token logits and, if asked, the last hidden state.
+
+    The prompts' shared system text is prefilled once for the call (:mod:`know_thyself.prefix_cache`).
+    One call can serve both :func:`judge` (through :func:`judgments_from_logits`) and the probe
+    features of :func:`know_thyself.scores.prompt_features`.
+
+    Returns:
+        ``(logits, hidden)``: float32 CPU tensors (n, vocab) and (n, hidden_size) or None.
+    """
+    prompts = [render(tokenizer, judgment_messages(q, scheme)) for q in questions]
+    return last_position(model, tokenizer, prompts, batch_size, hidden=hidden)
+
+
+def judgments_from_logits(logits: torch.Tensor, tokenizer: Any, scheme: str = "three") -> Judgments:
+    """Predicted labels and label probabilities from the next-token logits at the label position."""
+    labels = labels_for(scheme)
+    token_ids = torch.tensor(label_token_ids(tokenizer, labels))
+    if logits.shape[0] == 0:
+        return Judgments(labels, [], np.zeros((0, len(labels))), [], np.zeros(0))
+    logits = logits.float()
+    label_probs = torch.softmax(logits, dim=-1)[:, token_ids]
+    mass = label_probs.sum(dim=-1)
+    predicted: list[str] = []
+    off_label: list[bool] = []
+    for row, top in enumerate(logits.argmax(dim=-1).tolist()):
+        matches = (token_ids == top).nonzero()
+        if matches.numel():
+            predicted.append(labels[int(matches[0, 0])])
+            off_label.append(False)
+        else:
+            predicted.append(labels[int(label_probs[row].argmax())])
+            off_label.append(True)
+    return Judgments(
+        labels=labels,
+        predicted=predicted,
+        probabilities=(label_probs / mass.clamp_min(1e-30)[:, None]).numpy(),
+        off_label=off_label,
+        label_mass=mass.numpy(),
+    )
+
+
 def judge(model: Any, tokenizer: Any, questions: Sequence[str], scheme: str = "three", batch_size: int = 32) -> Judgments:
     """Judge each question before answering it.
 
@@ -58,34 +104,5 @@ def judge(model: Any, tokenizer: Any, questions: Sequence[str], scheme: str = "t
         scheme: Label scheme, ``three`` or ``binary``.
         batch_size: Questions per forward pass.
     """
-    labels = labels_for(scheme)
-    token_ids = torch.tensor(label_token_ids(tokenizer, labels))
-    predicted: list[str] = []
-    off_label: list[bool] = []
-    probabilities, masses = [], []
-    for start in range(0, len(questions), batch_size):
-        prompts = [render(tokenizer, judgment_messages(q, scheme)) for q in questions[start : start + batch_size]]
-        enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-        positions = (enc["attention_mask"].cumsum(-1) - 1).clamp_(min=0)
-        logits = model(**enc, position_ids=positions).logits[:, -1, :].float().cpu()
-        probs = torch.softmax(logits, dim=-1)
-        label_probs = probs[:, token_ids]
-        mass = label_probs.sum(dim=-1)
-        greedy = logits.argmax(dim=-1)
-        for row, top in enumerate(greedy.tolist()):
-            matches = (token_ids == top).nonzero()
-            if matches.numel():
-                predicted.append(labels[int(matches[0, 0])])
-                off_label.append(False)
-            else:
-                predicted.append(labels[int(label_probs[row].argmax())])
-                off_label.append(True)
-        probabilities.append((label_probs / mass.clamp_min(1e-30)[:, None]).numpy())
-        masses.append(mass.numpy())
-    return Judgments(
-        labels=labels,
-        predicted=predicted,
-        probabilities=np.concatenate(probabilities) if probabilities else np.zeros((0, len(labels))),
-        off_label=off_label,
-        label_mass=np.concatenate(masses) if masses else np.zeros(0),
-    )
+    logits, _ = judgment_forward(model, tokenizer, questions, scheme, batch_size)
+    return judgments_from_logits(logits, tokenizer, scheme)

@@ -1,8 +1,8 @@
 """Reference scores the trained judge is compared with, computed from the model itself.
 
-* :func:`greedy_answers`: each question's greedy answer (the answer the judge predicts about),
-  graded, with the mean log-probability of its tokens: an *after-answering* confidence that
-  needs the answer first, reported for reference only.
+(The greedy answers and their mean token log-probability, an *after-answering* confidence, come
+from the collect step's sampler: :class:`know_thyself.sampling.Answers`.)
+
 * :func:`prompt_features` and :class:`LinearProbe`: the last-layer hidden state at the end of
   the judgment prompt, and a scikit-learn logistic regression on it fitted to the train split's
   ability labels: a cheap "knows before answering" reference.
@@ -11,76 +11,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
-from know_thyself.grading import is_correct
-from know_thyself.prompts import answer_messages, judgment_messages, render
-from know_thyself.sampling import sample_answers
+from know_thyself.judge import judgment_forward
 
 
-@dataclass
-class GreedyAnswers:
-    """Greedy answers, their correctness and mean token log-probability, aligned with the input."""
-
-    answers: list[str]
-    correct: list[bool]
-    mean_logprob: np.ndarray
-
-
-@torch.inference_mode()
-def _mean_logprobs(model: Any, tokenizer: Any, prompts: Sequence[str], answers: Sequence[str], batch_size: int) -> np.ndarray:
-    """Mean log-probability of each answer's tokens after its prompt (teacher forcing)."""
-    values = []
-    pad = tokenizer.pad_token_id
-    for start in range(0, len(prompts), batch_size):
-        chunk = range(start, min(start + batch_size, len(prompts)))
-        prompt_ids = [tokenizer(prompts[i], add_special_tokens=False)["input_ids"] for i in chunk]
-        answer_ids = [tokenizer(answers[i], add_special_tokens=False)["input_ids"] for i in chunk]
-        rows = [p + a for p, a in zip(prompt_ids, answer_ids)]
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, row in enumerate(rows):  # left padding, like the samplers
-            ids[r, width - len(row) :] = torch.tensor(row)
-            mask[r, width - len(row) :] = 1
-        positions = (mask.cumsum(-1) - 1).clamp_(min=0)
-        logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
-                       position_ids=positions.to(model.device)).logits.float().cpu()
-        logprobs = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-        for r, answer in enumerate(answer_ids):
-            if not answer:
-                values.append(float("-inf"))
-                continue
-            values.append(float(logprobs[r, width - 1 - len(answer) :].mean()))
-    return np.array(values)
-
-
-def greedy_answers(
-    model: Any, tokenizer: Any, questions: Sequence[str], aliases: Sequence[Sequence[str]],
-    max_new_tokens: int = 24, batch_size: int = 32,
-) -> GreedyAnswers:
-    """Greedy answers to the answer prompt, graded, with their mean token log-probability."""
-    prompts = [render(tokenizer, answer_messages(q)) for q in questions]
-    answers = [a[0] for a in sample_answers(model, tokenizer, prompts, 1, max_new_tokens, temperature=0, batch_size=batch_size)]
-    correct = [is_correct(a, al) for a, al in zip(answers, aliases)]
-    return GreedyAnswers(answers, correct, _mean_logprobs(model, tokenizer, prompts, answers, batch_size))
-
-
-@torch.inference_mode()
 def prompt_features(model: Any, tokenizer: Any, questions: Sequence[str], scheme: str, batch_size: int = 32) -> np.ndarray:
-    """Last-layer hidden state at the last token of each question's judgment prompt, shape (n, hidden)."""
-    features = []
-    for start in range(0, len(questions), batch_size):
-        prompts = [render(tokenizer, judgment_messages(q, scheme)) for q in questions[start : start + batch_size]]
-        enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-        positions = (enc["attention_mask"].cumsum(-1) - 1).clamp_(min=0)
-        out = model(**enc, position_ids=positions, output_hidden_states=True)
-        features.append(out.hidden_states[-1][:, -1, :].float().cpu().numpy())
-    return np.concatenate(features) if features else np.zeros((0, 0))
+    """Last-layer hidden state at the last token of each question's judgment prompt, shape (n, hidden).
+
+    The forward is :func:`know_thyself.judge.judgment_forward`'s (shared system text prefilled once).
+    """
+    _, hidden = judgment_forward(model, tokenizer, questions, scheme, batch_size, hidden=True)
+    return hidden.numpy() if len(questions) else np.zeros((0, 0))
 
 
 class LinearProbe:

@@ -8,7 +8,7 @@ needs_vllm = pytest.mark.skipif(not vllm_backend.available(), reason="vllm is no
 
 
 @needs_vllm
-def test_vllm_samples_n_answers_per_prompt(tokenizer_dir):
+def test_vllm_sampler_answers_like_the_other_backends(tokenizer_dir):
     from know_thyself.grading import is_correct
     from know_thyself.models import load_tokenizer
     from know_thyself.prompts import answer_messages, render
@@ -16,16 +16,17 @@ def test_vllm_samples_n_answers_per_prompt(tokenizer_dir):
     tokenizer = load_tokenizer(str(tokenizer_dir))
     questions = [("What is the capital of France?", ["Paris"]), ("How many legs does a spider have?", ["8", "eight"])]
     prompts = [render(tokenizer, answer_messages(q)) for q, _ in questions]
-    sampler = vllm_backend.VllmSampler(str(tokenizer_dir), seed=0)
-    answers, logprobs = sampler.sample(prompts, 3, 24, 0.5)
-    assert [len(a) for a in answers] == [3, 3]
-    assert all("\n" not in a for group in answers for a in group)
-    greedy, _ = sampler.sample(prompts, 1, 24, 0.0)
-    assert is_correct(greedy[0][0], ["Paris"])
-    assert logprobs.shape == (2,) and (logprobs <= 0).all()
+    sampler = vllm_backend.VllmSampler(str(tokenizer_dir), tokenizer, seed=0)
+    answers = sampler.sample(prompts, 3, 24, 0.5)
+    assert [len(a) for a in answers.samples] == [3, 3]
+    assert all("\n" not in a for group in answers.samples for a in group)
+    assert is_correct(answers.greedy[0], ["Paris"])
+    assert answers.greedy_mean_logprob.shape == (2,) and (answers.greedy_mean_logprob <= 0).all()
+    assert all(not sampler.stop[t] for tokens in answers.greedy_tokens for t in tokens)
+    assert min(answers.generated_tokens) >= 1
 
 
 def test_unavailable_vllm_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(vllm_backend, "available", lambda: False)
     with pytest.raises(ValueError, match="needs the vllm package"):
-        vllm_backend.VllmSampler("x")
+        vllm_backend.VllmSampler("x", tokenizer=None)

@@ -1,0 +1,179 @@
+"""A shared-prefix KV cache: the tokens every prompt of a call begins with are prefilled once.
+
+The answer prompt's system text and worked examples (~140 tokens) and the judgment prompt's
+system text are the same for every question; only the question differs. :class:`SharedPrefix`
+runs the model once over that common prefix, and each batch starts from a copy of its KV cache
+expanded to the batch. The per-question suffixes are then prefilled after it, left-padded to a
+common length, so that each row of the batch reads
+
+    [shared prefix (P tokens)] [padding] [the row's suffix tokens]
+
+with the padding masked out (``attention_mask`` 0) and explicit ``position_ids`` that continue
+from the prefix (``P, P+1, ...`` over each row's own suffix tokens, whatever its padding). The
+result equals a forward over each full prompt on its own, up to floating-point rounding.
+
+The prefix is the longest common *token* prefix of the tokenised prompts, so splitting a prompt's
+token ids at it and concatenating the parts gives back exactly its tokenisation. It is capped
+so that every row keeps at least one suffix token (the position whose logits are read).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+def common_prefix_length(token_lists: Sequence[Sequence[int]]) -> int:
+    """Length of the longest common prefix of ``token_lists``, leaving every list at least one token."""
+    if not token_lists:
+        return 0
+    first = token_lists[0]
+    limit = min(len(ids) for ids in token_lists) - 1
+    length = 0
+    while length < limit and all(ids[length] == first[length] for ids in token_lists):
+        length += 1
+    return max(length, 0)
+
+
+def _plain_dynamic_layers(cache: Any) -> bool:
+    from transformers.cache_utils import DynamicLayer
+
+    layers = getattr(cache, "layers", None)
+    return bool(layers) and all(type(layer) is DynamicLayer and layer.is_initialized for layer in layers)
+
+
+class SharedPrefix:
+    """The KV cache of a token prefix, computed once and copied into every batch.
+
+    Args:
+        model: A causal LM (a PEFT model too) in eval mode. The cache is only valid for the
+            weights it was computed with: an adapter switched on or off needs a new prefix.
+        prefix_ids: The shared token ids; empty means no prefix (every batch starts from scratch).
+    """
+
+    def __init__(self, model: Any, prefix_ids: Sequence[int]) -> None:
+        self.ids = list(prefix_ids)
+        self.layers: list[tuple[torch.Tensor, torch.Tensor]] = []
+        if not self.ids:
+            return
+        with torch.inference_mode():
+            ids = torch.tensor([self.ids], device=model.device)
+            out = model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True, logits_to_keep=1)
+        cache = out.past_key_values
+        if not _plain_dynamic_layers(cache):
+            # Sliding-window or otherwise special caches cannot simply be copied: no prefix then.
+            self.ids = []
+            return
+        self.layers = [(layer.keys, layer.values) for layer in cache.layers]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def cache_for(self, model: Any, batch: int) -> Any:
+        """A fresh ``DynamicCache`` holding the prefix for ``batch`` rows (None without a prefix)."""
+        if not self.ids:
+            return None
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=model.config)
+        for layer, (keys, values) in zip(cache.layers, self.layers):
+            # ``update`` concatenates onto an empty tensor: the expanded view is copied, not aliased.
+            layer.update(keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1))
+        return cache
+
+
+@dataclass
+class Prefill:
+    """A batch after the prefill of its suffixes: what a decode loop needs to continue."""
+
+    logits: torch.Tensor  # (batch, vocab): next-token logits at each row's last prompt token
+    hidden: torch.Tensor | None  # (batch, hidden): last layer's hidden state there, when asked for
+    cache: Any  # the KV cache over prefix + suffixes
+    attention_mask: torch.Tensor  # (batch, prefix + suffix width)
+    next_positions: torch.Tensor  # (batch, 1): the position id of each row's next token
+
+
+def prefill(
+    model: Any, prefix: SharedPrefix, suffixes: Sequence[Sequence[int]], pad_id: int, hidden: bool = False
+) -> Prefill:
+    """Prefill ``suffixes`` (token id lists) after the shared ``prefix``; logits at the last position only.
+
+    Args:
+        model: The model ``prefix`` was computed with.
+        prefix: The shared prefix.
+        suffixes: Each row's token ids after the prefix (at least one each).
+        pad_id: The id written into padding (masked out; its value does not matter).
+        hidden: Also return the last layer's hidden state at each row's last token.
+    """
+    if any(len(s) == 0 for s in suffixes):
+        raise ValueError("every prompt needs at least one token after the shared prefix")
+    device = model.device
+    batch, width = len(suffixes), max(len(s) for s in suffixes)
+    ids = torch.full((batch, width), pad_id, dtype=torch.long)
+    suffix_mask = torch.zeros((batch, width), dtype=torch.long)
+    for row, tokens in enumerate(suffixes):  # left padding: every row's last token is the last column
+        ids[row, width - len(tokens) :] = torch.tensor(list(tokens), dtype=torch.long)
+        suffix_mask[row, width - len(tokens) :] = 1
+    ids, suffix_mask = ids.to(device), suffix_mask.to(device)
+    positions = len(prefix) + (suffix_mask.cumsum(-1) - 1).clamp_(min=0)
+    mask = torch.cat([suffix_mask.new_ones((batch, len(prefix))), suffix_mask], dim=-1)
+    out = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions,
+        past_key_values=prefix.cache_for(model, batch),
+        use_cache=True,
+        logits_to_keep=1,
+        output_hidden_states=hidden,
+    )
+    return Prefill(
+        logits=out.logits[:, -1, :],
+        hidden=out.hidden_states[-1][:, -1, :] if hidden else None,
+        cache=out.past_key_values,
+        attention_mask=mask,
+        next_positions=positions[:, -1:] + 1,
+    )
+
+
+def tokenize(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
+    """Token ids of each rendered prompt (the chat template already holds any special tokens)."""
+    return tokenizer(list(prompts), add_special_tokens=False)["input_ids"] if prompts else []
+
+
+@torch.inference_mode()
+def last_position(
+    model: Any, tokenizer: Any, prompts: Sequence[str], batch_size: int = 32, hidden: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Next-token logits (and optionally the last hidden state) at the end of each prompt.
+
+    The prompts' shared token prefix is prefilled once for the call and reused by every batch.
+
+    Args:
+        model: A causal LM in eval mode.
+        tokenizer: Its tokenizer.
+        prompts: Rendered prompts.
+        batch_size: Prompts per forward pass.
+        hidden: Also return the last layer's hidden state at each prompt's last token.
+
+    Returns:
+        ``(logits, hidden)``: float32 CPU tensors of shape (n, vocab) and (n, hidden_size), the
+        latter None unless asked for; rows in the order of ``prompts``.
+    """
+    ids = tokenize(tokenizer, prompts)
+    prefix = SharedPrefix(model, ids[0][: common_prefix_length(ids)] if ids else [])
+    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # similar lengths share a batch
+    logits: list[torch.Tensor] = [None] * len(ids)  # type: ignore[list-item]
+    states: list[torch.Tensor] = [None] * len(ids)  # type: ignore[list-item]
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        out = prefill(model, prefix, [ids[i][len(prefix) :] for i in chunk], tokenizer.pad_token_id, hidden)
+        for row, i in enumerate(chunk):
+            logits[i] = out.logits[row].float().cpu()
+            if hidden:
+                states[i] = out.hidden[row].float().cpu()
+    if not ids:
+        return torch.zeros((0, 0)), (torch.zeros((0, 0)) if hidden else None)
+    return torch.stack(logits), (torch.stack(states) if hidden else None)
