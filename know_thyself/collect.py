@@ -19,20 +19,13 @@ from know_thyself import data, plots
 from know_thyself.config import CollectConfig
 from know_thyself.grading import is_correct
 from know_thyself.labels import ability_from_trials, labels_for
-from know_thyself.models import checkpoint_path, load_model, load_tokenizer
 from know_thyself.prompts import answer_messages, render
-from know_thyself.sampling import sample_answers, tqdm_progress
-from know_thyself.scores import GreedyAnswers, greedy_answers
+from know_thyself.sampling import load_sampler, tqdm_progress
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation")
 RESPONSES = "responses.jsonl"
-
-
-def choose_backend(backend: str) -> str:
-    """Resolve ``auto`` to the measured-fastest backend for this machine (see README)."""
-    return "transformers" if backend == "auto" else backend
 
 
 MAX_QUESTION_CHARS = 1000
@@ -103,54 +96,30 @@ def collect(cfg: CollectConfig, questions: dict[str, list[dict]] | None = None) 
         questions: Pre-loaded question samples per split (loaded from ``cfg`` when omitted).
     """
     questions = questions or load_questions(cfg.dataset, cfg.num_samples, cfg.test_samples, cfg.seed)
-    backend = choose_backend(cfg.backend)
-    engine = model = None
-    if backend == "vllm":
-        from know_thyself.vllm_backend import VllmSampler
-
-        tokenizer = load_tokenizer(cfg.model)
-        engine = VllmSampler(checkpoint_path(cfg.model), seed=cfg.seed, tensor_parallel_size=cfg.tensor_parallel_size)
-        mlflow.set_tags({"know_thyself.backend": backend})
-    else:
-        model, tokenizer = load_model(cfg.model, dtype=cfg.dtype)
-        mlflow.set_tags({"know_thyself.backend": backend, "know_thyself.dtype_used": str(model.dtype).replace("torch.", "")})
+    sampler = load_sampler(
+        cfg.backend, cfg.model, dtype=cfg.dtype, batch_size=cfg.inference_batch_size, seed=cfg.seed,
+        tensor_parallel_size=cfg.tensor_parallel_size,
+    )
+    mlflow.set_tags(sampler.tags())
     rows: list[dict] = []
     metrics: dict[str, float] = {}
     total = sum(len(q) for q in questions.values())
     bar, progress = tqdm_progress(total, desc="collect")
-    counts: dict[str, int] = {}
+    generated_tokens = 0
     started = time.perf_counter()
     try:
         for offset, split in enumerate(SPLITS):
             records = questions[split]
-            aliases = [q["answer"]["aliases"] for q in records]
-            prompts = [render(tokenizer, answer_messages(q["question"])) for q in records]
-            # One greedy answer per question too: the answer a judge's prediction is checked
-            # against, and the knowledge test's greedy accuracy.
-            if engine is not None:
-                responses, _ = engine.sample(prompts, cfg.num_trials, cfg.max_new_tokens, cfg.temperature)
-                progress(len(prompts), len(prompts) * cfg.num_trials)
-                texts, logprobs = engine.sample(prompts, 1, cfg.max_new_tokens, 0.0)
-                greedy = GreedyAnswers([t[0] for t in texts], [is_correct(t[0], a) for t, a in zip(texts, aliases)], logprobs)
-            else:
-                responses = sample_answers(
-                    model,
-                    tokenizer,
-                    prompts,
-                    num_samples=cfg.num_trials,
-                    max_new_tokens=cfg.max_new_tokens,
-                    temperature=cfg.temperature,
-                    batch_size=cfg.inference_batch_size,
-                    seed=cfg.seed + offset,
-                    backend=backend,
-                    progress=progress,
-                    stats=counts,
-                )
-                greedy = greedy_answers(
-                    model, tokenizer, [q["question"] for q in records], aliases, cfg.max_new_tokens, cfg.inference_batch_size
-                )
-            split_rows = grade_questions(records, responses, split, cfg.label_scheme)
-            for row, answer, correct, logprob in zip(split_rows, greedy.answers, greedy.correct, greedy.mean_logprob):
+            prompts = [render(sampler.tokenizer, answer_messages(q["question"])) for q in records]
+            # The samples, and one greedy answer per question: the answer a judge's prediction
+            # is checked against, and the knowledge test's greedy accuracy.
+            answers = sampler.sample(
+                prompts, cfg.num_trials, cfg.max_new_tokens, cfg.temperature, seed=cfg.seed + offset, progress=progress
+            )
+            generated_tokens += sum(answers.generated_tokens)
+            split_rows = grade_questions(records, answers.samples, split, cfg.label_scheme)
+            for row, answer, logprob in zip(split_rows, answers.greedy, answers.greedy_mean_logprob):
+                correct = is_correct(answer, row["aliases"])
                 row.update(greedy_response=answer, greedy_correct=correct, greedy_mean_logprob=float(logprob))
             metrics.update(split_metrics(split_rows, split, cfg.label_scheme))
             rows.extend(split_rows)
@@ -159,8 +128,7 @@ def collect(cfg: CollectConfig, questions: dict[str, list[dict]] | None = None) 
     elapsed = time.perf_counter() - started
     metrics["collect_seconds"] = elapsed
     metrics["samples_per_s"] = total * cfg.num_trials / elapsed
-    if "generated_tokens" in counts:
-        metrics["generated_tokens_per_s"] = counts["generated_tokens"] / elapsed
+    metrics["generated_tokens_per_s"] = generated_tokens / elapsed
     mlflow.log_metrics(metrics)
     mlflow.log_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), RESPONSES)
     labels = labels_for(cfg.label_scheme)

@@ -395,6 +395,14 @@ class PlainSampler:
 BACKENDS = ("transformers", "plain", "vllm")
 
 
+def resolve_backend(backend: str) -> str:
+    """Resolve ``auto`` to the measured-fastest backend here (``transformers``); check the name."""
+    backend = "transformers" if backend == "auto" else backend
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be auto or one of {', '.join(BACKENDS)}, got {backend!r}")
+    return backend
+
+
 def load_sampler(
     backend: str, model: str, dtype: str = "auto", batch_size: int = 32, seed: int = 0,
     tensor_parallel_size: int = 1, device: str | None = None,
@@ -413,9 +421,7 @@ def load_sampler(
     """
     from know_thyself.models import checkpoint_path, load_model, load_tokenizer
 
-    backend = "transformers" if backend == "auto" else backend
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be auto or one of {', '.join(BACKENDS)}, got {backend!r}")
+    backend = resolve_backend(backend)
     if backend == "vllm":
         from know_thyself.vllm_backend import VllmSampler
 

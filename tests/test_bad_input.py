@@ -140,7 +140,7 @@ def test_failure_inside_a_step_ends_its_run_failed(tracking, tiny_model_dir, tri
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(collect, "sample_answers", broken)
+    monkeypatch.setattr(collect, "load_sampler", broken)
     result = CliRunner().invoke(command("phase1"), ["--model", tiny_model_dir, "--dataset", str(trivia_dir),
                                                      "--num_samples", "4", "--test_samples", "4"])
     assert result.exit_code != 0 and "disk full" in result.output
