@@ -243,9 +243,14 @@ def main() -> None:
     parser.add_argument("--variants", default="all",
                         help="comma-separated sampler variant numbers (1-based; 1 is the baseline), 'none', "
                              "or 'all' (every variant but vLLM)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads in every measured process (OMP_NUM_THREADS); 0: torch's default. "
+                             "On a machine that other work shares, 1 thread per process measures more steadily")
     parser.add_argument("--no-end-to-end", action="store_true", help="skip the end-to-end rows")
     parser.add_argument("--no-training", action="store_true", help="skip the training measurement")
     args = parser.parse_args()
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by every child process
     import torch
 
     from know_thyself.models import bf16_supported, embedded_checkpoint
