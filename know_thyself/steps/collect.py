@@ -14,13 +14,10 @@ def run_collect(cfg: CollectConfig, reuse: bool = True) -> StepRun:
     # Load and check the data before opening a run: bad input leaves no run behind.
     questions = load_questions(cfg.dataset, cfg.num_samples, cfg.test_samples, cfg.seed)
     if not (reuse and find_finished_run(cfg.step, cfg.params())):
-        backend = resolve_backend(cfg.backend)
-        # The fast sampler decodes each question's greedy row in the same batch as its samples.
-        rows_per_question = cfg.num_trials + (backend == "transformers")
         check_sampling_memory(
             cfg.model, [[q["question"] for q in questions[split]] for split in SPLITS],
-            batch_size=cfg.inference_batch_size, num_trials=rows_per_question, max_new_tokens=cfg.max_new_tokens,
-            dtype=cfg.dtype, backend=backend,
+            batch_size=cfg.inference_batch_size, num_trials=cfg.num_trials, max_new_tokens=cfg.max_new_tokens,
+            dtype=cfg.dtype, backend=resolve_backend(cfg.backend),
         )
     with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
         if not run.reused:
