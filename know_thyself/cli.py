@@ -32,6 +32,7 @@ HELP: dict[str, str] = {
     "collect_run_id": "Run id of a finished collect run.",
     "adapter_run_id": "Run id of a finished train_judgment run whose adapter to evaluate ('' for the bare model).",
     "data_run_id": "Run id of a finished build_judgment_data run.",
+    "balance": "Judgment training data: 'oversample' (rarer ability labels repeated up to the most common one's count) or 'none'.",
     "learning_rate": "LoRA learning rate.",
     "epochs": "Training epochs.",
     "batch_size": "Training batch size per device.",

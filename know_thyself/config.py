@@ -20,6 +20,7 @@ from know_thyself.models import resolve_model
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 BACKENDS = ("auto", "transformers", "plain", "vllm")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
+BALANCES = ("none", "oversample")
 # Ability labels need only a handful of trials per question (the default is 5); far more only
 # multiplies sampling time and memory.
 MAX_TRIALS = 100
@@ -208,10 +209,15 @@ class TrainConfig(TrainingOptions):
     step: ClassVar[str] = "train_judgment"
     model: str = "smollm2-135m-instruct"
     data_run_id: str = ""
+    # About 70% of questions are `cannot` for the embedded model; trained on the data as it
+    # comes, the judge predicts `cannot` for everything. Oversampling the rarer labels to parity
+    # is the measured default (see README, "Defaults").
+    balance: str = "oversample"
 
     def validate(self) -> None:
         resolve_model(self.model)
         check_run_id("data_run_id", self.data_run_id)
+        _check(self.balance in BALANCES, f"balance must be one of {', '.join(BALANCES)}, got {self.balance!r}")
         super().validate()
 
 
@@ -230,6 +236,7 @@ class Phase1Config(TrainingOptions, CollectConfig):
     # entry points keep the original defaults; presets/ holds the original headline run.
     learning_rate: float = 1e-3
     epochs: float = 2.0
+    balance: str = "oversample"
 
     def validate(self) -> None:
         # Each part validates through the step config it becomes; run them all up front.
@@ -269,11 +276,18 @@ class KnowledgeDataConfig(StepConfig):
 
 
 @dataclass
-class KnowledgeTrainConfig(TrainConfig):
+class KnowledgeTrainConfig(TrainingOptions):
     """Options of train_knowledge: LoRA SFT on QA pairs (5 epochs by default), then merge."""
 
     step: ClassVar[str] = "train_knowledge"
+    model: str = "smollm2-135m-instruct"
+    data_run_id: str = ""
     epochs: float = 5.0
+
+    def validate(self) -> None:
+        resolve_model(self.model)
+        check_run_id("data_run_id", self.data_run_id)
+        super().validate()
 
 
 @dataclass
@@ -307,6 +321,6 @@ class MultiphaseConfig(Phase1Config):
 
     def knowledge(self, data_run_id: str) -> KnowledgeTrainConfig:
         base = self.train(data_run_id)
-        values = {f.name: getattr(base, f.name) for f in fields(TrainConfig)}
+        values = {f.name: getattr(base, f.name) for f in fields(KnowledgeTrainConfig)}
         values["epochs"] = self.knowledge_epochs
         return KnowledgeTrainConfig(**values)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from know_thyself.config import TrainConfig
-from know_thyself.judgment_data import read_examples
+import mlflow
+
+from know_thyself.judgment_data import balance_examples, label_counts, read_examples
 from know_thyself.registry import log_judge
 from know_thyself.tracking import require_step_run, step_run
 from know_thyself.training import log_adapter, train_lora
@@ -20,7 +22,9 @@ def run_train_judgment(cfg: TrainConfig, reuse: bool = True) -> Any:
     scheme = upstream.data.params.get("label_scheme", "three")
     with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
         if not run.reused:
-            trainer = train_lora(read_examples(cfg.data_run_id, "train"), cfg)
+            examples = balance_examples(read_examples(cfg.data_run_id, "train"), cfg.balance, cfg.seed)
+            mlflow.log_metrics({f"train/balanced_count/{label}": n for label, n in label_counts(examples).items()})
+            trainer = train_lora(examples, cfg)
             adapter_dir = log_adapter(trainer, cfg.model)
             if adapter_dir is not None:
                 # The judge as a loadable pyfunc: base model named, adapter inside, no local paths.
