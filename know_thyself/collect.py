@@ -17,7 +17,7 @@ import mlflow
 
 from know_thyself import data, plots
 from know_thyself.config import CollectConfig
-from know_thyself.grading import is_correct
+from know_thyself.grading import is_correct, is_exact_match
 from know_thyself.labels import ability_from_trials, labels_for
 from know_thyself.prompts import answer_messages, render
 from know_thyself.sampling import load_sampler, tqdm_progress
@@ -83,6 +83,8 @@ def split_metrics(rows: list[dict], split: str, scheme: str) -> dict[str, float]
     }
     if all("greedy_correct" in row for row in rows):
         metrics[f"{split}/greedy_qa_accuracy"] = sum(row["greedy_correct"] for row in rows) / len(rows)
+    if all("greedy_exact" in row for row in rows):
+        metrics[f"{split}/greedy_qa_accuracy_strict"] = sum(row["greedy_exact"] for row in rows) / len(rows)
     for label in labels_for(scheme):
         metrics[f"{split}/ability/{label}"] = counts.get(label, 0) / len(rows)
     return metrics
@@ -120,7 +122,10 @@ def collect(cfg: CollectConfig, questions: dict[str, list[dict]] | None = None) 
             split_rows = grade_questions(records, answers.samples, split, cfg.label_scheme)
             for row, answer, logprob in zip(split_rows, answers.greedy, answers.greedy_mean_logprob):
                 correct = is_correct(answer, row["aliases"])
-                row.update(greedy_response=answer, greedy_correct=correct, greedy_mean_logprob=float(logprob))
+                # Strict beside containment: a hedge such as "London or Paris" is correct only by containment.
+                exact = is_exact_match(answer, row["aliases"])
+                row.update(greedy_response=answer, greedy_correct=correct, greedy_exact=exact,
+                           greedy_mean_logprob=float(logprob))
             metrics.update(split_metrics(split_rows, split, cfg.label_scheme))
             rows.extend(split_rows)
     finally:
