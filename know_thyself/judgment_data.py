@@ -10,9 +10,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from know_thyself import data
 from know_thyself.prompts import judgment_completion, judgment_messages
-from know_thyself.tracking import download, require_step_run
 
 ARTIFACT_DIR = "judgment_data"
 
@@ -66,8 +64,3 @@ def label_counts(examples: list[dict]) -> dict[str, int]:
     """How many examples carry each label."""
     return dict(Counter(example["label"] for example in examples))
 
-
-def read_examples(run_id: str, split: str) -> list[dict]:
-    """The SFT examples of one split from a finished build_judgment_data run."""
-    require_step_run(run_id, "build_judgment_data", "data_run_id")
-    return data.read_jsonl(download(run_id, f"{ARTIFACT_DIR}/{split}.jsonl"))
