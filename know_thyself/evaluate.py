@@ -11,6 +11,7 @@ question's ability before answering (:mod:`know_thyself.judge`). Methods compare
   exactly: it is scored as a confidence method only (no label metrics, no selective answering);
 * ``probe``: logistic regression on the hidden state at the end of the judgment prompt, fitted
   on the train split (its train numbers are in-sample);
+* ``oracle``: the measured labels themselves as predictions, the ceiling of the label metrics;
 * ``answer_logprob``: mean token log-probability of the model's greedy answer, an
   *after-answering* reference that needs the answer first (confidence metrics only).
 
@@ -19,14 +20,19 @@ Metrics, per split and method, named ``<split>/<method>/<metric>``:
 * against the measured ability: exact_match, balanced_accuracy, macro_f1, qwk (quadratic-weighted
   kappa, labels ordered can > uncertain > cannot);
 * against whether the model's greedy answer (from the collect run) is correct, using the confidence score
-  P(can) + 0.5 P(uncertain) (the expected chance of answering correctly implied by the label
-  probabilities; P(can) in the binary scheme): auroc, brier, ece, aurc (area under the
-  risk-coverage curve), prr (prediction-rejection ratio);
+  sum_k P(k) * rate_k, where rate_k is the share of correct greedy answers among the train
+  questions labelled k (logged as ``train/correct_rate/<label>``; no value is assumed for
+  ``uncertain``): auroc, brier, ece, aurc (area under the risk-coverage curve), prr
+  (prediction-rejection ratio);
 * selective answering, answering exactly when the method says ``can``: coverage,
   answered_accuracy, handled_well (answered and right, or abstained and would be wrong).
 
 A metric that is undefined on the data (e.g. AUROC when every answer is right) is left out of
 the metrics and written as empty in the table; the run's ``undefined_metrics`` tag lists them.
+For the judge, the probe, prompt_only and majority, balanced_accuracy, qwk and auroc also get a
+95% paired percentile bootstrap interval over questions (``..._low`` / ``..._high``), and
+``<split>/judge_minus_<baseline>/<metric>`` (with its interval) is the paired difference.
+
 Figures: confusion matrix, distribution, reliability diagram and risk-coverage curves per split.
 :func:`evaluate_judgment` returns all of it as an :class:`Evaluation`; the evaluate_judgment step
 (:mod:`know_thyself.steps.evaluate_judgment`) logs it.
@@ -136,8 +142,9 @@ def evaluate_judgment(
     majority = max(labels, key=lambda label: (counts.get(label, 0), -labels.index(label)))
     prior = np.array([counts.get(label, 0) / len(train_actual) for label in labels])
     probe = LinearProbe(labels).fit(features["train"], train_actual)
+    rates = metrics.label_correctness_rates(train_actual, [bool(r["greedy_correct"]) for r in by_split["train"]], labels)
 
-    results: dict[str, float] = {}
+    results: dict[str, float] = {f"train/correct_rate/{label}": rate for label, rate in rates.items()}
     table_rows, undefined, predictions = [], [], []
     tables: dict[str, pd.DataFrame] = {}
     figures: dict[str, Any] = {}
@@ -149,15 +156,18 @@ def evaluate_judgment(
         logprob = np.array([r["greedy_mean_logprob"] for r in split_rows], dtype=float)
         probe_probs = probe.predict_proba(features[split])
         methods = {
-            "judge": MethodOutput(judged[split].predicted, metrics.confidence_score(judged[split].probabilities, labels)),
-            "majority": MethodOutput([majority] * n, metrics.confidence_score(_one_hot([majority] * n, labels), labels)),
-            "prior": MethodOutput(None, metrics.confidence_score(np.tile(prior, (n, 1)), labels)),
-            "probe": MethodOutput([labels[i] for i in probe_probs.argmax(axis=1)], metrics.confidence_score(probe_probs, labels)),
+            "judge": MethodOutput(judged[split].predicted, metrics.confidence_score(judged[split].probabilities, labels, rates)),
+            "majority": MethodOutput([majority] * n, metrics.confidence_score(_one_hot([majority] * n, labels), labels, rates)),
+            "prior": MethodOutput(None, metrics.confidence_score(np.tile(prior, (n, 1)), labels, rates)),
+            "probe": MethodOutput(
+                [labels[i] for i in probe_probs.argmax(axis=1)], metrics.confidence_score(probe_probs, labels, rates)
+            ),
+            "oracle": MethodOutput(list(actual), metrics.confidence_score(_one_hot(actual, labels), labels, rates)),
             AFTER_ANSWERING: MethodOutput(None, np.exp(np.clip(logprob, -50, 0))),
         }
         if with_adapter:
             methods["prompt_only"] = MethodOutput(
-                base_judged[split].predicted, metrics.confidence_score(base_judged[split].probabilities, labels)
+                base_judged[split].predicted, metrics.confidence_score(base_judged[split].probabilities, labels, rates)
             )
         for name, output in methods.items():
             scores = score_method(output, actual, correct, labels)
@@ -169,6 +179,7 @@ def evaluate_judgment(
                 else:
                     results[key] = float(value)
         results.update(_judge_extras(split, judged[split], actual, labels, correct))
+        results.update(_intervals(split, methods, actual, correct, labels))
         split_tables, split_figures = _figures(split, actual, judged[split].predicted, labels, methods, correct)
         tables.update(split_tables)
         figures.update(split_figures)
@@ -186,6 +197,50 @@ def evaluate_judgment(
                 }
             )
     return Evaluation(results, undefined, pd.DataFrame(table_rows), predictions, tables, figures)
+
+
+HEADLINE_METHODS = ("judge", "probe", "prompt_only", "majority")
+
+
+def _intervals(
+    split: str, methods: dict[str, MethodOutput], actual: list[str], correct: list[bool], labels: tuple[str, ...]
+) -> dict[str, float]:
+    """95% bootstrap intervals of the headline metrics, and of the judge's difference to each baseline.
+
+    Balanced accuracy and QWK are paired with the measured labels, AUROC with the greedy answers'
+    correctness; all methods of a split share the same resampled question sets (paired). Undefined
+    values (e.g. AUROC on one class) are left out.
+    """
+    from threadpoolctl import threadpool_limits
+
+    by_name = {m.name: m for m in metrics.classification_registry(labels)}
+    auroc = next(m for m in metrics.CONFIDENCE_METRICS if m.name == "auroc")
+    wanted = [(by_name["balanced_accuracy"], "labels"), (by_name["qwk"], "labels"), (auroc, "confidence")]
+
+    def inputs(output: MethodOutput, kind: str) -> tuple:
+        return (output.predicted, actual) if kind == "labels" else (output.confidence, correct)
+
+    out: dict[str, float] = {}
+    with threadpool_limits(1):  # tiny matrix products: extra BLAS threads only fight for the cores
+        for name in HEADLINE_METHODS:
+            if name not in methods:
+                continue
+            for metric, kind in wanted:
+                predictions, targets = inputs(methods[name], kind)
+                interval = metrics.bootstrap_interval(metric, predictions, targets)
+                if interval.low is not None:
+                    out[f"{split}/{name}/{metric.name}_low"] = float(interval.low)
+                    out[f"{split}/{name}/{metric.name}_high"] = float(interval.high)
+                if name == "judge":
+                    continue
+                judge_predictions, _ = inputs(methods["judge"], kind)
+                difference = metrics.bootstrap_interval(metric, judge_predictions, targets, baseline=predictions)
+                if difference.estimate is not None:
+                    key = f"{split}/judge_minus_{name}/{metric.name}"
+                    out[key] = float(difference.estimate)
+                    out[f"{key}_low"] = float(difference.low)
+                    out[f"{key}_high"] = float(difference.high)
+    return out
 
 
 def _judge_extras(split: str, judged: Any, actual: list[str], labels: tuple[str, ...], correct: list[bool]) -> dict[str, float]:

@@ -14,6 +14,8 @@ from know_thyself.labels import labels_for
 
 # The trained judge and the baselines it is compared with in the same evaluation run.
 METHODS = ("judge", "prompt_only", "probe", "majority")
+# The metrics the summary leads with (each with its 95% bootstrap interval where logged).
+HEADLINE = ("balanced_accuracy", "qwk", "auroc")
 
 
 def summary_table(ids: dict[str, str]) -> pd.DataFrame:
@@ -38,8 +40,16 @@ def summary_table(ids: dict[str, str]) -> pd.DataFrame:
                 "greedy_qa_accuracy": collected.data.metrics.get(f"{split}/greedy_qa_accuracy"),
             }
             for method in METHODS:
-                for metric in ("exact_match", "auroc"):
+                for metric in HEADLINE:
                     row[f"{method}_{metric}"] = trained.get(f"{split}/{method}/{metric}")
+                    for bound in ("low", "high"):
+                        row[f"{method}_{metric}_{bound}"] = trained.get(f"{split}/{method}/{metric}_{bound}")
+            difference = f"{split}/judge_minus_majority/balanced_accuracy"
+            row["judge_minus_majority_balanced_accuracy"] = trained.get(difference)
+            for bound in ("low", "high"):
+                row[f"judge_minus_majority_balanced_accuracy_{bound}"] = trained.get(f"{difference}_{bound}")
+            for method in METHODS:  # exact match last: it rewards predicting the majority label
+                row[f"{method}_exact_match"] = trained.get(f"{split}/{method}/exact_match")
             for label in labels_for(scheme):
                 row[f"actual_{label}"] = collected.data.metrics.get(f"{split}/ability/{label}")
                 row[f"predicted_{label}"] = trained.get(f"{split}/judge/predicted/{label}")
@@ -68,10 +78,17 @@ def story_figure(table: pd.DataFrame):
     narrow = 0.8 / len(METHODS)
     for index, method in enumerate(METHODS):
         offset = (index - (len(METHODS) - 1) / 2) * narrow
-        bars = judge_ax.bar(x + offset, val[f"{method}_exact_match"].astype(float), narrow, label=method)
+        heights = val[f"{method}_balanced_accuracy"].astype(float).to_numpy()
+        low = val[f"{method}_balanced_accuracy_low"].astype(float).to_numpy()
+        high = val[f"{method}_balanced_accuracy_high"].astype(float).to_numpy()
+        # error bars from the 95% bootstrap interval (absent where it could not be computed)
+        errors = np.nan_to_num(np.vstack([heights - low, high - heights]), nan=0.0).clip(min=0.0)
+        bars = judge_ax.bar(x + offset, heights, narrow, yerr=errors, capsize=3, label=method)
         judge_ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    judge_ax.axhline(1 / max(1, len([c for c in table.columns if c.startswith("actual_")])), color="grey",
+                     linestyle=":", linewidth=1)
     judge_ax.set_xticks(x, ["judgment v1", "judgment v2"][: len(phases)])
-    judge_ax.set_title("validation: exact match, judge vs baselines")
+    judge_ax.set_title("validation: balanced accuracy (95% CI), judge vs baselines")
     judge_ax.set_ylim(0, 1.05)
     judge_ax.legend()
     labels = [c[len("actual_"):] for c in table.columns if c.startswith("actual_")]
@@ -99,7 +116,8 @@ def log_summary(ids: dict[str, str]) -> pd.DataFrame:
     mlflow.log_figure(story_figure(table), "summary.png")
     metrics = {}
     for record in table.to_dict("records"):
-        for column in ("qa_accuracy", "judge_exact_match", "judge_auroc", "probe_auroc", "prompt_only_exact_match"):
+        for column in ("qa_accuracy", "judge_balanced_accuracy", "judge_qwk", "judge_auroc", "probe_balanced_accuracy",
+                       "probe_auroc", "judge_minus_majority_balanced_accuracy", "judge_exact_match"):
             value = record[column]
             if value is not None and not pd.isna(value):
                 metrics[f"{record['phase']}/{record['split']}/{column}"] = float(value)

@@ -65,11 +65,24 @@ def test_evaluation_metrics_equal_hand_computed(tracking, tiny_model_dir, monkey
     assert got["validation/judge/predicted/can"] == pytest.approx(3 / 5)
     assert got["validation/judge/predicted/uncertain"] == 0
     assert got["validation/actual/uncertain"] == pytest.approx(1 / 5)
-    # confidence P(can) + 0.5 P(uncertain) of the one-hot judge on validation: [0, 1, 0, 1, 1],
-    # the greedy answers' correctness: [F, T, F, T, T] -> a perfect ranking and no squared error
+    # per-label rates of correct greedy answers on train (can T,F; uncertain F; cannot F)
+    assert got["train/correct_rate/can"] == pytest.approx(0.5)
+    assert got["train/correct_rate/uncertain"] == 0 and got["train/correct_rate/cannot"] == 0
+    # confidence sum_k P(k) rate_k of the one-hot judge on validation: [0, .5, 0, .5, .5],
+    # the greedy answers' correctness: [F, T, F, T, T] -> a perfect ranking, squared error 3 * .25 / 5
     assert got["validation/judge/auroc"] == pytest.approx(1.0)
-    assert got["validation/judge/brier"] == pytest.approx(0.0)
+    assert got["validation/judge/brier"] == pytest.approx(0.15)
     assert got["validation/judge/prr"] == pytest.approx(1.0)
+    # the oracle predicts the measured labels: exact match 1; its confidence [0, 0, 0, .5, .5]
+    # against [F, T, F, T, T]: 4 of 6 pairs ranked right, 2 tied -> AUROC 5/6
+    assert got["validation/oracle/exact_match"] == 1.0
+    assert got["validation/oracle/auroc"] == pytest.approx(5 / 6)
+    # intervals around the estimates, and the judge's paired difference to the majority
+    for key in ("validation/judge/balanced_accuracy", "validation/judge/qwk", "validation/probe/balanced_accuracy"):
+        assert got[f"{key}_low"] <= got[key] <= got[f"{key}_high"]
+    difference = "validation/judge_minus_majority/balanced_accuracy"
+    assert got[difference] == pytest.approx(got["validation/judge/balanced_accuracy"] - got["validation/majority/balanced_accuracy"])
+    assert got[f"{difference}_low"] <= got[difference] <= got[f"{difference}_high"]
     # answering exactly when the judge says "can": 3 of 5 answered, all right; abstentions all wrong
     assert got["validation/judge/coverage"] == pytest.approx(3 / 5)
     assert got["validation/judge/answered_accuracy"] == pytest.approx(1.0)
@@ -82,7 +95,7 @@ def test_evaluation_metrics_equal_hand_computed(tracking, tiny_model_dir, monkey
     assert got["validation/answer_logprob/auroc"] == pytest.approx(5 / 6)
     assert all(np.isfinite(v) for v in got.values())
     comparison = mlflow.load_table("comparison.json", run_ids=[run.run_id])
-    assert {"judge", "majority", "prior", "probe", "answer_logprob"} <= set(comparison["method"])
+    assert {"judge", "majority", "prior", "probe", "oracle", "answer_logprob"} <= set(comparison["method"])
     table = mlflow.load_table("confusion_validation.json", run_ids=[run.run_id])
     # rows actual (can, uncertain, cannot) x columns predicted
     assert table["actual"].tolist() == ["can", "uncertain", "cannot"]

@@ -76,6 +76,8 @@ def test_every_phase_and_step_is_nested_under_the_parent(pipeline):
     assert sorted(set(summary["phase"])) == ["phase1", "phase3"]
     assert set(summary["split"]) == {"train", "validation"}
     assert "phase3/validation/judge_exact_match" in mlflow.get_run(parent).data.metrics
+    assert "phase1/validation/judge_balanced_accuracy" in mlflow.get_run(parent).data.metrics
+    assert {"judge_balanced_accuracy", "judge_qwk", "judge_auroc", "judge_minus_majority_balanced_accuracy_low"} <= set(summary.columns)
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent)}
     assert {"summary.png", "summary.json"} <= artifacts
 

@@ -62,7 +62,7 @@ def _log_headline(ids: dict[str, str], suffix: str) -> None:
     """Copy the evaluations' headline numbers onto the parent run."""
     for name, key in (("baseline", "evaluate_baseline"), (f"judgment_{suffix}", "evaluate_judgment")):
         child = mlflow.get_run(ids[key]).data.metrics
-        wanted = [f"{split}/judge/{metric}" for split in SPLITS for metric in ("exact_match", "auroc")]
+        wanted = [f"{split}/judge/{metric}" for split in SPLITS for metric in ("balanced_accuracy", "qwk", "auroc", "exact_match")]
         mlflow.log_metrics({f"{name}/{metric}": child[metric] for metric in wanted if metric in child})
     collected = mlflow.get_run(ids["collect"]).data.metrics
     mlflow.log_metrics({k: v for k, v in collected.items() if k.endswith("qa_accuracy")})
