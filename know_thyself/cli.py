@@ -1,5 +1,6 @@
-"""Shared command-line plumbing for the entry points: options generated from the step configs,
-and errors turned into one clear line with a non-zero exit."""
+"""Shared command-line plumbing for the entry points: options generated from the step configs
+(names, types, defaults and the help written beside each field), and errors turned into one
+clear line with a non-zero exit."""
 
 from __future__ import annotations
 
@@ -15,36 +16,8 @@ import click
 
 from know_thyself.config import StepConfig
 
-HELP: dict[str, str] = {
-    "model": "Model: 'smollm2-135m-instruct' (embedded), a local checkpoint folder, models:/name/version, or a Hub id.",
-    "dataset": "Questions: 'bundled', 'trivia_qa' (Hub, online), or a folder with train/validation .jsonl/.json/.parquet/.csv.",
-    "num_samples": "Train questions to sample (seeded).",
-    "test_samples": "Validation questions to sample (seeded).",
-    "num_trials": "Answers sampled per question; the ability label comes from how many are correct.",
-    "temperature": "Sampling temperature of the collected answers.",
-    "max_new_tokens": "Longest answer, in tokens.",
-    "inference_batch_size": "Questions per batch when sampling or judging.",
-    "label_scheme": "'three' (can/uncertain/cannot) or 'binary' (can/cannot).",
-    "backend": "Sampler: 'auto', 'transformers' (fast decode loop), 'plain' (model.generate) or 'vllm' (optional package).",
-    "tensor_parallel_size": "GPUs to shard the model over (backend vllm).",
-    "dtype": "Inference precision: 'auto' (bf16 where the hardware is fast at it), 'bfloat16', 'float16', 'float32'.",
-    "seed": "Seed for question sampling, answer sampling and training.",
-    "collect_run_id": "Run id of a finished collect run.",
-    "adapter_run_id": "Run id of a finished train_judgment run whose adapter to evaluate ('' for the bare model).",
-    "data_run_id": "Run id of a finished build_judgment_data run.",
-    "learning_rate": "LoRA learning rate.",
-    "epochs": "Training epochs.",
-    "batch_size": "Training batch size per device.",
-    "lora_r": "LoRA rank.",
-    "lora_alpha": "LoRA alpha (scaling).",
-    "lora_dropout": "LoRA dropout.",
-    "max_steps": "Stop training after this many optimiser steps (-1: train for all epochs).",
-    "knowledge_epochs": "Epochs of knowledge (QA) training in Phase 2.",
-    "phase": "Run phases up to this one (1, 2 or 3), reusing finished earlier steps; 0 runs all.",
-    "collect_before_run_id": "Collect run of the model before knowledge training.",
-    "collect_after_run_id": "Collect run of the model after knowledge training.",
-}
-
+# Errors of MLflow (and of the SQLAlchemy store beneath it) that become one line.
+TRACKING_ERRORS = ("MlflowException", "RestException", "OperationalError", "DatabaseError")
 _CLICK_TYPES = {int: click.INT, float: click.FLOAT, str: click.STRING, bool: click.BOOL}
 
 
@@ -62,7 +35,7 @@ def config_options(config_cls: type[StepConfig]) -> Callable:
                 default=default,
                 show_default=True,
                 required=field.default is MISSING,
-                help=HELP.get(field.name, ""),
+                help=config_cls.help(field.name),
             )(command)
         return command
 
@@ -70,9 +43,14 @@ def config_options(config_cls: type[StepConfig]) -> Callable:
 
 
 def run_cli(body: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap an entry point: set up logging and tracking; expected errors become one line and exit 1.
+    """Wrap an entry point: set up logging; expected errors become one line and exit 1.
 
-    Set ``KNOW_THYSELF_DEBUG=1`` to see the full traceback instead.
+    Expected errors are bad input (``ValueError``), the file system and the network (``OSError``,
+    which includes ``ConnectionError``) and the tracking store (MLflow's and SQLAlchemy's errors,
+    matched by class name so that neither is imported here). When ``mlflow run`` opened a run for
+    the command, the error also goes into that run's description. The entry point configures
+    tracking itself, after checking its options. Set ``KNOW_THYSELF_DEBUG=1`` to see the full
+    traceback instead.
     """
 
     @functools.wraps(body)
@@ -80,17 +58,20 @@ def run_cli(body: Callable[..., Any]) -> Callable[..., Any]:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         if os.environ.get("KNOW_THYSELF_DEBUG") == "1":
             return body(*args, **kwargs)
+        from know_thyself.tracking import damaged_store_hint, note_failure_on_project_run
+
         try:
             return body(*args, **kwargs)
-        except (ValueError, OSError) as exc:  # ConnectionError is an OSError
+        except (ValueError, OSError) as exc:
+            note_failure_on_project_run(str(exc))
             raise click.ClickException(str(exc)) from None
-        except Exception as exc:  # noqa: BLE001 - MLflow and connection errors: one line, not a traceback
+        except Exception as exc:  # noqa: BLE001 - tracking-store errors: one line, not a traceback
             name = exc.__class__.__name__
-            if name in ("MlflowException", "RestException", "ConnectionError", "OperationalError", "DatabaseError"):
-                from know_thyself.tracking import damaged_store_hint
-
+            if name in TRACKING_ERRORS:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else name
-                raise click.ClickException(f"tracking store error: {first}{damaged_store_hint(first)}") from None
+                message = f"tracking store error: {first}{damaged_store_hint(first)}"
+                note_failure_on_project_run(message)
+                raise click.ClickException(message) from None
             raise
 
     return wrapper

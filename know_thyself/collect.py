@@ -1,19 +1,20 @@
 """Collecting answers: sample answers, grade them, and label each question's ability.
 
-Writes ``responses.jsonl`` (one line per question: split, id, question, aliases, every sampled
-response, every correct flag, accuracy, ability, and the greedy answer with its correctness and
-mean token log-probability) and per-split metrics to the step's run.
+:func:`collect` returns the rows of ``responses.jsonl`` (one per question: split, id, question,
+aliases, every sampled response, every correct flag, accuracy, ability, and the greedy answer
+with its correctness and mean token log-probability) and the per-split metrics; the collect step
+(:mod:`know_thyself.steps.collect`) logs them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
-
-import mlflow
 
 from know_thyself import data, plots
 from know_thyself.config import CollectConfig
@@ -26,7 +27,7 @@ from know_thyself.scores import GreedyAnswers, greedy_answers
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "validation")
+SPLITS = data.SPLITS
 RESPONSES = "responses.jsonl"
 
 
@@ -95,8 +96,27 @@ def split_metrics(rows: list[dict], split: str, scheme: str) -> dict[str, float]
     return metrics
 
 
-def collect(cfg: CollectConfig, questions: dict[str, list[dict]] | None = None) -> list[dict]:
-    """Sample, grade and label; log artifacts and metrics to the active run; return the rows.
+def question_set_digest(questions: dict[str, list[dict]]) -> str:
+    """A fingerprint of the sampled questions (split, id, text and aliases of each), to compare two runs by."""
+    digest = hashlib.sha256()
+    for split in SPLITS:
+        for record in questions[split]:
+            line = [split, record["question_id"], record["question"], record["answer"]["aliases"]]
+            digest.update((json.dumps(line, ensure_ascii=False) + "\n").encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class Collection:
+    """What :func:`collect` measured: the ``responses.jsonl`` rows, the metrics, and tags for the run."""
+
+    rows: list[dict]
+    metrics: dict[str, float]
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def collect(cfg: CollectConfig, questions: dict[str, list[dict]] | None = None) -> Collection:
+    """Sample, grade and label the questions; return the rows, the metrics and the run's tags.
 
     Args:
         cfg: The validated collect options.
@@ -110,10 +130,10 @@ def collect(cfg: CollectConfig, questions: dict[str, list[dict]] | None = None) 
 
         tokenizer = load_tokenizer(cfg.model)
         engine = VllmSampler(checkpoint_path(cfg.model), seed=cfg.seed, tensor_parallel_size=cfg.tensor_parallel_size)
-        mlflow.set_tags({"know_thyself.backend": backend})
+        tags = {"know_thyself.backend": backend}
     else:
         model, tokenizer = load_model(cfg.model, dtype=cfg.dtype)
-        mlflow.set_tags({"know_thyself.backend": backend, "know_thyself.dtype_used": str(model.dtype).replace("torch.", "")})
+        tags = {"know_thyself.backend": backend, "know_thyself.dtype_used": str(model.dtype).replace("torch.", "")}
     rows: list[dict] = []
     metrics: dict[str, float] = {}
     total = sum(len(q) for q in questions.values())
@@ -161,18 +181,11 @@ def collect(cfg: CollectConfig, questions: dict[str, list[dict]] | None = None) 
     metrics["samples_per_s"] = total * cfg.num_trials / elapsed
     if "generated_tokens" in counts:
         metrics["generated_tokens_per_s"] = counts["generated_tokens"] / elapsed
-    mlflow.log_metrics(metrics)
-    mlflow.log_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), RESPONSES)
-    labels = labels_for(cfg.label_scheme)
+    return Collection(rows, metrics, tags)
+
+
+def ability_figure(metrics: dict[str, float], scheme: str) -> Any:
+    """The ability distribution of both splits, from :func:`collect`'s metrics."""
+    labels = labels_for(scheme)
     train, validation = ({label: metrics[f"{split}/ability/{label}"] for label in labels} for split in SPLITS)
-    figure = plots.distribution_figure(train, validation, labels, "ability distribution", names=SPLITS)
-    mlflow.log_figure(figure, "ability_distribution.png")
-    return rows
-
-
-def read_responses(run_id: str) -> list[dict]:
-    """The rows of a finished collect run's ``responses.jsonl``."""
-    from know_thyself.tracking import download, require_step_run
-
-    require_step_run(run_id, "collect", "collect_run_id")
-    return data.read_jsonl(download(run_id, RESPONSES))
+    return plots.distribution_figure(train, validation, labels, "ability distribution", names=SPLITS)

@@ -1,9 +1,12 @@
 """One typed, validated configuration per pipeline step.
 
-Each step's options live in a dataclass. :meth:`StepConfig.from_options` rejects unknown keys,
-converts types, and every check names the field and the fix, before any model is loaded or any
-run is opened. :meth:`StepConfig.params` gives the strings that are logged as MLflow parameters
-and compared by the step cache.
+Each step's options live in a dataclass; each field carries its command-line help in its
+metadata (:func:`option`), so the help is written once, beside the field. A subclass that only
+changes a default inherits the help (:meth:`StepConfig.help`). :meth:`StepConfig.from_options`
+rejects unknown keys, converts types, and every check names the field and the fix, before any
+model is loaded or any run is opened. :meth:`StepConfig.params` gives the strings that are logged
+as MLflow parameters and compared by the step cache. A chain derives each step's config from its
+own with :meth:`StepConfig.derive`.
 """
 
 from __future__ import annotations
@@ -11,8 +14,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from dataclasses import dataclass, fields
-from typing import Any, ClassVar, get_type_hints
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, TypeVar, get_type_hints
 
 from know_thyself.labels import SCHEMES
 from know_thyself.models import resolve_model
@@ -23,6 +26,12 @@ DTYPES = ("auto", "bfloat16", "float16", "float32")
 # Ability labels need only a handful of trials per question (the default is 5); far more only
 # multiplies sampling time and memory.
 MAX_TRIALS = 100
+_Config = TypeVar("_Config", bound="StepConfig")
+
+
+def option(default: Any, help: str) -> Any:  # noqa: A002 - the word click uses
+    """A config field with its default and its command-line help."""
+    return field(default=default, metadata={"help": help})
 
 
 def _check(ok: bool, message: str) -> None:
@@ -73,6 +82,24 @@ class StepConfig:
         """Every field as a string, the form MLflow stores parameters in."""
         return {k: str(v) for k, v in dataclasses.asdict(self).items()}
 
+    @classmethod
+    def help(cls, name: str) -> str:
+        """The help text of field ``name``: its own, or that of the class it overrides a default of."""
+        for klass in cls.__mro__:
+            declared = getattr(klass, "__dataclass_fields__", {}).get(name)
+            if declared is not None and declared.metadata.get("help"):
+                return declared.metadata["help"]
+        return ""
+
+    def derive(self, target: type[_Config], **values: Any) -> _Config:
+        """The config of step ``target`` implied by this one: the fields they share, then ``values``.
+
+        The result is built (and so validated) once; a value ``target`` needs and this config does
+        not hold (an upstream run id) must be given in ``values``.
+        """
+        shared = {f.name: getattr(self, f.name) for f in fields(target) if f.name in self.__dataclass_fields__}
+        return target(**{**shared, **values})
+
 
 def _convert(key: str, value: Any, kind: Any) -> Any:
     if kind is bool and isinstance(value, str):
@@ -99,6 +126,11 @@ def _convert(key: str, value: Any, kind: Any) -> Any:
     return value
 
 
+MODEL_HELP = "Model: 'smollm2-135m-instruct' (embedded), a local checkpoint folder, models:/name/version, or a Hub id."
+BATCH_HELP = "Questions per batch when sampling or judging."
+DTYPE_HELP = "Inference precision: 'auto' (bf16 where the hardware is fast at it), 'bfloat16', 'float16', 'float32'."
+
+
 def _common_model_checks(model: str, dtype: str, inference_batch_size: int) -> None:
     resolve_model(model)
     _check(dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -113,19 +145,24 @@ class CollectConfig(StepConfig):
     """Options of the collect step: sample and grade ``num_trials`` answers per question."""
 
     step: ClassVar[str] = "collect"
-    model: str = "smollm2-135m-instruct"
-    dataset: str = "bundled"
-    num_samples: int = 200
-    test_samples: int = 100
-    num_trials: int = 5
-    temperature: float = 0.5
-    max_new_tokens: int = 24
-    inference_batch_size: int = 32
-    label_scheme: str = "three"
-    backend: str = "auto"
-    tensor_parallel_size: int = 1
-    dtype: str = "auto"
-    seed: int = 42
+    model: str = option("smollm2-135m-instruct", MODEL_HELP)
+    dataset: str = option(
+        "bundled",
+        "Questions: 'bundled', 'trivia_qa' (Hub, online), or a folder with train/validation .jsonl/.json/.parquet/.csv.",
+    )
+    num_samples: int = option(200, "Train questions to sample (seeded).")
+    test_samples: int = option(100, "Validation questions to sample (seeded).")
+    num_trials: int = option(5, "Answers sampled per question; the ability label comes from how many are correct.")
+    temperature: float = option(0.5, "Sampling temperature of the collected answers.")
+    max_new_tokens: int = option(24, "Longest answer, in tokens.")
+    inference_batch_size: int = option(32, BATCH_HELP)
+    label_scheme: str = option("three", "'three' (can/uncertain/cannot) or 'binary' (can/cannot).")
+    backend: str = option(
+        "auto", "Sampler: 'auto', 'transformers' (fast decode loop), 'plain' (model.generate) or 'vllm' (optional package)."
+    )
+    tensor_parallel_size: int = option(1, "GPUs to shard the model over (backend vllm).")
+    dtype: str = option("auto", DTYPE_HELP)
+    seed: int = option(42, "Seed for question sampling, answer sampling and training.")
 
     def validate(self) -> None:
         _common_model_checks(self.model, self.dtype, self.inference_batch_size)
@@ -145,6 +182,11 @@ class CollectConfig(StepConfig):
         _check(1 <= self.max_new_tokens <= 512, f"max_new_tokens must be in 1..512, got {self.max_new_tokens}")
         _check(self.label_scheme in SCHEMES, f"label_scheme must be one of {sorted(SCHEMES)}, got {self.label_scheme!r}")
         _check(self.backend in BACKENDS, f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.backend == "vllm":
+            from know_thyself.vllm_backend import available
+
+            _check(available(), "backend 'vllm' needs the vllm package, which is not installed here: pip install vllm "
+                   "(GPU; see the README for the CPU build), or use backend auto")
 
 
 @dataclass
@@ -152,7 +194,7 @@ class JudgmentDataConfig(StepConfig):
     """Options of build_judgment_data: which collect run to turn into SFT examples."""
 
     step: ClassVar[str] = "build_judgment_data"
-    collect_run_id: str = ""
+    collect_run_id: str = option("", "Run id of a finished collect run whose labels to turn into examples.")
 
     def validate(self) -> None:
         check_run_id("collect_run_id", self.collect_run_id)
@@ -163,11 +205,13 @@ class EvaluateConfig(StepConfig):
     """Options of evaluate_judgment: a model, an optional adapter, and the labelled questions."""
 
     step: ClassVar[str] = "evaluate_judgment"
-    model: str = "smollm2-135m-instruct"
-    collect_run_id: str = ""
-    adapter_run_id: str = ""
-    inference_batch_size: int = 32
-    dtype: str = "auto"
+    model: str = option("smollm2-135m-instruct", MODEL_HELP)
+    collect_run_id: str = option("", "Run id of a finished collect run: the labelled questions to judge.")
+    adapter_run_id: str = option(
+        "", "Run id of a finished train_judgment run whose adapter to evaluate (leave it out for the bare model)."
+    )
+    inference_batch_size: int = option(32, BATCH_HELP)
+    dtype: str = option("auto", DTYPE_HELP)
 
     def validate(self) -> None:
         _common_model_checks(self.model, self.dtype, self.inference_batch_size)
@@ -179,14 +223,14 @@ class EvaluateConfig(StepConfig):
 class TrainingOptions(StepConfig):
     """LoRA SFT options shared by the training steps and the chains (the original design's defaults)."""
 
-    learning_rate: float = 1e-4
-    epochs: float = 1.0
-    batch_size: int = 8
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    max_steps: int = -1
-    seed: int = 42
+    learning_rate: float = option(1e-4, "LoRA learning rate.")
+    epochs: float = option(1.0, "Training epochs.")
+    batch_size: int = option(8, "Training batch size per device.")
+    lora_r: int = option(16, "LoRA rank.")
+    lora_alpha: int = option(32, "LoRA alpha (scaling).")
+    lora_dropout: float = option(0.05, "LoRA dropout.")
+    max_steps: int = option(-1, "Stop training after this many optimiser steps (-1: train for all epochs).")
+    seed: int = option(42, "Seed for question sampling, answer sampling and training.")
 
     def validate(self) -> None:
         _check(
@@ -206,8 +250,8 @@ class TrainConfig(TrainingOptions):
     """Options of train_judgment: LoRA supervised fine-tuning with TRL."""
 
     step: ClassVar[str] = "train_judgment"
-    model: str = "smollm2-135m-instruct"
-    data_run_id: str = ""
+    model: str = option("smollm2-135m-instruct", MODEL_HELP)
+    data_run_id: str = option("", "Run id of a finished build_judgment_data run: the judgment examples to train on.")
 
     def validate(self) -> None:
         resolve_model(self.model)
@@ -232,29 +276,21 @@ class Phase1Config(TrainingOptions, CollectConfig):
     epochs: float = 2.0
 
     def validate(self) -> None:
-        # Each part validates through the step config it becomes; run them all up front.
-        self.collect()
-        self.train(data_run_id="0" * 32)
+        # The collect options and the training options, checked as the steps check them.
+        CollectConfig.validate(self)
+        TrainingOptions.validate(self)
 
-    def collect(self) -> CollectConfig:
-        return CollectConfig(**{f.name: getattr(self, f.name) for f in fields(CollectConfig)})
+    def collect(self, model: str | None = None) -> CollectConfig:
+        """The collect step's config (for ``model``, default this config's)."""
+        return self.derive(CollectConfig, model=model or self.model)
 
     def evaluate(self, model: str, collect_run_id: str, adapter_run_id: str = "") -> EvaluateConfig:
-        return EvaluateConfig(
-            model=model,
-            collect_run_id=collect_run_id,
-            adapter_run_id=adapter_run_id,
-            inference_batch_size=self.inference_batch_size,
-            dtype=self.dtype,
-        )
+        """The evaluate_judgment step's config for ``model`` on a collect run (optionally an adapter)."""
+        return self.derive(EvaluateConfig, model=model, collect_run_id=collect_run_id, adapter_run_id=adapter_run_id)
 
     def train(self, data_run_id: str, model: str | None = None) -> TrainConfig:
-        names = {f.name for f in fields(TrainConfig)} - {"model", "data_run_id"}
-        return TrainConfig(
-            model=model or self.model,
-            data_run_id=data_run_id,
-            **{name: getattr(self, name) for name in names},
-        )
+        """The train_judgment step's config on a build_judgment_data run (for ``model``, default this config's)."""
+        return self.derive(TrainConfig, model=model or self.model, data_run_id=data_run_id)
 
 
 @dataclass
@@ -262,7 +298,7 @@ class KnowledgeDataConfig(StepConfig):
     """Options of build_knowledge_data: the collect run whose train questions become QA examples."""
 
     step: ClassVar[str] = "build_knowledge_data"
-    collect_run_id: str = ""
+    collect_run_id: str = option("", "Run id of a finished collect run whose train questions become QA examples.")
 
     def validate(self) -> None:
         check_run_id("collect_run_id", self.collect_run_id)
@@ -274,6 +310,7 @@ class KnowledgeTrainConfig(TrainConfig):
 
     step: ClassVar[str] = "train_knowledge"
     epochs: float = 5.0
+    data_run_id: str = option("", "Run id of a finished build_knowledge_data run: the QA examples to train on.")
 
 
 @dataclass
@@ -281,8 +318,10 @@ class TestKnowledgeConfig(StepConfig):
     """Options of test_knowledge: the collect runs of the model before and after knowledge training."""
 
     step: ClassVar[str] = "test_knowledge"
-    collect_before_run_id: str = ""
-    collect_after_run_id: str = ""
+    collect_before_run_id: str = option("", "Run id of the collect run of the model before knowledge training.")
+    collect_after_run_id: str = option(
+        "", "Run id of the collect run of the model after knowledge training (the same questions, sampled alike)."
+    )
 
     def validate(self) -> None:
         check_run_id("collect_before_run_id", self.collect_before_run_id)
@@ -294,8 +333,8 @@ class MultiphaseConfig(Phase1Config):
     """Options of the whole pipeline: Phase 1, Phase 2 (knowledge), Phase 3 (judgment v2)."""
 
     step: ClassVar[str] = "multiphase"
-    knowledge_epochs: float = 2.0
-    phase: int = 0
+    knowledge_epochs: float = option(2.0, "Epochs of knowledge (QA) training in Phase 2.")
+    phase: int = option(0, "Run phases up to this one (1, 2 or 3), reusing finished earlier steps; 0 runs all.")
 
     def validate(self) -> None:
         super().validate()
@@ -303,10 +342,24 @@ class MultiphaseConfig(Phase1Config):
         _check(self.phase in (0, 1, 2, 3), f"phase must be 0 (all), 1, 2 or 3, got {self.phase}")
 
     def phase1(self) -> Phase1Config:
-        return Phase1Config(**{f.name: getattr(self, f.name) for f in fields(Phase1Config)})
+        """The Phase 1 part of this config (the judgment chain's options)."""
+        return self.derive(Phase1Config)
 
     def knowledge(self, data_run_id: str) -> KnowledgeTrainConfig:
-        base = self.train(data_run_id)
-        values = {f.name: getattr(base, f.name) for f in fields(TrainConfig)}
-        values["epochs"] = self.knowledge_epochs
-        return KnowledgeTrainConfig(**values)
+        """The train_knowledge step's config on a build_knowledge_data run (``knowledge_epochs`` epochs)."""
+        return self.derive(KnowledgeTrainConfig, data_run_id=data_run_id, epochs=self.knowledge_epochs)
+
+
+# The config of each MLproject entry point (``main`` is multiphase under MLflow's default name).
+ENTRY_POINT_CONFIGS: dict[str, type[StepConfig]] = {
+    "collect": CollectConfig,
+    "build_judgment_data": JudgmentDataConfig,
+    "evaluate_judgment": EvaluateConfig,
+    "train_judgment": TrainConfig,
+    "phase1": Phase1Config,
+    "build_knowledge_data": KnowledgeDataConfig,
+    "train_knowledge": KnowledgeTrainConfig,
+    "test_knowledge": TestKnowledgeConfig,
+    "multiphase": MultiphaseConfig,
+    "main": MultiphaseConfig,
+}

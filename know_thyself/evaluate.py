@@ -5,8 +5,10 @@ question's ability before answering (:mod:`know_thyself.judge`). Methods compare
 
 * ``judge``: the model being evaluated (prompt-only when no adapter is given);
 * ``prompt_only``: the same model with its adapter switched off (only when an adapter is given);
-* ``majority``: always the train split's most common label; ``prior``: the train split's label
-  frequencies as probabilities for every question;
+* ``majority``: always the train split's most common label;
+* ``prior``: the train split's label frequencies as probabilities for every question. Its most
+  probable label is the majority label, so its label metrics would repeat ``majority``'s
+  exactly: it is scored as a confidence method only (no label metrics, no selective answering);
 * ``probe``: logistic regression on the hidden state at the end of the judgment prompt, fitted
   on the train split (its train numbers are in-sample);
 * ``answer_logprob``: mean token log-probability of the model's greedy answer, an
@@ -26,27 +28,25 @@ Metrics, per split and method, named ``<split>/<method>/<metric>``:
 A metric that is undefined on the data (e.g. AUROC when every answer is right) is left out of
 the metrics and written as empty in the table; the run's ``undefined_metrics`` tag lists them.
 Figures: confusion matrix, distribution, reliability diagram and risk-coverage curves per split.
+:func:`evaluate_judgment` returns all of it as an :class:`Evaluation`; the evaluate_judgment step
+(:mod:`know_thyself.steps.evaluate_judgment`) logs it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 
-from know_thyself import collect, metrics, plots
-from know_thyself.config import EvaluateConfig
+from know_thyself import metrics, plots
+from know_thyself.data import SPLITS
 from know_thyself.judge import judge
-from know_thyself.models import load_model
 from know_thyself.scores import LinearProbe, prompt_features
-from know_thyself.training import load_adapter
 
 TRAINING_STEPS = ("train_judgment",)
 AFTER_ANSWERING = "answer_logprob"
@@ -58,6 +58,27 @@ class MethodOutput:
 
     predicted: list[str] | None
     confidence: np.ndarray
+
+
+@dataclass
+class Evaluation:
+    """Everything one evaluation measured, ready to log.
+
+    Attributes:
+        metrics: ``<split>/<method>/<metric>`` -> value, defined metrics only.
+        undefined: Names of the metrics undefined on this data (left out of ``metrics``).
+        table: One row per (split, method) with every metric (``None`` where undefined).
+        predictions: One record per question: actual and predicted ability, probabilities, greedy answer.
+        tables: Other tables by artifact file name (the confusion matrices).
+        figures: Figures by artifact file name.
+    """
+
+    metrics: dict[str, float]
+    undefined: list[str]
+    table: pd.DataFrame
+    predictions: list[dict]
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -86,23 +107,29 @@ def _one_hot(predicted: list[str], labels: tuple[str, ...]) -> np.ndarray:
     return np.array([[1.0 if p == label else 0.0 for label in labels] for p in predicted])
 
 
-def evaluate_judgment(cfg: EvaluateConfig) -> dict[str, float]:
-    """Judge every question of the collect run on both splits, with the baselines; log it all."""
-    rows = collect.read_responses(cfg.collect_run_id)
-    scheme = mlflow.get_run(cfg.collect_run_id).data.params.get("label_scheme", "three")
-    model, tokenizer = load_model(cfg.model, dtype=cfg.dtype)
-    if cfg.adapter_run_id:
-        model = load_adapter(model, cfg.adapter_run_id)
-    by_split = {split: [r for r in rows if r["split"] == split] for split in collect.SPLITS}
-    batch = cfg.inference_batch_size
+def evaluate_judgment(
+    model: Any, tokenizer: Any, rows: list[dict], scheme: str, batch_size: int = 32, with_adapter: bool = False
+) -> Evaluation:
+    """Judge every question of a collect run on both splits, beside the baselines.
+
+    Args:
+        model: The model to evaluate, in eval mode (a PEFT model when ``with_adapter``).
+        tokenizer: Its tokenizer.
+        rows: The collect run's ``responses.jsonl`` rows.
+        scheme: The collect run's label scheme.
+        batch_size: Questions per forward pass.
+        with_adapter: Whether ``model`` carries a judgment adapter (adds the ``prompt_only`` method,
+            the same model with the adapter switched off).
+    """
+    by_split = {split: [r for r in rows if r["split"] == split] for split in SPLITS}
     judged, base_judged, features = {}, {}, {}
     for split, split_rows in by_split.items():
         questions = [r["question"] for r in split_rows]
-        judged[split] = judge(model, tokenizer, questions, scheme, batch)
+        judged[split] = judge(model, tokenizer, questions, scheme, batch_size)
         with adapter_off(model) as base:
-            if cfg.adapter_run_id:
-                base_judged[split] = judge(base, tokenizer, questions, scheme, batch)
-            features[split] = prompt_features(base, tokenizer, questions, scheme, batch)
+            if with_adapter:
+                base_judged[split] = judge(base, tokenizer, questions, scheme, batch_size)
+            features[split] = prompt_features(base, tokenizer, questions, scheme, batch_size)
     labels = judged["train"].labels
     train_actual = [r["ability"] for r in by_split["train"]]
     counts = Counter(train_actual)
@@ -112,6 +139,8 @@ def evaluate_judgment(cfg: EvaluateConfig) -> dict[str, float]:
 
     results: dict[str, float] = {}
     table_rows, undefined, predictions = [], [], []
+    tables: dict[str, pd.DataFrame] = {}
+    figures: dict[str, Any] = {}
     for split, split_rows in by_split.items():
         n = len(split_rows)
         actual = [r["ability"] for r in split_rows]
@@ -122,11 +151,11 @@ def evaluate_judgment(cfg: EvaluateConfig) -> dict[str, float]:
         methods = {
             "judge": MethodOutput(judged[split].predicted, metrics.confidence_score(judged[split].probabilities, labels)),
             "majority": MethodOutput([majority] * n, metrics.confidence_score(_one_hot([majority] * n, labels), labels)),
-            "prior": MethodOutput([majority] * n, metrics.confidence_score(np.tile(prior, (n, 1)), labels)),
+            "prior": MethodOutput(None, metrics.confidence_score(np.tile(prior, (n, 1)), labels)),
             "probe": MethodOutput([labels[i] for i in probe_probs.argmax(axis=1)], metrics.confidence_score(probe_probs, labels)),
             AFTER_ANSWERING: MethodOutput(None, np.exp(np.clip(logprob, -50, 0))),
         }
-        if cfg.adapter_run_id:
+        if with_adapter:
             methods["prompt_only"] = MethodOutput(
                 base_judged[split].predicted, metrics.confidence_score(base_judged[split].probabilities, labels)
             )
@@ -140,7 +169,9 @@ def evaluate_judgment(cfg: EvaluateConfig) -> dict[str, float]:
                 else:
                     results[key] = float(value)
         results.update(_judge_extras(split, judged[split], actual, labels, correct))
-        _log_figures(split, actual, judged[split].predicted, labels, methods, correct)
+        split_tables, split_figures = _figures(split, actual, judged[split].predicted, labels, methods, correct)
+        tables.update(split_tables)
+        figures.update(split_figures)
         for i, row in enumerate(split_rows):
             predictions.append(
                 {
@@ -154,11 +185,7 @@ def evaluate_judgment(cfg: EvaluateConfig) -> dict[str, float]:
                     "greedy_correct": row["greedy_correct"],
                 }
             )
-    mlflow.log_metrics(results)
-    mlflow.log_table(pd.DataFrame(table_rows), "comparison.json")
-    mlflow.set_tag("undefined_metrics", ", ".join(undefined) if undefined else "none")
-    mlflow.log_text("".join(json.dumps(p) + "\n" for p in predictions), "predictions.jsonl")
-    return results
+    return Evaluation(results, undefined, pd.DataFrame(table_rows), predictions, tables, figures)
 
 
 def _judge_extras(split: str, judged: Any, actual: list[str], labels: tuple[str, ...], correct: list[bool]) -> dict[str, float]:
@@ -174,19 +201,21 @@ def _judge_extras(split: str, judged: Any, actual: list[str], labels: tuple[str,
     return extras
 
 
-def _log_figures(split, actual, predicted, labels, methods, correct) -> None:
+def _figures(split, actual, predicted, labels, methods, correct) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """The confusion table and the figures of one split, by artifact file name."""
     matrix = metrics.confusion(actual, predicted, labels)
     exact = metrics.classification_metrics(actual, predicted, labels)["exact_match"]
-    mlflow.log_figure(plots.confusion_matrix_figure(matrix, labels, f"{split}: exact match {exact:.3f}"), f"confusion_{split}.png")
     table = pd.DataFrame(matrix, columns=[f"predicted_{label}" for label in labels])
     table.insert(0, "actual", list(labels))
-    mlflow.log_table(table, f"confusion_{split}.json")
-    mlflow.log_figure(
-        plots.distribution_figure(metrics.distribution(actual, labels), metrics.distribution(predicted, labels), labels,
-                                  f"{split}: ability, actual vs predicted"),
-        f"distribution_{split}.png",
-    )
     bins = metrics.reliability_bins(methods["judge"].confidence, correct)
-    mlflow.log_figure(plots.reliability_figure(bins, f"{split}: judge reliability"), f"reliability_{split}.png")
     curves = {name: metrics.risk_coverage_curve(out.confidence, correct) for name, out in methods.items()}
-    mlflow.log_figure(plots.risk_coverage_figure(curves, f"{split}: risk vs coverage"), f"risk_coverage_{split}.png")
+    figures = {
+        f"confusion_{split}.png": plots.confusion_matrix_figure(matrix, labels, f"{split}: exact match {exact:.3f}"),
+        f"distribution_{split}.png": plots.distribution_figure(
+            metrics.distribution(actual, labels), metrics.distribution(predicted, labels), labels,
+            f"{split}: ability, actual vs predicted",
+        ),
+        f"reliability_{split}.png": plots.reliability_figure(bins, f"{split}: judge reliability"),
+        f"risk_coverage_{split}.png": plots.risk_coverage_figure(curves, f"{split}: risk vs coverage"),
+    }
+    return {f"confusion_{split}.json": table}, figures

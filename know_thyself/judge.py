@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from know_thyself.batching import encode_left_padded
 from know_thyself.labels import labels_for
 from know_thyself.prompts import judgment_messages, render
 
@@ -65,9 +66,7 @@ def judge(model: Any, tokenizer: Any, questions: Sequence[str], scheme: str = "t
     probabilities, masses = [], []
     for start in range(0, len(questions), batch_size):
         prompts = [render(tokenizer, judgment_messages(q, scheme)) for q in questions[start : start + batch_size]]
-        enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-        positions = (enc["attention_mask"].cumsum(-1) - 1).clamp_(min=0)
-        logits = model(**enc, position_ids=positions).logits[:, -1, :].float().cpu()
+        logits = model(**encode_left_padded(tokenizer, prompts, model.device)).logits[:, -1, :].float().cpu()
         probs = torch.softmax(logits, dim=-1)
         label_probs = probs[:, token_ids]
         mass = label_probs.sum(dim=-1)

@@ -7,9 +7,7 @@ completion only.
 
 from __future__ import annotations
 
-from know_thyself import data
 from know_thyself.prompts import judgment_completion, judgment_messages
-from know_thyself.tracking import download, require_step_run
 
 ARTIFACT_DIR = "judgment_data"
 
@@ -25,9 +23,3 @@ def build_examples(rows: list[dict], scheme: str) -> list[dict]:
         }
         for row in rows
     ]
-
-
-def read_examples(run_id: str, split: str) -> list[dict]:
-    """The SFT examples of one split from a finished build_judgment_data run."""
-    require_step_run(run_id, "build_judgment_data", "data_run_id")
-    return data.read_jsonl(download(run_id, f"{ARTIFACT_DIR}/{split}.jsonl"))

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from know_thyself.data import SPLITS
 from know_thyself.prompts import answer_completion, answer_messages
 
 DATA_FILE = "knowledge_data/train.jsonl"
@@ -28,3 +29,46 @@ def build_qa_examples(rows: list[dict]) -> list[dict]:
         }
         for row in rows
     ]
+
+
+def check_comparable(
+    before: dict[str, str], after: dict[str, str], before_questions: str | None = None, after_questions: str | None = None
+) -> None:
+    """Refuse a before/after pair of collect runs that did not sample the same questions alike.
+
+    Args:
+        before: Parameters of the collect run before knowledge training.
+        after: Parameters of the collect run after it.
+        before_questions: The before run's question-set fingerprint (``None`` for a run made
+            before collect recorded one: then the parameters alone are compared).
+        after_questions: The after run's.
+
+    Raises:
+        ValueError: naming the first parameter that differs, or the question sets.
+    """
+    for key in COMPARABLE_PARAMS:
+        if before.get(key) != after.get(key):
+            raise ValueError(
+                f"the two collect runs differ in {key} ({before.get(key)!r} vs {after.get(key)!r}); compare "
+                "collect runs of the same questions, sampled with the same settings"
+            )
+    if before_questions and after_questions and before_questions != after_questions:
+        raise ValueError(
+            "the two collect runs sampled different questions (the dataset changed between them); compare "
+            "collect runs of the same questions: collect again with the model before knowledge training"
+        )
+
+
+def knowledge_gains(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """QA accuracy before and after (trial-based and greedy) per split, and the gains, from two collect runs' metrics."""
+    values: dict[str, float] = {}
+    for when, metrics in (("before", before), ("after", after)):
+        for split in SPLITS:
+            values[f"{when}/{split}/qa_accuracy_trials"] = metrics[f"{split}/qa_accuracy"]
+            values[f"{when}/{split}/qa_accuracy_greedy"] = metrics[f"{split}/greedy_qa_accuracy"]
+    for split in SPLITS:
+        for kind in ("trials", "greedy"):
+            values[f"{split}/qa_accuracy_gain_{kind}"] = (
+                values[f"after/{split}/qa_accuracy_{kind}"] - values[f"before/{split}/qa_accuracy_{kind}"]
+            )
+    return values

@@ -13,6 +13,7 @@ A model argument is one of:
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import re
@@ -85,6 +86,7 @@ def resolve_model(spec: str) -> ModelSource:
                 f"model directory {spec!r} has no config.json, so it is not a transformers "
                 "checkpoint; point at the folder that save_pretrained wrote"
             )
+        _check_config_json(path / "config.json", spec)
         return ModelSource(str(path.resolve()), "local")
     looks_local = spec.startswith((".", "/", "~")) or spec.count("/") > 1 or path.parent.is_dir() and path.parent != Path(".")
     if looks_local:
@@ -92,6 +94,46 @@ def resolve_model(spec: str) -> ModelSource:
     if _HUB_ID.match(spec):
         return ModelSource(spec, "hub")
     raise ModelError(f"unknown model {spec!r}; give {ACCEPTED}")
+
+
+def _check_config_json(path: Path, spec: str) -> None:
+    """Refuse a checkpoint whose config.json cannot be read as a JSON object (it would fail at load time)."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(
+            f"model directory {spec!r} has a config.json that cannot be read as JSON ({exc}); "
+            "re-save the checkpoint with save_pretrained or fix the file"
+        ) from None
+    if not isinstance(config, dict):
+        raise ModelError(f"model directory {spec!r} has a config.json that is not a JSON object; "
+                         "re-save the checkpoint with save_pretrained")
+
+
+def check_model_exists(spec: str) -> None:
+    """Check, before a step opens its run, that a registry model argument names a registered version.
+
+    Other model arguments are checked by :func:`resolve_model` (local folders) or when they are
+    loaded (Hub ids). Needs the tracking store configured.
+
+    Raises:
+        ModelError: naming the model and the fix.
+    """
+    source = resolve_model(spec)
+    if source.kind != "registry":
+        return
+    import mlflow
+
+    uri = _pin_registry_uri(source.spec)  # an alias that does not resolve fails here
+    name, version = uri[len("models:/"):].split("/", 1)
+    try:
+        mlflow.MlflowClient().get_model_version(name, version)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the fix
+        raise ModelError(
+            f"registered model {uri!r} does not exist in {mlflow.get_tracking_uri()} "
+            f"({exc.__class__.__name__}); check the name and version in the MLflow UI's Models page, "
+            "or point MLFLOW_TRACKING_URI at the store that holds it"
+        ) from None
 
 
 def embedded_gguf_dir() -> Path:

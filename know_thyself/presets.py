@@ -15,21 +15,29 @@ import yaml
 from know_thyself.config import MultiphaseConfig
 
 
-def load_preset(path: str | Path) -> MultiphaseConfig:
-    """Read and validate a preset file."""
+def read_preset(path: str | Path) -> dict:
+    """The options a preset file sets, as written (checked to be a mapping)."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"preset {str(path)!r} does not exist; presets live in presets/*.yaml")
-    options = yaml.safe_load(path.read_text()) or {}
+    try:
+        options = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"preset {str(path)!r} is not valid YAML: {exc}") from None
     if not isinstance(options, dict):
         raise ValueError(f"preset {str(path)!r} must be a mapping of option names to values")
-    return MultiphaseConfig.from_options(options)
+    return options
+
+
+def load_preset(path: str | Path) -> MultiphaseConfig:
+    """Read and validate a preset file."""
+    return MultiphaseConfig.from_options(read_preset(path))
 
 
 def mlflow_run_args(path: str | Path) -> list[str]:
-    """``-P name=value`` arguments for the options a preset sets."""
-    options = yaml.safe_load(Path(path).read_text()) or {}
-    load_preset(path)
+    """``-P name=value`` arguments for the options a preset sets (validated first)."""
+    options = read_preset(path)
+    MultiphaseConfig.from_options(options)
     return [arg for key, value in options.items() for arg in ("-P", f"{key}={value}")]
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from know_thyself.batching import encode_left_padded, left_pad
 from know_thyself.grading import is_correct
 from know_thyself.prompts import answer_messages, judgment_messages, render
 from know_thyself.sampling import sample_answers
@@ -42,14 +43,9 @@ def _mean_logprobs(model: Any, tokenizer: Any, prompts: Sequence[str], answers: 
         answer_ids = [tokenizer(answers[i], add_special_tokens=False)["input_ids"] for i in chunk]
         rows = [p + a for p, a in zip(prompt_ids, answer_ids)]
         width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, row in enumerate(rows):  # left padding, like the samplers
-            ids[r, width - len(row) :] = torch.tensor(row)
-            mask[r, width - len(row) :] = 1
-        positions = (mask.cumsum(-1) - 1).clamp_(min=0)
-        logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
-                       position_ids=positions.to(model.device)).logits.float().cpu()
+        batch = left_pad(rows, pad, model.device)  # left padding, like the samplers
+        logits = model(**batch).logits.float().cpu()
+        ids = batch["input_ids"].cpu()
         logprobs = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
         for r, answer in enumerate(answer_ids):
             if not answer:
@@ -76,9 +72,7 @@ def prompt_features(model: Any, tokenizer: Any, questions: Sequence[str], scheme
     features = []
     for start in range(0, len(questions), batch_size):
         prompts = [render(tokenizer, judgment_messages(q, scheme)) for q in questions[start : start + batch_size]]
-        enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-        positions = (enc["attention_mask"].cumsum(-1) - 1).clamp_(min=0)
-        out = model(**enc, position_ids=positions, output_hidden_states=True)
+        out = model(**encode_left_padded(tokenizer, prompts, model.device), output_hidden_states=True)
         features.append(out.hidden_states[-1][:, -1, :].float().cpu().numpy())
     return np.concatenate(features) if features else np.zeros((0, 0))
 

@@ -6,11 +6,12 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from know_thyself.labels import labels_for
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-SPLITS = ("train", "validation")
+from know_thyself.data import SPLITS
+from know_thyself.labels import labels_for
+
 # The trained judge and the baselines it is compared with in the same evaluation run.
 METHODS = ("judge", "prompt_only", "probe", "majority")
 

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shlex
+import socket
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +32,10 @@ TAG_STEP = "know_thyself.step"
 TAG_CACHE_KEY = "know_thyself.cache_key"
 TAG_CODE_VERSION = "know_thyself.code_version"
 TAG_REUSED = "know_thyself.reused_run_id"
+TAG_HOST = "know_thyself.host"
+TAG_PID = "know_thyself.pid"
+TAG_KILLED = "know_thyself.killed_reason"
+TAG_NOTE = "mlflow.note.content"  # the run's description in the MLflow UI
 _PACKAGE = Path(__file__).resolve().parent
 
 
@@ -234,6 +239,7 @@ def step_run(
         TAG_STEP: step,
         TAG_CODE_VERSION: version,
         TAG_CACHE_KEY: cache_key(step, params, version),
+        **process_tags(),
     }
     with mlflow.start_run(run_name=run_name or step, nested=parent is not None, tags=tags) as run:
         mlflow.set_tags(tags)  # a run resumed from $MLFLOW_RUN_ID ignores start_run's tags
@@ -241,6 +247,25 @@ def step_run(
             mlflow.MlflowClient().set_tag(parent.info.run_id, f"know_thyself.{run_name or step}.run_id", run.info.run_id)
         _log_step_params(run.info.run_id, params)
         yield StepRun(run.info.run_id, reused=False)
+
+
+@contextlib.contextmanager
+def chain_run(name: str, params: dict[str, str] | None = None) -> Iterator[Any]:
+    """Open the parent run of a chain, or of a phase inside one, and yield it.
+
+    Nested under the active run when there is one; continues the run ``mlflow run`` opened
+    otherwise. Tagged with its name (as its step) and its host and process, like a step run.
+
+    Args:
+        name: The chain or phase name (run name and ``know_thyself.step`` tag).
+        params: Parameters to log (those a resumed run already holds are skipped).
+    """
+    with mlflow.start_run(run_name=name, nested=mlflow.active_run() is not None) as run:
+        mlflow.set_tags({TAG_STEP: name, **process_tags()})
+        if params:
+            existing = mlflow.get_run(run.info.run_id).data.params
+            mlflow.log_params({k: v for k, v in params.items() if k not in existing})
+        yield run
 
 
 def _log_step_params(run_id: str, params: dict[str, str]) -> None:
@@ -289,12 +314,83 @@ def require_step_run(run_id: str, step: str | tuple[str, ...], option: str) -> A
     return run
 
 
-def download(run_id: str, artifact_path: str) -> Path:
-    """Download one artifact (file or folder) of a run into a fresh temporary folder."""
-    target = tempfile.mkdtemp(prefix="know-thyself-")
-    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=target))
+@contextlib.contextmanager
+def downloaded(run_id: str, artifact_path: str) -> Iterator[Path]:
+    """One artifact (file or folder) of a run, in a temporary folder removed when the block ends."""
+    with tempfile.TemporaryDirectory(prefix="know-thyself-") as target:
+        yield Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=target))
 
 
-def log_json(data: Any, artifact_file: str) -> None:
-    """Log a JSON-serialisable object as an artifact of the active run."""
-    mlflow.log_dict(data, artifact_file)
+def read_jsonl_artifact(run_id: str, artifact_file: str) -> list[dict[str, Any]]:
+    """The records of a JSON Lines artifact of a run (written by :func:`log_jsonl`)."""
+    from know_thyself.data import read_jsonl
+
+    with downloaded(run_id, artifact_file) as path:
+        return read_jsonl(path)
+
+
+def log_jsonl(records: list[dict[str, Any]], artifact_file: str) -> None:
+    """Log records as a JSON Lines artifact of the active run (UTF-8, one object per line)."""
+    mlflow.log_text("".join(json.dumps(dict(r), ensure_ascii=False) + "\n" for r in records), artifact_file)
+
+
+def process_tags() -> dict[str, str]:
+    """Tags naming the host and process that run a step, so a later start can tell a dead run from a live one."""
+    return {TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid())}
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def close_stale_runs(steps: tuple[str, ...]) -> list[str]:
+    """Mark runs of ``steps`` that a killed process left RUNNING as KILLED, with a tag saying why.
+
+    A run counts as stale only when it is RUNNING, was started on this host, and the process
+    recorded in its tags (:func:`process_tags`) no longer exists. Runs started on another host,
+    or without the tags, are left alone: they may be genuinely running. Returns the run ids closed.
+
+    Args:
+        steps: The step names (``know_thyself.step`` tags) to look at, e.g. a chain and its steps.
+    """
+    host = socket.gethostname()
+    runs = mlflow.search_runs(
+        experiment_ids=[_current_experiment_id()],
+        filter_string=f"attributes.status = 'RUNNING' and tags.`{TAG_HOST}` = '{host}'",
+        output_format="list",
+    )
+    client = mlflow.MlflowClient()
+    closed = []
+    for run in runs:
+        pid = run.data.tags.get(TAG_PID, "")
+        if run.data.tags.get(TAG_STEP) not in steps or not pid.isdigit() or _process_alive(int(pid)) or run.info.run_id == os.environ.get("MLFLOW_RUN_ID"):
+            continue
+        reason = (f"its process {pid} on {host} ended without closing the run (killed?); "
+                  "marked KILLED when the chain started again")
+        client.set_tag(run.info.run_id, TAG_KILLED, reason)
+        client.set_terminated(run.info.run_id, status="KILLED")
+        logger.info("run %s (%s) was left RUNNING by a dead process: marked KILLED", run.info.run_id, run.info.run_name)
+        closed.append(run.info.run_id)
+    return closed
+
+
+def note_failure_on_project_run(message: str) -> None:
+    """Write an error into the description of the run ``mlflow run`` opened for this command, if any.
+
+    ``mlflow run`` opens the run before the command starts; when the command fails before it
+    logs anything, the run's description (shown in the UI) says why. Best effort: a tracking
+    error here never hides the original one.
+    """
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if not run_id:
+        return
+    try:
+        mlflow.MlflowClient().set_tag(run_id, TAG_NOTE, f"Failed: {message}")
+    except Exception:  # noqa: BLE001 - the store itself may be what failed
+        logger.debug("could not write the error into run %s", run_id, exc_info=True)

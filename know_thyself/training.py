@@ -114,21 +114,25 @@ def train_lora(examples: list[dict], cfg: TrainConfig, model_and_tokenizer: tupl
 
     The caller saves what it needs (:func:`log_adapter`) while the trainer is alive.
     """
-    scratch = tempfile.mkdtemp(prefix="know-thyself-train-")
-    trainer = build_trainer(examples, cfg, scratch, model_and_tokenizer)
-    started = time.perf_counter()
-    result = trainer.train()
-    elapsed = time.perf_counter() - started
+    with tempfile.TemporaryDirectory(prefix="know-thyself-train-") as scratch:  # nothing is saved there
+        trainer = build_trainer(examples, cfg, scratch, model_and_tokenizer)
+        started = time.perf_counter()
+        result = trainer.train()
+        elapsed = time.perf_counter() - started
     if trainer.is_world_process_zero() and mlflow.active_run() is not None:
-        tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"]) * cfg.epochs
-        mlflow.log_metrics(
-            {
-                "train/final_loss": float(result.training_loss),
-                "train/seconds": elapsed,
-                "train/tokens_per_s": tokens / elapsed if cfg.max_steps == -1 else float("nan"),
-                "train/examples": float(len(examples)),
-            }
-        )
+        summary = {
+            "train/final_loss": float(result.training_loss),
+            "train/seconds": elapsed,
+            "train/examples": float(len(examples)),
+        }
+        undefined = []
+        if cfg.max_steps == -1:
+            tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"]) * cfg.epochs
+            summary["train/tokens_per_s"] = tokens / elapsed
+        else:  # training stopped after max_steps: how many tokens it saw is not counted
+            undefined.append("train/tokens_per_s")
+        mlflow.log_metrics(summary)
+        mlflow.set_tag("undefined_metrics", ", ".join(undefined) if undefined else "none")
     return trainer
 
 
@@ -145,25 +149,32 @@ def save_adapter(trainer: Any, base_model: str, target: Path) -> Path:
     return target
 
 
-def log_adapter(trainer: Any, base_model: str, artifact_path: str = ADAPTER_DIR) -> Path | None:
+def log_adapter(trainer: Any, base_model: str, artifact_path: str = ADAPTER_DIR, folder: Path | None = None) -> Path | None:
     """Save the adapter and log it as an artifact of the active run (main process only).
 
-    Returns the local folder it was saved to (``None`` on other processes).
+    Args:
+        trainer: The trainer after training.
+        base_model: The model argument the adapter's config names as its base.
+        artifact_path: Where in the run the adapter goes.
+        folder: A folder of the caller's to save into, kept after logging; the saved adapter's
+            path is returned. Without it the adapter is saved into a temporary folder that is
+            removed again, and ``None`` is returned (also on processes other than the main one).
     """
     if not trainer.is_world_process_zero():
         return None
-    target = Path(tempfile.mkdtemp(prefix="know-thyself-adapter-")) / artifact_path
-    save_adapter(trainer, base_model, target)
-    mlflow.log_artifacts(str(target), artifact_path)
-    return target
+    if folder is not None:
+        target = save_adapter(trainer, base_model, Path(folder) / artifact_path)
+        mlflow.log_artifacts(str(target), artifact_path)
+        return target
+    with tempfile.TemporaryDirectory(prefix="know-thyself-adapter-") as scratch:
+        mlflow.log_artifacts(str(save_adapter(trainer, base_model, Path(scratch) / artifact_path)), artifact_path)
+    return None
 
 
-def load_adapter(model: Any, run_id: str, artifact_path: str = ADAPTER_DIR) -> Any:
-    """Wrap ``model`` with the adapter logged by a training run, for inference."""
+def load_adapter(model: Any, adapter_dir: str | Path) -> Any:
+    """Wrap ``model`` with the adapter saved in ``adapter_dir`` (as :func:`save_adapter` wrote it), for inference."""
     from peft import PeftModel
 
-    from know_thyself.tracking import download
-
-    adapter = PeftModel.from_pretrained(model, str(download(run_id, artifact_path)))
+    adapter = PeftModel.from_pretrained(model, str(adapter_dir))
     adapter.eval()
     return adapter

@@ -192,6 +192,10 @@ def test_killed_step_is_redone_and_finished_steps_are_not(pipeline, tmp_path):
     out, _ = rerun.communicate(timeout=900)
     assert rerun.returncode == 0, out[-3000:]
     ids = _ids(out)
+    # The killed runs no longer claim to be running: the second start closed them.
+    assert client.get_run(killed).info.status == "KILLED"
+    assert "ended without closing the run" in client.get_run(killed).data.tags["know_thyself.killed_reason"]
+    assert client.search_runs(["1"], "attributes.status = 'RUNNING'") == []
     assert ids["phase1/collect"] == finished_before["collect"]
     assert ids["phase1/train_judgment"] == finished_before["train_judgment"]
     assert ids["phase2/train_knowledge"] != killed

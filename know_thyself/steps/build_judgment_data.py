@@ -1,18 +1,19 @@
-"""The build_judgment_data step: a collect run's labels as chat-format SFT examples."""
+"""The build_judgment_data step: a collect run's labels as chat-format SFT examples.
+
+Logs ``judgment_data/{train,validation}.jsonl`` and the label counts of each split.
+"""
 
 from __future__ import annotations
 
-import tempfile
 from collections import Counter
-from pathlib import Path
 
 import mlflow
 
-from know_thyself import collect, data
+from know_thyself.collect import RESPONSES, SPLITS
 from know_thyself.config import JudgmentDataConfig
 from know_thyself.judgment_data import ARTIFACT_DIR, build_examples
 from know_thyself.labels import labels_for
-from know_thyself.tracking import StepRun, require_step_run, step_run
+from know_thyself.tracking import StepRun, log_jsonl, read_jsonl_artifact, require_step_run, step_run
 
 
 def run_build_judgment_data(cfg: JudgmentDataConfig, reuse: bool = True) -> StepRun:
@@ -22,13 +23,12 @@ def run_build_judgment_data(cfg: JudgmentDataConfig, reuse: bool = True) -> Step
     with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
         if run.reused:
             return run
-        rows = collect.read_responses(cfg.collect_run_id)
+        rows = read_jsonl_artifact(upstream.info.run_id, RESPONSES)
         mlflow.log_param("label_scheme", scheme)
-        for split in collect.SPLITS:
+        for split in SPLITS:
             examples = build_examples([r for r in rows if r["split"] == split], scheme)
             counts = Counter(e["label"] for e in examples)
             mlflow.log_metrics({f"{split}/label_count/{label}": counts.get(label, 0) for label in labels_for(scheme)})
             mlflow.log_metric(f"{split}/examples", len(examples))
-            path = data.write_jsonl(examples, Path(tempfile.mkdtemp(prefix="know-thyself-")) / f"{split}.jsonl")
-            mlflow.log_artifact(str(path), ARTIFACT_DIR)
+            log_jsonl(examples, f"{ARTIFACT_DIR}/{split}.jsonl")
     return run

@@ -1,18 +1,37 @@
-"""The collect step: sample answers, grade them, and label each question's ability."""
+"""The collect step: sample answers, grade them, and label each question's ability.
+
+Logs ``responses.jsonl``, the per-split metrics, the ability distribution figure, and a
+fingerprint of the sampled questions (tag ``know_thyself.question_set``) that the knowledge test
+compares two collect runs by.
+"""
 
 from __future__ import annotations
 
-from know_thyself.collect import SPLITS, choose_backend, collect, load_questions
+import mlflow
+
+from know_thyself.collect import (
+    RESPONSES,
+    SPLITS,
+    ability_figure,
+    choose_backend,
+    collect,
+    load_questions,
+    question_set_digest,
+)
 from know_thyself.config import CollectConfig
 from know_thyself.memory import check_sampling_memory
-from know_thyself.tracking import StepRun, find_finished_run, step_run
+from know_thyself.models import check_model_exists
+from know_thyself.tracking import StepRun, find_finished_run, log_jsonl, step_run
+
+TAG_QUESTION_SET = "know_thyself.question_set"
 
 
 def run_collect(cfg: CollectConfig, reuse: bool = True) -> StepRun:
     """Run the collect step in its own (possibly nested) run, or reuse an identical finished one."""
-    # Load and check the data before opening a run: bad input leaves no run behind.
+    # Load and check the data and the model before opening a run: bad input leaves no run behind.
     questions = load_questions(cfg.dataset, cfg.num_samples, cfg.test_samples, cfg.seed)
     if not (reuse and find_finished_run(cfg.step, cfg.params())):
+        check_model_exists(cfg.model)
         check_sampling_memory(
             cfg.model, [[q["question"] for q in questions[split]] for split in SPLITS],
             batch_size=cfg.inference_batch_size, num_trials=cfg.num_trials, max_new_tokens=cfg.max_new_tokens,
@@ -20,5 +39,9 @@ def run_collect(cfg: CollectConfig, reuse: bool = True) -> StepRun:
         )
     with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
         if not run.reused:
-            collect(cfg, questions)
+            result = collect(cfg, questions)
+            mlflow.set_tags({**result.tags, TAG_QUESTION_SET: question_set_digest(questions)})
+            mlflow.log_metrics(result.metrics)
+            log_jsonl(result.rows, RESPONSES)
+            mlflow.log_figure(ability_figure(result.metrics, cfg.label_scheme), "ability_distribution.png")
     return run

@@ -1,18 +1,46 @@
-"""The evaluate_judgment step: a judge (optionally with its adapter) beside cheap baselines."""
+"""The evaluate_judgment step: a judge (optionally with its adapter) beside cheap baselines.
+
+Fetches the collect run (and the train_judgment run of the adapter) once, loads the model, and
+logs what :func:`know_thyself.evaluate.evaluate_judgment` measured: the metrics, the comparison
+table, the confusion tables, the figures and ``predictions.jsonl``.
+"""
 
 from __future__ import annotations
 
+import mlflow
+
+from know_thyself.collect import RESPONSES
 from know_thyself.config import EvaluateConfig
 from know_thyself.evaluate import TRAINING_STEPS, evaluate_judgment
-from know_thyself.tracking import StepRun, require_step_run, step_run
+from know_thyself.models import check_model_exists, load_model
+from know_thyself.tracking import StepRun, downloaded, log_jsonl, read_jsonl_artifact, require_step_run, step_run
+from know_thyself.training import ADAPTER_DIR, load_adapter
 
 
 def run_evaluate_judgment(cfg: EvaluateConfig, reuse: bool = True, run_name: str | None = None) -> StepRun:
     """Run evaluate_judgment in its own (possibly nested) run, or reuse an identical finished one."""
-    require_step_run(cfg.collect_run_id, "collect", "collect_run_id")
+    collected = require_step_run(cfg.collect_run_id, "collect", "collect_run_id")
     if cfg.adapter_run_id:
         require_step_run(cfg.adapter_run_id, TRAINING_STEPS, "adapter_run_id")
+    check_model_exists(cfg.model)
     with step_run(cfg.step, cfg.params(), reuse=reuse, run_name=run_name) as run:
-        if not run.reused:
-            evaluate_judgment(cfg)
+        if run.reused:
+            return run
+        rows = read_jsonl_artifact(collected.info.run_id, RESPONSES)
+        scheme = collected.data.params.get("label_scheme", "three")
+        model, tokenizer = load_model(cfg.model, dtype=cfg.dtype)
+        if cfg.adapter_run_id:
+            with downloaded(cfg.adapter_run_id, ADAPTER_DIR) as adapter_dir:
+                model = load_adapter(model, adapter_dir)
+        result = evaluate_judgment(
+            model, tokenizer, rows, scheme, cfg.inference_batch_size, with_adapter=bool(cfg.adapter_run_id)
+        )
+        mlflow.log_metrics(result.metrics)
+        mlflow.log_table(result.table, "comparison.json")
+        for name, table in result.tables.items():
+            mlflow.log_table(table, name)
+        for name, figure in result.figures.items():
+            mlflow.log_figure(figure, name)
+        mlflow.set_tag("undefined_metrics", ", ".join(result.undefined) if result.undefined else "none")
+        log_jsonl(result.predictions, "predictions.jsonl")
     return run

@@ -2,22 +2,25 @@
 
 Phase 1 (judgment v1), Phase 2 (knowledge, merged into the base) and Phase 3 (judgment v2 on
 the merged base) run as child runs of the parent, each step a grandchild. Finished steps with
-the same inputs are reused, so rerunning the chain resumes it.
+the same inputs are reused, so rerunning the chain resumes it; runs that a killed earlier start
+left RUNNING are marked KILLED first.
 """
 
 from __future__ import annotations
 
-import mlflow
-
 from know_thyself.collect import load_questions
 from know_thyself.config import KnowledgeDataConfig, MultiphaseConfig, TestKnowledgeConfig
+from know_thyself.models import check_model_exists
 from know_thyself.registry import JUDGE_ARTIFACT, KNOWLEDGE_ARTIFACT, register
+from know_thyself.steps import phase1 as phase1_chain
 from know_thyself.steps.build_knowledge_data import run_build_knowledge_data
-from know_thyself.steps.phase1 import _judgment_chain, _log_params_once
 from know_thyself.steps.test_knowledge import run_test_knowledge
 from know_thyself.steps.train_knowledge import run_train_knowledge
 from know_thyself.summary import log_summary
-from know_thyself.tracking import TAG_STEP
+from know_thyself.tracking import chain_run, close_stale_runs
+
+# The step tags of the runs this chain opens.
+STEPS = ("multiphase", *phase1_chain.STEPS, "phase2", "phase3", "build_knowledge_data", "train_knowledge", "test_knowledge")
 
 
 def run_multiphase(cfg: MultiphaseConfig, reuse: bool = True) -> dict[str, str]:
@@ -27,22 +30,21 @@ def run_multiphase(cfg: MultiphaseConfig, reuse: bool = True) -> dict[str, str]:
     Registers ``judgment_v1``, ``knowledge_base`` and ``judgment_v2`` (alias ``current``) as each
     step finishes, and logs the summary table and figure on the parent. Returns run ids by name.
     """
+    # Fail on bad data or a missing model before any run exists.
     load_questions(cfg.dataset, cfg.num_samples, cfg.test_samples, cfg.seed)
+    check_model_exists(cfg.model)
+    close_stale_runs(STEPS)
     last = cfg.phase or 3
     ids: dict[str, str] = {}
-    with mlflow.start_run(run_name="multiphase", nested=mlflow.active_run() is not None) as parent:
-        mlflow.set_tag(TAG_STEP, "multiphase")
-        _log_params_once(cfg.params())
+    with chain_run("multiphase", cfg.params()) as parent:
         ids["multiphase"] = parent.info.run_id
         tags = _version_tags(cfg, parent.info.run_id)
-        with mlflow.start_run(run_name="phase1", nested=True):
-            mlflow.set_tag(TAG_STEP, "phase1")
-            phase1 = _judgment_chain(cfg.phase1(), cfg.model, reuse, suffix="v1")
+        with chain_run("phase1"):
+            phase1 = phase1_chain.judgment_chain(cfg.phase1(), cfg.model, reuse, suffix="v1")
         ids.update({f"phase1/{k}": v for k, v in phase1.items()})
         ids["judgment_v1"] = register(phase1["train_judgment"], JUDGE_ARTIFACT, "judgment_v1", {**tags, "base_model": cfg.model})
         if last >= 2:
-            with mlflow.start_run(run_name="phase2", nested=True):
-                mlflow.set_tag(TAG_STEP, "phase2")
+            with chain_run("phase2"):
                 data_id = run_build_knowledge_data(KnowledgeDataConfig(collect_run_id=phase1["collect"]), reuse).run_id
                 train_id = run_train_knowledge(cfg.knowledge(data_id), reuse).run_id
             ids.update({"phase2/build_knowledge_data": data_id, "phase2/train_knowledge": train_id})
@@ -50,9 +52,8 @@ def run_multiphase(cfg: MultiphaseConfig, reuse: bool = True) -> dict[str, str]:
             ids["knowledge_base"] = version
         if last >= 3:
             merged = f"models:/knowledge_base/{ids['knowledge_base']}"
-            with mlflow.start_run(run_name="phase3", nested=True):
-                mlflow.set_tag(TAG_STEP, "phase3")
-                phase3 = _judgment_chain(cfg.phase1(), merged, reuse, suffix="v2")
+            with chain_run("phase3"):
+                phase3 = phase1_chain.judgment_chain(cfg.phase1(), merged, reuse, suffix="v2")
                 test_cfg = TestKnowledgeConfig(
                     collect_before_run_id=phase1["collect"], collect_after_run_id=phase3["collect"]
                 )

@@ -2,24 +2,26 @@
 
 Every step runs as a nested child run of the parent and hands the next step run ids, never
 paths. A step whose finished run already exists with the same parameters, upstream run ids and
-code version is reused (see :mod:`know_thyself.tracking`), so rerunning a chain resumes it.
+code version is reused (see :mod:`know_thyself.tracking`), so rerunning a chain resumes it; runs
+that a killed earlier start left RUNNING are marked KILLED first
+(:func:`know_thyself.tracking.close_stale_runs`).
 """
 
 from __future__ import annotations
 
-import logging
-
 import mlflow
 
-from know_thyself.collect import load_questions
+from know_thyself.collect import SPLITS, load_questions
 from know_thyself.config import JudgmentDataConfig, Phase1Config
+from know_thyself.models import check_model_exists
 from know_thyself.steps.build_judgment_data import run_build_judgment_data
 from know_thyself.steps.collect import run_collect
 from know_thyself.steps.evaluate_judgment import run_evaluate_judgment
 from know_thyself.steps.train_judgment import run_train_judgment
-from know_thyself.tracking import TAG_STEP
+from know_thyself.tracking import chain_run, close_stale_runs
 
-logger = logging.getLogger(__name__)
+# The step tags of the runs this chain opens.
+STEPS = ("phase1", "collect", "build_judgment_data", "evaluate_judgment", "train_judgment")
 
 
 def run_phase1(cfg: Phase1Config, reuse: bool = True) -> dict[str, str]:
@@ -28,24 +30,21 @@ def run_phase1(cfg: Phase1Config, reuse: bool = True) -> dict[str, str]:
     Opens the parent run ``phase1`` (or continues the run ``mlflow run`` opened, or nests under an
     active run) and returns the run id of every step, keyed by step.
     """
-    # Fail on bad data before any run exists.
+    # Fail on bad data or a missing model before any run exists.
     load_questions(cfg.dataset, cfg.num_samples, cfg.test_samples, cfg.seed)
-    with mlflow.start_run(run_name="phase1", nested=mlflow.active_run() is not None) as parent:
-        mlflow.set_tag(TAG_STEP, "phase1")
-        _log_params_once(cfg.params())
+    check_model_exists(cfg.model)
+    close_stale_runs(STEPS)
+    with chain_run("phase1", cfg.params()) as parent:
         ids = {"phase1": parent.info.run_id}
-        ids.update(_judgment_chain(cfg, cfg.model, reuse, suffix="v1"))
+        ids.update(judgment_chain(cfg, cfg.model, reuse, suffix="v1"))
         _log_headline(ids, "v1")
     return ids
 
 
-def _judgment_chain(cfg: Phase1Config, model: str, reuse: bool, suffix: str) -> dict[str, str]:
+def judgment_chain(cfg: Phase1Config, model: str, reuse: bool, suffix: str) -> dict[str, str]:
     """collect -> build -> baseline evaluate -> train -> evaluate, for ``model``; returns step run ids."""
     ids = {}
-    collect_cfg = cfg.collect()
-    collect_cfg.model = model
-    collect_cfg.validate()
-    ids["collect"] = run_collect(collect_cfg, reuse=reuse).run_id
+    ids["collect"] = run_collect(cfg.collect(model), reuse=reuse).run_id
     ids["build_judgment_data"] = run_build_judgment_data(
         JudgmentDataConfig(collect_run_id=ids["collect"]), reuse=reuse
     ).run_id
@@ -59,17 +58,11 @@ def _judgment_chain(cfg: Phase1Config, model: str, reuse: bool, suffix: str) -> 
     return ids
 
 
-def _log_params_once(params: dict[str, str]) -> None:
-    """Log parameters, skipping those a resumed run already holds (MLflow refuses to change them)."""
-    existing = mlflow.get_run(mlflow.active_run().info.run_id).data.params
-    mlflow.log_params({k: v for k, v in params.items() if k not in existing})
-
-
 def _log_headline(ids: dict[str, str], suffix: str) -> None:
     """Copy the evaluations' headline numbers onto the parent run."""
     for name, key in (("baseline", "evaluate_baseline"), (f"judgment_{suffix}", "evaluate_judgment")):
         child = mlflow.get_run(ids[key]).data.metrics
-        wanted = [f"{split}/judge/{metric}" for split in ("train", "validation") for metric in ("exact_match", "auroc")]
+        wanted = [f"{split}/judge/{metric}" for split in SPLITS for metric in ("exact_match", "auroc")]
         mlflow.log_metrics({f"{name}/{metric}": child[metric] for metric in wanted if metric in child})
     collected = mlflow.get_run(ids["collect"]).data.metrics
     mlflow.log_metrics({k: v for k, v in collected.items() if k.endswith("qa_accuracy")})

@@ -1,28 +1,33 @@
-"""The train_judgment step: LoRA SFT of the judge on a build_judgment_data run."""
+"""The train_judgment step: LoRA SFT of the judge on a build_judgment_data run.
+
+Logs the adapter (``adapter/``), the training loss, and the judge as a pyfunc model (``judge/``)
+ready to register.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import tempfile
+from pathlib import Path
 
 from know_thyself.config import TrainConfig
-from know_thyself.judgment_data import read_examples
+from know_thyself.judgment_data import ARTIFACT_DIR
+from know_thyself.models import check_model_exists
 from know_thyself.registry import log_judge
-from know_thyself.tracking import require_step_run, step_run
+from know_thyself.tracking import StepRun, read_jsonl_artifact, require_step_run, step_run
 from know_thyself.training import log_adapter, train_lora
 
 
-def run_train_judgment(cfg: TrainConfig, reuse: bool = True) -> Any:
-    """The train_judgment step: LoRA SFT on a build_judgment_data run's train split.
-
-    Logs the adapter (``adapter/``) and the judge as a pyfunc model (``judge/``) ready to register.
-    """
+def run_train_judgment(cfg: TrainConfig, reuse: bool = True) -> StepRun:
+    """The train_judgment step: LoRA SFT on a build_judgment_data run's train split."""
     upstream = require_step_run(cfg.data_run_id, "build_judgment_data", "data_run_id")
     scheme = upstream.data.params.get("label_scheme", "three")
+    check_model_exists(cfg.model)
     with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
         if not run.reused:
-            trainer = train_lora(read_examples(cfg.data_run_id, "train"), cfg)
-            adapter_dir = log_adapter(trainer, cfg.model)
-            if adapter_dir is not None:
-                # The judge as a loadable pyfunc: base model named, adapter inside, no local paths.
-                log_judge(str(adapter_dir), cfg.model, scheme)
+            trainer = train_lora(read_jsonl_artifact(upstream.info.run_id, f"{ARTIFACT_DIR}/train.jsonl"), cfg)
+            with tempfile.TemporaryDirectory(prefix="know-thyself-adapter-") as scratch:
+                adapter_dir = log_adapter(trainer, cfg.model, folder=Path(scratch))
+                if adapter_dir is not None:
+                    # The judge as a loadable pyfunc: base model named, adapter inside, no local paths.
+                    log_judge(str(adapter_dir), cfg.model, scheme)
     return run

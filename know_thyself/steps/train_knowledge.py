@@ -1,24 +1,28 @@
-"""The train_knowledge step: LoRA SFT on QA pairs, then the adapter merged into the base."""
+"""The train_knowledge step: LoRA SFT on QA pairs, then the adapter merged into the base.
+
+Logs the knowledge adapter (``adapter/``) and the merged model as an MLflow transformers model
+(``model/``), which the multiphase chain registers as ``knowledge_base``.
+"""
 
 from __future__ import annotations
 
 import mlflow
 
-from know_thyself import data
 from know_thyself.config import KnowledgeTrainConfig
 from know_thyself.knowledge import DATA_FILE
+from know_thyself.models import check_model_exists
 from know_thyself.registry import KNOWLEDGE_ARTIFACT, requirements
-from know_thyself.tracking import StepRun, download, require_step_run, step_run
+from know_thyself.tracking import StepRun, read_jsonl_artifact, require_step_run, step_run
 from know_thyself.training import log_adapter, train_lora
 
 
 def run_train_knowledge(cfg: KnowledgeTrainConfig, reuse: bool = True) -> StepRun:
     """Train the knowledge adapter, merge it, and log the merged model (``model/``) and the adapter."""
-    require_step_run(cfg.data_run_id, "build_knowledge_data", "data_run_id")
+    upstream = require_step_run(cfg.data_run_id, "build_knowledge_data", "data_run_id")
+    check_model_exists(cfg.model)
     with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
         if not run.reused:
-            examples = data.read_jsonl(download(cfg.data_run_id, DATA_FILE))
-            trainer = train_lora(examples, cfg)
+            trainer = train_lora(read_jsonl_artifact(upstream.info.run_id, DATA_FILE), cfg)
             log_adapter(trainer, cfg.model)
             if trainer.is_world_process_zero():
                 merged = trainer.model.merge_and_unload()
