@@ -103,9 +103,7 @@ def score_method(output: MethodOutput, actual: list[str], correct: list[bool], l
     if output.predicted is not None:
         result.update(metrics.classification_metrics(actual, output.predicted, labels))
         result.update(metrics.selective_metrics([p == labels[0] for p in output.predicted], correct))
-    result.update(metrics.probabilistic_metrics(output.confidence, correct))
-    result["aurc"] = metrics.aurc(output.confidence, correct)
-    result["prr"] = metrics.prediction_rejection_ratio(output.confidence, correct)
+    result.update(metrics.confidence_metrics(output.confidence, correct))
     return result
 
 
