@@ -46,6 +46,24 @@ def test_judge_on_tiny_model(tiny):
     assert len(set(label_token_ids(tokenizer, judged.labels))) == 3
 
 
+def test_judge_logits_are_float32_for_a_bf16_model(tiny_model_dir):
+    import torch
+
+    from know_thyself.judge import judgment_forward
+    from know_thyself.models import load_model
+
+    model, tokenizer = load_model(tiny_model_dir, dtype="bfloat16", device="cpu")
+    questions = ["What is the capital of Peru?", "Who wrote Hamlet?", "Why?"]
+    logits, hidden = judgment_forward(model, tokenizer, questions, batch_size=2, hidden=True)
+    # the head's product redone in float32 from the (bf16) final hidden state
+    with torch.no_grad():
+        expected = hidden.clone() @ model.get_output_embeddings().weight.float().T
+    assert logits.dtype == torch.float32
+    assert torch.allclose(logits, expected, atol=1e-4)
+    # not merely bf16 values cast up: many logits fall between bf16's steps
+    assert (logits.bfloat16().float() != logits).float().mean() > 0.5
+
+
 def test_evaluation_metrics_equal_hand_computed(tracking, tiny_model_dir, monkeypatch):
     collect_id = _fake_collect_run()
 
