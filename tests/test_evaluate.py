@@ -114,6 +114,20 @@ def test_evaluation_metrics_equal_hand_computed(tracking, tiny_model_dir, monkey
     assert all(np.isfinite(v) for v in got.values())
     comparison = mlflow.load_table("comparison.json", run_ids=[run.run_id])
     assert {"judge", "majority", "prior", "probe", "oracle", "answer_logprob"} <= set(comparison["method"])
+    # the table carries every headline metric's interval beside its estimate, and the paired differences
+    rows = comparison.set_index(["split", "method"])
+    for method in ("judge", "probe", "majority"):
+        for metric in ("balanced_accuracy", "qwk", "auroc"):
+            key = f"validation/{method}/{metric}"
+            if key not in got:
+                continue
+            row = rows.loc[("validation", method)]
+            assert row[metric] == pytest.approx(got[key])
+            assert (row[f"{metric}_low"], row[f"{metric}_high"]) == pytest.approx((got[f"{key}_low"], got[f"{key}_high"]))
+    assert rows.loc[("validation", "judge"), "balanced_accuracy_low"] <= rows.loc[("validation", "judge"), "balanced_accuracy"]
+    difference_row = rows.loc[("validation", "judge_minus_majority")]
+    assert difference_row["balanced_accuracy"] == pytest.approx(got[difference])
+    assert difference_row["balanced_accuracy_low"] == pytest.approx(got[f"{difference}_low"])
     table = mlflow.load_table("confusion_validation.json", run_ids=[run.run_id])
     # rows actual (can, uncertain, cannot) x columns predicted
     assert table["actual"].tolist() == ["can", "uncertain", "cannot"]
