@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 from entrypoint_loader import command
 
-NAMES = ["collect", "build_judgment_data", "evaluate_judgment", "train_judgment", "phase1"]
+NAMES = ["collect", "build_judgment_data", "evaluate_judgment", "train_judgment", "phase1", "sweep"]
 
 
 
