@@ -31,9 +31,10 @@ from know_thyself.judgment_data import build_examples
 from know_thyself.labels import labels_for
 from know_thyself.models import check_model_exists, load_model
 from know_thyself.scores import prompt_features
+from know_thyself.steps.collect import require_collect_run
 from know_thyself.steps.train_judgment import fit_judge
 from know_thyself.sweep import best_point, dev_split
-from know_thyself.tracking import TAG_STEP, process_tags, read_jsonl_artifact, require_step_run, step_run
+from know_thyself.tracking import TAG_STEP, process_tags, read_jsonl_artifact, step_run
 from know_thyself.training import load_adapter, log_adapter
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def run_sweep(cfg: SweepConfig, reuse: bool = True) -> dict[str, str]:
 
     A finished sweep with the same parameters and code version is reused, not rerun.
     """
-    collected = require_step_run(cfg.collect_run_id, "collect", "collect_run_id")
+    collected = require_collect_run(cfg.collect_run_id, "collect_run_id", needs=("train",))
     scheme = collected.data.params.get("label_scheme", "three")
     check_model_exists(cfg.model)
     points = cfg.grid()
