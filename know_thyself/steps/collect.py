@@ -7,6 +7,8 @@ compares two collect runs by.
 
 from __future__ import annotations
 
+from typing import Any
+
 import mlflow
 
 from know_thyself.collect import (
@@ -14,6 +16,7 @@ from know_thyself.collect import (
     SPLITS,
     ability_figure,
     collect,
+    collected_splits,
     load_questions,
     question_set_digest,
 )
@@ -21,27 +24,47 @@ from know_thyself.config import CollectConfig
 from know_thyself.memory import check_sampling_memory
 from know_thyself.models import check_model_exists
 from know_thyself.sampling import resolve_backend
-from know_thyself.tracking import StepRun, find_finished_run, log_jsonl, step_run
+from know_thyself.tracking import StepRun, find_finished_run, log_jsonl, require_step_run, step_run
 
 TAG_QUESTION_SET = "know_thyself.question_set"
 
 
-def run_collect(cfg: CollectConfig, reuse: bool = True) -> StepRun:
+def run_collect(cfg: CollectConfig, reuse: bool = True, run_name: str | None = None) -> StepRun:
     """Run the collect step in its own (possibly nested) run, or reuse an identical finished one."""
     # Load and check the data and the model before opening a run: bad input leaves no run behind.
     questions = load_questions(cfg.dataset, cfg.num_samples, cfg.test_samples, cfg.seed)
     if not (reuse and find_finished_run(cfg.step, cfg.params())):
         check_model_exists(cfg.model)
         check_sampling_memory(
-            cfg.model, [[q["question"] for q in questions[split]] for split in SPLITS],
+            cfg.model, [[q["question"] for q in questions[split]] for split in cfg.split_list()],
             batch_size=cfg.inference_batch_size, num_trials=cfg.num_trials, max_new_tokens=cfg.max_new_tokens,
             dtype=cfg.dtype, backend=resolve_backend(cfg.backend),
         )
-    with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
+    with step_run(cfg.step, cfg.params(), reuse=reuse, run_name=run_name) as run:
         if not run.reused:
             result = collect(cfg, questions)
-            mlflow.set_tags({**result.tags, TAG_QUESTION_SET: question_set_digest(questions)})
+            digest = question_set_digest({split: questions[split] for split in cfg.split_list()})
+            mlflow.set_tags({**result.tags, TAG_QUESTION_SET: digest})
             mlflow.log_metrics(result.metrics)
             log_jsonl(result.rows, RESPONSES)
-            mlflow.log_figure(ability_figure(result.metrics, cfg.label_scheme), "ability_distribution.png")
+            if cfg.split_list() == SPLITS:
+                mlflow.log_figure(ability_figure(result.metrics, cfg.label_scheme), "ability_distribution.png")
+    return run
+
+
+def require_collect_run(run_id: str, option: str, needs: tuple[str, ...] = SPLITS) -> Any:
+    """Fetch a finished collect run that sampled answers for every split in ``needs``.
+
+    Args:
+        run_id: The collect run id the user or the chain passed.
+        option: The option name, for the error message.
+        needs: The splits the consuming step reads.
+    """
+    run = require_step_run(run_id, "collect", option)
+    missing = [split for split in needs if split not in collected_splits(run.data.params)]
+    if missing:
+        raise ValueError(
+            f"{option} {run_id!r} collected only {run.data.params.get('splits')!r}, without {', '.join(missing)}; "
+            "pass a collect run of both splits (splits=train,validation)"
+        )
     return run
