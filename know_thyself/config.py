@@ -272,6 +272,14 @@ class EvaluateConfig(StepConfig):
         )
 
 
+# Which linear layers of each transformer block get LoRA adapters: the attention projections, or
+# those and the MLP projections too (where much of a model's factual recall is stored).
+LORA_TARGETS = ("attention", "attention_mlp")
+LORA_TARGETS_HELP = (
+    "Layers that get LoRA adapters: 'attention' (q/k/v/o projections) or 'attention_mlp' (also the MLP's gate/up/down)."
+)
+
+
 @dataclass
 class TrainingOptions(StepConfig):
     """LoRA SFT options shared by the training steps and the chains (the original design's defaults)."""
@@ -282,10 +290,15 @@ class TrainingOptions(StepConfig):
     lora_r: int = option(16, "LoRA rank.")
     lora_alpha: int = option(32, "LoRA alpha (scaling).")
     lora_dropout: float = option(0.05, "LoRA dropout.")
+    lora_targets: str = option("attention", LORA_TARGETS_HELP)
     max_steps: int = option(-1, "Stop training after this many optimiser steps (-1: train for all epochs).")
     seed: int = option(42, SEED_HELP)
 
     def validate(self) -> None:
+        _check(
+            self.lora_targets in LORA_TARGETS,
+            f"lora_targets must be one of {', '.join(LORA_TARGETS)}, got {self.lora_targets!r}",
+        )
         _check(
             0.0 < self.learning_rate < 1.0,
             f"learning_rate must be in (0, 1), got {self.learning_rate}; the default is 1e-4",
@@ -425,11 +438,21 @@ class MultiphaseConfig(Phase1Config):
 
     step: ClassVar[str] = "multiphase"
     knowledge_epochs: float = option(2.0, "Epochs of knowledge (QA) training in Phase 2.")
+    knowledge_learning_rate: float = option(1e-3, "Learning rate of knowledge (QA) training in Phase 2.")
+    knowledge_lora_targets: str = option("attention_mlp", "Phase 2's LoRA layers; see lora_targets.")
     phase: int = option(0, "Run phases up to this one (1, 2 or 3), reusing finished earlier steps; 0 runs all.")
 
     def validate(self) -> None:
         super().validate()
         _check(self.knowledge_epochs > 0, f"knowledge_epochs must be > 0, got {self.knowledge_epochs}")
+        _check(
+            0.0 < self.knowledge_learning_rate < 1.0,
+            f"knowledge_learning_rate must be in (0, 1), got {self.knowledge_learning_rate}",
+        )
+        _check(
+            self.knowledge_lora_targets in LORA_TARGETS,
+            f"knowledge_lora_targets must be one of {', '.join(LORA_TARGETS)}, got {self.knowledge_lora_targets!r}",
+        )
         _check(self.phase in (0, 1, 2, 3), f"phase must be 0 (all), 1, 2 or 3, got {self.phase}")
 
     def phase1(self) -> Phase1Config:
@@ -438,7 +461,10 @@ class MultiphaseConfig(Phase1Config):
 
     def knowledge(self, data_run_id: str) -> KnowledgeTrainConfig:
         """The train_knowledge step's config on a build_knowledge_data run (``knowledge_epochs`` epochs)."""
-        return self.derive(KnowledgeTrainConfig, data_run_id=data_run_id, epochs=self.knowledge_epochs)
+        return self.derive(
+            KnowledgeTrainConfig, data_run_id=data_run_id, epochs=self.knowledge_epochs,
+            learning_rate=self.knowledge_learning_rate, lora_targets=self.knowledge_lora_targets,
+        )
 
 
 # Dev metrics of the judge a sweep can select its best grid point by; the last three are errors
@@ -468,7 +494,7 @@ def parse_grid_values(name: str, text: str, kind: type) -> list[Any]:
 class SweepConfig(StepConfig):
     """Options of the sweep: judgment training variants scored on a dev split carved from train.
 
-    The grid options (``learning_rate``, ``epochs``, ``balance``, ``lora_r``) are comma-separated
+    The grid options (``learning_rate``, ``epochs``, ``balance``, ``lora_r``, ``lora_targets``) are comma-separated
     lists; every combination is one grid point.
     """
 
@@ -483,7 +509,8 @@ class SweepConfig(StepConfig):
     learning_rate: str = option("3e-4,1e-3", "Learning rates to try, comma-separated.")
     epochs: str = option("1,2", "Training epochs to try, comma-separated.")
     balance: str = option("oversample", "Judgment data balancing to try, comma-separated: none, oversample.")
-    lora_r: str = option("16", "LoRA ranks to try, comma-separated (attention projections).")
+    lora_r: str = option("16", "LoRA ranks to try, comma-separated.")
+    lora_targets: str = option("attention", "LoRA layers to try, comma-separated: attention, attention_mlp.")
     lora_alpha: int = option(32, "LoRA alpha (scaling), the same for every grid point.")
     lora_dropout: float = option(0.05, "LoRA dropout.")
     batch_size: int = option(8, "Training batch size per device.")
@@ -522,6 +549,7 @@ class SweepConfig(StepConfig):
             "epochs": parse_grid_values("epochs", self.epochs, float),
             "balance": parse_grid_values("balance", self.balance, str),
             "lora_r": parse_grid_values("lora_r", self.lora_r, int),
+            "lora_targets": parse_grid_values("lora_targets", self.lora_targets, str),
         }
         for value in axes["balance"]:
             _check(value in BALANCES, f"balance values must be among {', '.join(BALANCES)}, got {value!r}")
@@ -531,7 +559,7 @@ class SweepConfig(StepConfig):
         """The training options of one grid point (validated as train_judgment validates them)."""
         return TrainingOptions(
             learning_rate=point["learning_rate"], epochs=point["epochs"], lora_r=point["lora_r"],
-            batch_size=self.batch_size, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
+            lora_targets=point["lora_targets"], batch_size=self.batch_size, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
             max_steps=self.max_steps, seed=self.seed,
         )
 
