@@ -339,12 +339,16 @@ class Phase1Config(TrainingOptions, CollectOptions):
     """
 
     step: ClassVar[str] = "phase1"
-    test_samples: int = 200
+    # Sized for the embedded default on 2 CPU cores: about half the bundled train questions (the
+    # judge learns more from more distinct questions than from more epochs; see README,
+    # "Presets and defaults") and every bundled validation question.
+    num_samples: int = option(500, "Train questions to sample (seeded): the judge's training questions.")
+    test_samples: int = option(205, "Validation questions to sample (seeded): the judge is reported on them.")
     # Tuned for the embedded default (a 135M model, a few hundred examples, 2 CPU cores): the
-    # original design's 1e-4 for 1 epoch leaves the judge untrained at this scale. The step
-    # entry points keep the original defaults; presets/ holds the original headline run.
-    learning_rate: float = 1e-3
-    epochs: float = 2.0
+    # original design's 1e-4 leaves the judge untrained at this scale. The step entry points keep
+    # the original defaults; presets/ holds the original headline run.
+    learning_rate: float = option(1e-3, "LoRA learning rate of the judgment training.")
+    epochs: float = option(1.0, "Epochs of judgment training.")
     balance: str = option("oversample", BALANCE_HELP)
     reference_sample_seed: int = option(
         -1,
