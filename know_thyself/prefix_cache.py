@@ -143,7 +143,6 @@ def tokenize(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
     return tokenizer(list(prompts), add_special_tokens=False)["input_ids"] if prompts else []
 
 
-@torch.inference_mode()
 def last_position(
     model: Any, tokenizer: Any, prompts: Sequence[str], batch_size: int = 32, hidden: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -162,14 +161,21 @@ def last_position(
         ``(logits, hidden)``: float32 CPU tensors of shape (n, vocab) and (n, hidden_size), the
         latter None unless asked for; rows in the order of ``prompts``.
     """
-    ids = tokenize(tokenizer, prompts)
+    return last_position_ids(model, tokenize(tokenizer, prompts), tokenizer.pad_token_id, batch_size, hidden)
+
+
+@torch.inference_mode()
+def last_position_ids(
+    model: Any, ids: Sequence[Sequence[int]], pad_id: int, batch_size: int = 32, hidden: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`last_position` on prompts already tokenised (``ids``), so that several models can share one tokenisation."""
     prefix = SharedPrefix(model, ids[0][: common_prefix_length(ids)] if ids else [])
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # similar lengths share a batch
     logits: list[torch.Tensor] = [None] * len(ids)  # type: ignore[list-item]
     states: list[torch.Tensor] = [None] * len(ids)  # type: ignore[list-item]
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        out = prefill(model, prefix, [ids[i][len(prefix) :] for i in chunk], tokenizer.pad_token_id, hidden)
+        out = prefill(model, prefix, [ids[i][len(prefix) :] for i in chunk], pad_id, hidden)
         for row, i in enumerate(chunk):
             logits[i] = out.logits[row].float().cpu()
             if hidden:
