@@ -1,0 +1,226 @@
+"""Training throughput: LoRA SFT tokens/s against this machine's bf16 matmul rate, variant by variant.
+
+Usage: python benchmarks/bench_train.py [--examples 400] [--steps 16] [--repeats 3] [--threads 1]
+       (``make bench`` runs it after the collect benchmark)
+
+Workload: judgment SFT examples (the judgment prompt of a bundled train question, completion one
+label word, labels cycling through can / uncertain / cannot), trained with the project's own
+trainer (:func:`know_thyself.training.build_trainer`: TRL's SFTTrainer, LoRA r 16 on the
+attention projections, batch 8, completion-only loss, bf16 autocast where the CPU is fast at
+it) on the embedded SmolLM2-135M-Instruct for ``--steps`` optimiser steps. Model load and dataset
+preparation are timed apart from training.
+
+Each (variant, repetition) runs in a fresh subprocess; variants and the matmul measurement are
+interleaved across repetitions so that load on a shared machine hits them alike; medians and the
+ratio to the baseline variant (TRL's behaviour before the project's changes) are printed.
+
+Model FLOPs utilisation (MFU) = model FLOPs per token x tokens/s / measured bf16 matmul FLOP/s,
+with N the parameters a token passes through as matrix products (every linear layer and the LM
+head; embeddings lookups and norms left out). Two counts are printed:
+
+* ``6N``: the usual full fine-tuning count (forward 2N, backward 4N);
+* ``4N``: what LoRA needs: the forward (2N) and the backward's gradients with respect to the
+  activations (2N) through the frozen base; the weight gradients are the adapters' only, which
+  are negligible (r 16 on four projections).
+
+Tokens are the real (non-padding) tokens of the batches trained on; ``padded`` also counts the
+padding the batches carried.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BATCH = 8
+LABELS = ("can", "uncertain", "cannot")
+
+VARIANTS = {
+    # name: (score labelled positions only, length-grouped batches, frozen base dtype)
+    "TRL as it comes: LM head on every position, random batches (baseline)": (False, False, "float32"),
+    "LM head on labelled positions only": (True, False, "float32"),
+    "length-grouped batches only": (False, True, "float32"),
+    "both (the project's default)": (True, True, "float32"),
+    "both, frozen base weights stored in bf16": (True, True, "bfloat16"),
+}
+
+
+def examples(n: int) -> list[dict]:
+    from know_thyself import data
+    from know_thyself.prompts import judgment_completion, judgment_messages
+
+    records = data.load_split("bundled", "train")[:n]
+    return [{"prompt": judgment_messages(r["question"]), "completion": judgment_completion(LABELS[i % 3])}
+            for i, r in enumerate(records)]
+
+
+def matmul_rate(size: int = 2048, seconds: float = 3.0) -> dict:
+    """FLOP/s of ``torch.matmul`` on square bf16 (and fp32) matrices, best of repeated timings."""
+    import torch
+
+    out = {}
+    for dtype in (torch.bfloat16, torch.float32):
+        a = torch.randn(size, size).to(dtype)
+        b = torch.randn(size, size).to(dtype)
+        torch.matmul(a, b)  # warm up
+        best, deadline = 0.0, time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            torch.matmul(a, b)
+            best = max(best, 2 * size**3 / (time.perf_counter() - started))
+        out[str(dtype).replace("torch.", "")] = best
+    return out
+
+
+def matmul_parameters(model) -> int:
+    """Parameters used as matrix products per token: linear layers and the LM head (tied or not)."""
+    import torch
+
+    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    return linear
+
+
+def measure_training(only_labels: bool, grouped: bool, base_dtype: str, n_examples: int, steps: int) -> dict:
+    """Train one variant for ``steps`` optimiser steps in this process and return its numbers."""
+    import torch
+
+    from know_thyself import training
+    from know_thyself.config import TrainConfig
+    from know_thyself.models import load_model
+
+    training.SCORE_LABEL_POSITIONS_ONLY = only_labels
+    training.GROUP_BY_LENGTH = grouped
+    started = time.perf_counter()
+    model, tokenizer = load_model("smollm2-135m-instruct", dtype=base_dtype, device="cpu")
+    loaded = time.perf_counter()
+    n_params = matmul_parameters(model)
+    cfg = TrainConfig(data_run_id="0" * 32, max_steps=steps, batch_size=BATCH)
+    trainer = training.build_trainer(examples(n_examples), cfg, tempfile.mkdtemp(), (model, tokenizer))
+    built = time.perf_counter()
+    counted = {"tokens": 0, "padded": 0, "trained": 0}
+    collate = trainer.data_collator
+
+    def counting_collator(features):
+        batch = collate(features)
+        counted["tokens"] += int(batch["attention_mask"].sum())
+        counted["padded"] += batch["input_ids"].numel()
+        counted["trained"] += int((batch["labels"] != -100).sum())
+        return batch
+
+    trainer.data_collator = counting_collator
+    begun = time.perf_counter()
+    result = trainer.train()
+    elapsed = time.perf_counter() - begun
+    return {
+        "seconds": elapsed,
+        "load_seconds": loaded - started,
+        "prepare_seconds": built - loaded,
+        "tokens_per_s": counted["tokens"] / elapsed,
+        "padded_tokens_per_s": counted["padded"] / elapsed,
+        "padding_share": 1 - counted["tokens"] / counted["padded"],
+        "trained_tokens": counted["trained"],
+        "loss": float(result.training_loss),
+        "matmul_parameters": n_params,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def _child(argv: list[str]) -> None:
+    kind, *rest = argv
+    if kind == "matmul":
+        result = matmul_rate()
+    else:
+        only_labels, grouped, base_dtype, n_examples, steps = rest
+        result = measure_training(only_labels == "1", grouped == "1", base_dtype, int(n_examples), int(steps))
+    print("RESULT " + json.dumps(result))
+
+
+def _run_child(*args: str) -> dict:
+    env = dict(os.environ, TQDM_DISABLE="1", TRANSFORMERS_VERBOSITY="error", PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmark child {args} failed:\n{out.stderr[-3000:]}")
+    line = next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
+def _load() -> str:
+    try:
+        return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "load average unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", type=int, default=400, help="judgment examples in the training set")
+    parser.add_argument("--steps", type=int, default=16, help="optimiser steps per measurement (batch 8)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--variants", default="all", help="comma-separated variant numbers (1 is the baseline), or 'all'")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads in every measured process (OMP_NUM_THREADS); 0: torch's default. "
+                             "On a machine that other work shares, 1 thread per process measures more steadily")
+    args = parser.parse_args()
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by every child process
+    import torch
+
+    from know_thyself.models import bf16_supported, embedded_checkpoint
+
+    embedded_checkpoint()  # dequantise once, outside every measurement
+    everything = list(VARIANTS.items())
+    chosen = everything if args.variants == "all" else [everything[int(i) - 1] for i in args.variants.split(",")]
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, bf16 fast: {bf16_supported('cpu')}; "
+          f"{_load()} at start")
+    print(f"workload: {args.examples} judgment examples, batch {BATCH}, {args.steps} optimiser steps; "
+          f"median of {args.repeats}\n", flush=True)
+    results: dict[str, list[dict]] = {}
+    for repeat in range(args.repeats):  # interleaved: drift and other load hit every variant alike
+        results.setdefault("matmul", []).append(_run_child("matmul"))
+        for name, (only_labels, grouped, base_dtype) in chosen:
+            results.setdefault(name, []).append(_run_child(
+                "train", "1" if only_labels else "0", "1" if grouped else "0", base_dtype, str(args.examples),
+                str(args.steps)))
+        print(f"repetition {repeat + 1} done; {_load()}", flush=True)
+
+    bf16_rate = statistics.median(r["bfloat16"] for r in results["matmul"])
+    fp32_rate = statistics.median(r["float32"] for r in results["matmul"])
+    print(f"\nmatmul 2048x2048: bf16 {bf16_rate / 1e9:.0f} GFLOP/s, fp32 {fp32_rate / 1e9:.0f} GFLOP/s "
+          f"(runs bf16: {', '.join(format(r['bfloat16'] / 1e9, '.0f') for r in results['matmul'])})")
+    baseline = everything[0][0]
+    base_rate = statistics.median(r["tokens_per_s"] for r in results[baseline]) if baseline in results else None
+    header = (f"{'variant':66} {'tok/s':>6} {'x base':>6} {'MFU 6N':>6} {'MFU 4N':>6} {'pad':>5} "
+              f"{'loss':>6} {'prep s':>6}")
+    print("\n" + header)
+    print("-" * len(header))
+    for name, _ in chosen:
+        runs = results[name]
+        rate = statistics.median(r["tokens_per_s"] for r in runs)
+        n = runs[0]["matmul_parameters"]
+        ratio = f"{rate / base_rate:6.2f}" if base_rate else "     -"
+        print(f"{name:66} {rate:6.0f} {ratio} {6 * n * rate / bf16_rate:6.1%} {4 * n * rate / bf16_rate:6.1%} "
+              f"{statistics.median(r['padding_share'] for r in runs):5.1%} "
+              f"{statistics.median(r['loss'] for r in runs):6.3f} "
+              f"{statistics.median(r['prepare_seconds'] for r in runs):6.1f}")
+        seconds = ", ".join(format(r["seconds"], ".1f") for r in runs)
+        paired = ", ".join(format(r["tokens_per_s"] / b["tokens_per_s"], ".2f") for r, b in zip(runs, results.get(baseline, runs)))
+        print(f"{'':66} (runs: {seconds} s; paired by repetition, x base: {paired})")
+    print(f"\nN (matrix-product parameters per token) = {runs[0]['matmul_parameters'] / 1e6:.1f}M; "
+          f"6N and 4N: FLOPs per token counted as full fine-tuning and as LoRA through a frozen base")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        _child(sys.argv[2:])
+    else:
+        main()
