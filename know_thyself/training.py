@@ -12,8 +12,8 @@ import json
 import logging
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -45,7 +45,7 @@ def label_positions_only() -> Iterator[None]:
     multiplied by zero. TRL (1.16) drops those positions before the vocabulary projection only
     where it runs its Triton kernel (CUDA, XPU); elsewhere it projects every position of the batch
     onto the whole vocabulary (49,152 words for SmolLM2), forward and backward, the backward's
-    products in fp32. For judgment examples (~55 tokens, ~4 of them trained on) that was about
+    products in fp32. For judgment examples (~56 tokens, 3-4 of them trained on) that was about
     half of the CPU's training time. The per-token loss, its mask and its normalisation are the
     same either way; only the unused positions are no longer computed.
     """
