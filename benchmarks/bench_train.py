@@ -1,10 +1,11 @@
 """Training throughput: LoRA SFT tokens/s against this machine's bf16 matmul rate, variant by variant.
 
-Usage: python benchmarks/bench_train.py [--examples 400] [--steps 16] [--repeats 3] [--threads 1]
+Usage: python benchmarks/bench_train.py [--examples 400] [--steps 8] [--repeats 3] [--threads 1] [--kind judgment]
        (``make bench`` runs it after the collect benchmark)
 
 Workload: judgment SFT examples (the judgment prompt of a bundled train question, completion one
-label word, labels cycling through can / uncertain / cannot), trained with the project's own
+label word, labels cycling through can / uncertain / cannot; ``--kind knowledge``: the answer
+prompt with its worked examples, the short answer as completion), trained with the project's own
 trainer (:func:`know_thyself.training.build_trainer`: TRL's SFTTrainer, LoRA r 16 on the
 attention projections, batch 8, completion-only loss, bf16 autocast where the CPU is fast at
 it) on the embedded SmolLM2-135M-Instruct for ``--steps`` optimiser steps. Model load and dataset
@@ -62,11 +63,15 @@ VARIANTS = {
 MEASURED_NOT_KEPT = ("both, frozen base weights stored in bf16",)
 
 
-def examples(n: int) -> list[dict]:
+def examples(n: int, kind: str = "judgment") -> list[dict]:
+    """``n`` SFT examples from bundled train questions: judgment examples, or knowledge (QA) examples."""
     from know_thyself import data
-    from know_thyself.prompts import judgment_completion, judgment_messages
+    from know_thyself.prompts import answer_completion, answer_messages, judgment_completion, judgment_messages
 
     records = data.load_split("bundled", "train")[:n]
+    if kind == "knowledge":
+        return [{"prompt": answer_messages(r["question"]), "completion": answer_completion(r["answer"]["value"])}
+                for r in records]
     return [{"prompt": judgment_messages(r["question"]), "completion": judgment_completion(LABELS[i % 3])}
             for i, r in enumerate(records)]
 
@@ -105,7 +110,8 @@ def matmul_parameters(model) -> int:
     return linear
 
 
-def measure_training(only_labels: bool, grouped: bool, base_dtype: str, n_examples: int, steps: int) -> dict:
+def measure_training(only_labels: bool, grouped: bool, base_dtype: str, n_examples: int, steps: int,
+                     kind: str = "judgment") -> dict:
     """Train one variant for ``steps`` optimiser steps in this process and return its numbers."""
     import torch
 
@@ -120,7 +126,7 @@ def measure_training(only_labels: bool, grouped: bool, base_dtype: str, n_exampl
     loaded = time.perf_counter()
     n_params = matmul_parameters(model)
     cfg = TrainConfig(data_run_id="0" * 32, max_steps=steps, batch_size=BATCH)
-    trainer = training.build_trainer(examples(n_examples), cfg, tempfile.mkdtemp(), (model, tokenizer))
+    trainer = training.build_trainer(examples(n_examples, kind), cfg, tempfile.mkdtemp(), (model, tokenizer))
     built = time.perf_counter()
     counted = {"per_batch": [], "padded_per_batch": [], "trained": 0}
     collate = trainer.data_collator
@@ -177,8 +183,8 @@ def _child(argv: list[str]) -> None:
     if kind == "matmul":
         result = matmul_rate()
     else:
-        only_labels, grouped, base_dtype, n_examples, steps = rest
-        result = measure_training(only_labels == "1", grouped == "1", base_dtype, int(n_examples), int(steps))
+        only_labels, grouped, base_dtype, n_examples, steps, kind = rest
+        result = measure_training(only_labels == "1", grouped == "1", base_dtype, int(n_examples), int(steps), kind)
     print("RESULT " + json.dumps(result))
 
 
@@ -200,8 +206,10 @@ def _load() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--examples", type=int, default=400, help="judgment examples in the training set")
-    parser.add_argument("--steps", type=int, default=16, help="optimiser steps per measurement (batch 8)")
+    parser.add_argument("--examples", type=int, default=400, help="examples in the training set")
+    parser.add_argument("--kind", choices=("judgment", "knowledge"), default="judgment",
+                        help="judgment examples (one label word) or knowledge examples (answer prompt, short answer)")
+    parser.add_argument("--steps", type=int, default=8, help="optimiser steps per measurement (batch 8)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--variants", default="all",
                         help="comma-separated variant numbers (1 is the baseline), or 'all' (every variant but 5)")
@@ -224,7 +232,7 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, bf16 fast: {bf16_supported('cpu')}; "
           f"{_load()} at start")
-    print(f"workload: {args.examples} judgment examples, batch {BATCH}, {args.steps} optimiser steps; "
+    print(f"workload: {args.examples} {args.kind} examples, batch {BATCH}, {args.steps} optimiser steps; "
           f"median of {args.repeats}\n", flush=True)
     results: dict[str, list[dict]] = {}
     for repeat in range(args.repeats):  # interleaved: drift and other load hit every variant alike
@@ -232,7 +240,7 @@ def main() -> None:
         for name, (only_labels, grouped, base_dtype) in chosen:
             results.setdefault(name, []).append(_run_child(
                 "train", "1" if only_labels else "0", "1" if grouped else "0", base_dtype, str(args.examples),
-                str(args.steps)))
+                str(args.steps), args.kind))
         print(f"repetition {repeat + 1} done; {_load()}", flush=True)
 
     for clock, suffix in (("wall clock", ""), ("process CPU time", "_cpu")):
