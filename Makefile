@@ -15,7 +15,7 @@ help:
 	@echo "make test        install, then run the whole test suite (what CI runs)"
 	@echo "make test-fast   the tests without the slow end-to-end ones"
 	@echo "make test-vllm   the vLLM backend's tests on vLLM's CPU build, in .venv-vllm"
-	@echo "make bench       measure collect and training throughput against the plain baseline"
+	@echo "make bench       measure collect throughput against the plain loop, training against the matmul rate"
 	@echo "make ui          browse the runs: mlflow ui on http://127.0.0.1:5000"
 
 install: $(VENV)/.installed
@@ -57,8 +57,10 @@ $(VLLM_VENV)/.installed: pyproject.toml
 test-vllm: $(VLLM_VENV)/.installed
 	$(VLLM_BIN)/python -m pytest -q tests/test_vllm.py $(ARGS)
 
+TRAIN_ARGS ?=
 bench: install
 	$(BIN)/python benchmarks/bench_collect.py $(ARGS)
+	$(BIN)/python benchmarks/bench_train.py $(TRAIN_ARGS)
 
 ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db

@@ -179,39 +179,13 @@ def measure_end_to_end(kind: str, questions: int, temperature: float) -> dict:
         return result
 
 
-def measure_training(step: str, examples: int) -> dict:
-    """LoRA training tokens/s on judgment or knowledge examples built from bundled questions."""
-    from know_thyself import data
-    from know_thyself.config import KnowledgeTrainConfig, TrainConfig
-    from know_thyself.prompts import answer_completion, answer_messages, judgment_completion, judgment_messages
-    from know_thyself.training import build_trainer
-
-    records = data.load_split("bundled", "train")[:examples]
-    if step == "judgment":
-        rows = [{"prompt": judgment_messages(r["question"]), "completion": judgment_completion("cannot")} for r in records]
-        cfg = TrainConfig(data_run_id="0" * 32, max_steps=6, batch_size=8)
-    else:
-        rows = [{"prompt": answer_messages(r["question"]), "completion": answer_completion(r["answer"]["value"])} for r in records]
-        cfg = KnowledgeTrainConfig(data_run_id="0" * 32, max_steps=6, batch_size=8)
-    import tempfile
-
-    trainer = build_trainer(rows, cfg, tempfile.mkdtemp())
-    started = time.perf_counter()
-    trainer.train()
-    elapsed = time.perf_counter() - started
-    tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"][: cfg.max_steps * cfg.batch_size])
-    return {"seconds": elapsed, "tokens_per_s": tokens / elapsed, "examples_per_s": cfg.max_steps * cfg.batch_size / elapsed}
-
-
 def _child(argv: list[str]) -> None:
     kind, *rest = argv
     if kind == "sample":
         variant, dtype, batch, questions, temperature = rest
         result = measure_sampling(variant, dtype, int(batch), int(questions), float(temperature))
-    elif kind == "script":
-        result = plain_script(int(rest[0]), float(rest[1]), rest[2])
     else:
-        result = measure_training(rest[0], int(rest[1]))
+        result = plain_script(int(rest[0]), float(rest[1]), rest[2])
     print("RESULT " + json.dumps(result))
 
 
@@ -247,7 +221,8 @@ def main() -> None:
                         help="torch threads in every measured process (OMP_NUM_THREADS); 0: torch's default. "
                              "On a machine that other work shares, 1 thread per process measures more steadily")
     parser.add_argument("--no-end-to-end", action="store_true", help="skip the end-to-end rows")
-    parser.add_argument("--no-training", action="store_true", help="skip the training measurement")
+    parser.add_argument("--no-training", action="store_true",
+                        help="accepted for older commands; training is measured by benchmarks/bench_train.py")
     args = parser.parse_args()
     if args.threads:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by every child process
@@ -306,13 +281,6 @@ def main() -> None:
             sampling = statistics.median(r["sampling_seconds"] for r in runs)
             print(f"{name:74} {wall:7.1f} {sampling:10.1f} {plain / wall:7.2f}")
             print(f"{'':74} (runs: {_seconds(runs)} s)")
-    if args.no_training:
-        return
-    print("\nLoRA training (SFTTrainer, batch 8, 6 steps, bf16 autocast where fast):")
-    for step in ("judgment", "knowledge"):
-        runs = [_run_child("train", step, "48") for _ in range(args.repeats)]
-        print(f"  {step:10} {statistics.median(r['tokens_per_s'] for r in runs):7.0f} tokens/s  "
-              f"{statistics.median(r['examples_per_s'] for r in runs):5.2f} examples/s")
 
 
 if __name__ == "__main__":

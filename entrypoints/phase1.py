@@ -1,5 +1,6 @@
-"""Phase 1 (judgment v1) under one parent run: collect -> build_judgment_data -> baseline
-evaluation -> train_judgment -> evaluation. Finished steps with the same inputs are reused.
+"""Phase 1 (judgment v1) under one parent run: collect -> build_judgment_data -> train_judgment
+-> evaluate_judgment (the trained judge beside the bare model and the other baselines).
+Finished steps with the same inputs are reused.
 
 Usage: mlflow run . -e phase1 --env-manager local
    or: python entrypoints/phase1.py --num_samples 200 --test_samples 100

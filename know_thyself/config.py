@@ -332,7 +332,7 @@ class TrainConfig(TrainingOptions):
 
 @dataclass
 class Phase1Config(TrainingOptions, CollectOptions):
-    """Options of the phase1 chain: collect -> build -> baseline evaluate -> train -> evaluate.
+    """Options of the phase1 chain: collect -> build -> train -> evaluate.
 
     The collect options, then the training options; defaults that differ from the steps' are
     set here.

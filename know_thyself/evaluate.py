@@ -4,7 +4,9 @@ For each split of a collect run, the model (with the judgment adapter, if given)
 question's ability before answering (:mod:`know_thyself.judge`). Methods compared in one run:
 
 * ``judge``: the model being evaluated (prompt-only when no adapter is given);
-* ``prompt_only``: the same model with its adapter switched off (only when an adapter is given);
+* ``prompt_only``: the same model with its adapter switched off (only when an adapter is given):
+  the numbers an evaluation of the bare model reports as ``judge``, so a chain that evaluates the
+  trained judge needs no separate evaluation of the bare model;
 * ``majority``: always the train split's most common label;
 * ``prior``: the train split's label frequencies as probabilities for every question. Its most
   probable label is the majority label, so its label metrics would repeat ``majority``'s
@@ -58,8 +60,8 @@ import pandas as pd
 
 from know_thyself import metrics, plots
 from know_thyself.data import SPLITS
-from know_thyself.judge import judge
-from know_thyself.scores import LinearProbe, prompt_features
+from know_thyself.judge import Judgments, judgment_forward, judgment_ids, judgments_from_logits
+from know_thyself.scores import LinearProbe
 
 TRAINING_STEPS = ("train_judgment",)
 AFTER_ANSWERING = "answer_logprob"
@@ -116,6 +118,30 @@ def score_method(output: MethodOutput, actual: list[str], correct: list[bool], l
         result.update(metrics.selective_metrics([p == labels[0] for p in output.predicted], correct))
     result.update(metrics.confidence_metrics(output.confidence, correct))
     return result
+
+
+def judge_split(
+    model: Any, tokenizer: Any, questions: list[str], scheme: str, batch_size: int, with_adapter: bool
+) -> tuple[Judgments, Judgments | None, np.ndarray]:
+    """The judge's judgments, the bare model's (prompt-only) and the probe features, in as few forwards as possible.
+
+    The prompts are tokenised once. The base model's forward (adapter switched off) returns the
+    next-token logits and the last hidden state together: the logits give the prompt-only
+    judgments, the hidden state the probe features. With an adapter, one more forward gives the
+    judge's logits; without one, the base model *is* the judge and no second forward runs.
+
+    Returns:
+        ``(judge, prompt_only, features)``; ``prompt_only`` is None without an adapter.
+    """
+    ids = judgment_ids(tokenizer, questions, scheme)
+    with adapter_off(model) as base:
+        logits, hidden = judgment_forward(base, tokenizer, questions, scheme, batch_size, hidden=True, ids=ids)
+    base_judged = judgments_from_logits(logits, tokenizer, scheme)
+    features = hidden.numpy() if len(questions) else np.zeros((0, 0))
+    if not with_adapter:
+        return base_judged, None, features
+    logits, _ = judgment_forward(model, tokenizer, questions, scheme, batch_size, ids=ids)
+    return judgments_from_logits(logits, tokenizer, scheme), base_judged, features
 
 
 def _one_hot(predicted: list[str], labels: tuple[str, ...]) -> np.ndarray:
@@ -285,17 +311,19 @@ def evaluate_judgment(
         reference_rows: The ``responses.jsonl`` rows of a second collect of the same questions
             with another answer-sampling seed (adds the ``label_noise_ceiling`` row on the splits
             it holds; see :func:`check_same_questions`).
+
+    Each question's prompt is tokenised once and forwarded once per model (:func:`judge_split`):
+    the bare model's forward serves the prompt-only judgments and the probe's features, the
+    adapter's forward the judge.
     """
     reference = check_same_questions(rows, reference_rows) if reference_rows is not None else {}
     by_split = {split: [r for r in rows if r["split"] == split] for split in SPLITS}
     judged, base_judged, features = {}, {}, {}
     for split, split_rows in by_split.items():
         questions = [r["question"] for r in split_rows]
-        judged[split] = judge(model, tokenizer, questions, scheme, batch_size)
-        with adapter_off(model) as base:
-            if with_adapter:
-                base_judged[split] = judge(base, tokenizer, questions, scheme, batch_size)
-            features[split] = prompt_features(base, tokenizer, questions, scheme, batch_size)
+        judged[split], base_judged[split], features[split] = judge_split(
+            model, tokenizer, questions, scheme, batch_size, with_adapter
+        )
     labels = judged["train"].labels
     references = fit_references(by_split["train"], features["train"], labels)
 

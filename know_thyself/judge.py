@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from know_thyself.labels import labels_for
-from know_thyself.prefix_cache import last_position
+from know_thyself.prefix_cache import last_position_ids, tokenize
 from know_thyself.prompts import judgment_messages, render
 
 
@@ -53,9 +53,14 @@ def label_token_ids(tokenizer: Any, labels: Sequence[str]) -> list[int]:
     return ids
 
 
+def judgment_ids(tokenizer: Any, questions: Sequence[str], scheme: str = "three") -> list[list[int]]:
+    """Token ids of each question's judgment prompt (chat template applied), for :func:`judgment_forward`."""
+    return tokenize(tokenizer, [render(tokenizer, judgment_messages(q, scheme)) for q in questions])
+
+
 def judgment_forward(
     model: Any, tokenizer: Any, questions: Sequence[str], scheme: str = "three", batch_size: int = 32,
-    hidden: bool = False,
+    hidden: bool = False, ids: Sequence[Sequence[int]] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One forward over the judgment prompts: next-token logits and, if asked, the last hidden state.
 
@@ -63,11 +68,16 @@ def judgment_forward(
     One call can serve both :func:`judge` (through :func:`judgments_from_logits`) and the probe
     features of :func:`know_thyself.scores.prompt_features`.
 
+    Args:
+        ids: The prompts already tokenised by :func:`judgment_ids` (``questions`` is then not
+            read again), so that a base model and its adapter share one tokenisation.
+
     Returns:
         ``(logits, hidden)``: float32 CPU tensors (n, vocab) and (n, hidden_size) or None.
     """
-    prompts = [render(tokenizer, judgment_messages(q, scheme)) for q in questions]
-    return last_position(model, tokenizer, prompts, batch_size, hidden=hidden)
+    if ids is None:
+        ids = judgment_ids(tokenizer, questions, scheme)
+    return last_position_ids(model, ids, tokenizer.pad_token_id, batch_size, hidden=hidden)
 
 
 def judgments_from_logits(logits: torch.Tensor, tokenizer: Any, scheme: str = "three") -> Judgments:

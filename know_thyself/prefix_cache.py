@@ -143,7 +143,6 @@ def tokenize(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
     return tokenizer(list(prompts), add_special_tokens=False)["input_ids"] if prompts else []
 
 
-@torch.inference_mode()
 def last_position(
     model: Any, tokenizer: Any, prompts: Sequence[str], batch_size: int = 32, hidden: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -164,7 +163,14 @@ def last_position(
         in float32 even for a bf16/fp16 model (:func:`fp32_logits`), so that label probabilities
         are not rounded to the low precision's coarse steps.
     """
-    ids = tokenize(tokenizer, prompts)
+    return last_position_ids(model, tokenize(tokenizer, prompts), tokenizer.pad_token_id, batch_size, hidden)
+
+
+@torch.inference_mode()
+def last_position_ids(
+    model: Any, ids: Sequence[Sequence[int]], pad_id: int, batch_size: int = 32, hidden: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`last_position` on prompts already tokenised (``ids``), so that several models can share one tokenisation."""
     prefix = SharedPrefix(model, ids[0][: common_prefix_length(ids)] if ids else [])
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # similar lengths share a batch
     logits: list[torch.Tensor] = [None] * len(ids)  # type: ignore[list-item]
@@ -173,7 +179,7 @@ def last_position(
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         out = prefill(
-            model, prefix, [ids[i][len(prefix) :] for i in chunk], tokenizer.pad_token_id, hidden or head is not None
+            model, prefix, [ids[i][len(prefix) :] for i in chunk], pad_id, hidden or head is not None
         )
         batch_logits = out.logits.float()
         if head is not None:

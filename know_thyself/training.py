@@ -7,10 +7,12 @@ MLflow run (the step's own run) through a small callback, from the main process 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,53 @@ MLP_PROJECTIONS = ["gate_proj", "up_proj", "down_proj"]
 # The module names each ``lora_targets`` value adapts (Llama/Qwen-style blocks).
 TARGET_MODULES = {"attention": ATTENTION_PROJECTIONS, "attention_mlp": ATTENTION_PROJECTIONS + MLP_PROJECTIONS}
 ADAPTER_DIR = "adapter"
+
+# Training-speed choices, each measured against the alternative in benchmarks/bench_train.py
+# (numbers in benchmarks/RESULTS.md); the benchmark switches them off to measure the baseline.
+# Score only the positions that carry a label (the completion) with the LM head; see
+# :func:`label_positions_only`.
+SCORE_LABEL_POSITIONS_ONLY = True
+# Batch examples of similar length together (transformers' length-grouped sampler), so that
+# batches carry less padding.
+GROUP_BY_LENGTH = True
+
+
+@contextlib.contextmanager
+def label_positions_only() -> Iterator[None]:
+    """Inside the block, TRL's fused LM head projects only the positions whose next token is trained on.
+
+    The loss is over the completion tokens only, so the other positions' log-probabilities are
+    multiplied by zero. TRL (1.16) drops those positions before the vocabulary projection only
+    where it runs its Triton kernel (CUDA, XPU); elsewhere it projects every position of the batch
+    onto the whole vocabulary (49,152 words for SmolLM2), forward and backward, the backward's
+    products in fp32. For judgment examples (~56 tokens, 3-4 of them trained on) that was about
+    half of the CPU's training time. The per-token loss, its mask and its normalisation are the
+    same either way; only the unused positions are no longer computed.
+    """
+    from trl.trainer import utils as trl_utils
+
+    original = getattr(trl_utils, "_use_triton", None)
+    if not SCORE_LABEL_POSITIONS_ONLY or original is None:
+        yield
+        return
+    trl_utils._use_triton = lambda device: True  # the name only decides whether to keep the labelled positions
+    try:
+        yield
+    finally:
+        trl_utils._use_triton = original
+
+
+def _sft_trainer_class() -> type:
+    from trl import SFTTrainer
+
+    class LabelPositionsSFTTrainer(SFTTrainer):
+        """TRL's SFTTrainer, its LM head run on the trained positions only (:func:`label_positions_only`)."""
+
+        def compute_loss(self, *args: Any, **kwargs: Any) -> Any:
+            with label_positions_only():
+                return super().compute_loss(*args, **kwargs)
+
+    return LabelPositionsSFTTrainer
 
 
 class MlflowMetricsCallback(TrainerCallback):
@@ -74,7 +123,7 @@ def build_trainer(examples: list[dict], cfg: TrainConfig, output_dir: str, model
         model_and_tokenizer: An already loaded ``(model, tokenizer)``; loaded from ``cfg.model`` if omitted.
     """
     from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     if not examples:
         raise ValueError("there are no training examples; check the upstream data step")
@@ -96,13 +145,14 @@ def build_trainer(examples: list[dict], cfg: TrainConfig, output_dir: str, model
         completion_only_loss=True,
         max_length=512,
         dataloader_num_workers=0,
+        train_sampling_strategy="group_by_length" if GROUP_BY_LENGTH else "random",
         # fp32 weights with bf16 autocast where the hardware is fast at bf16 (1.7x on an
         # AVX-512 BF16 CPU in our measurement); plain fp32 elsewhere.
         bf16=bf16_supported(model.device.type),
         use_cpu=not on_gpu,
         gradient_checkpointing=False,
     )
-    return SFTTrainer(
+    return _sft_trainer_class()(
         model=model,
         args=args,
         train_dataset=dataset,

@@ -57,14 +57,22 @@ def test_phase1_nests_every_step_under_one_parent(tracking, tiny_model_dir, triv
     assert result.exit_code == 0, result.output
     ids = ids_of(result)
     parent = ids.pop("phase1")
-    assert set(ids) == {"collect", "build_judgment_data", "evaluate_baseline", "train_judgment", "evaluate_judgment"}
+    assert set(ids) == {"collect", "build_judgment_data", "train_judgment", "evaluate_judgment"}
     for step, run_id in ids.items():
         run = mlflow.get_run(run_id)
         assert run.data.tags["mlflow.parentRunId"] == parent, step
         assert run.info.status == "FINISHED"
-    names = {mlflow.get_run(i).info.run_name for i in ids.values()}
-    assert {"evaluate_baseline_v1", "evaluate_judgment_v1"} <= names
-    assert "judgment_v1/validation/judge/exact_match" in mlflow.get_run(parent).data.metrics
+    # One evaluation, with the adapter: no run evaluates the bare model separately.
+    every_run = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    evaluations = [r for r in every_run if r.data.tags.get("know_thyself.step") == "evaluate_judgment"]
+    assert [r.info.run_name for r in evaluations] == ["evaluate_judgment_v1"]
+    assert not any(r.info.run_name.startswith("evaluate_baseline") for r in every_run)
+    # The parent's baseline numbers are the evaluation's prompt_only rows.
+    headline = mlflow.get_run(parent).data.metrics
+    evaluated = mlflow.get_run(ids["evaluate_judgment"]).data.metrics
+    assert "judgment_v1/validation/judge/exact_match" in headline
+    assert headline["baseline/validation/judge/exact_match"] == evaluated["validation/prompt_only/exact_match"]
+    assert headline["judgment_v1/validation/judge/exact_match"] == evaluated["validation/judge/exact_match"]
 
 
 @pytest.mark.parametrize(
@@ -104,7 +112,7 @@ def test_phase1_with_the_label_noise_ceiling(tracking, tiny_model_dir, trivia_di
     assert reference.data.tags["mlflow.parentRunId"] == ids["phase1"]
     assert (reference.data.params["splits"], reference.data.params["sample_seed"]) == ("validation", "9")
     assert reference.data.metrics["validation/questions"] == 4 and "train/questions" not in reference.data.metrics
-    for step in ("evaluate_baseline", "evaluate_judgment"):
+    for step in ("evaluate_judgment",):
         run = mlflow.get_run(ids[step])
         assert run.data.params["reference_collect_run_id"] == ids["collect_reference"]
         assert 0.0 <= run.data.metrics["validation/label_noise_ceiling/exact_match"] <= 1.0

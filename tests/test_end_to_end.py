@@ -31,7 +31,7 @@ def test_phase1_through_mlflow_run(tmp_path):
     by_name = {r.info.run_name: r for r in runs}
     parent = next(r for r in runs if r.data.tags.get("know_thyself.step") == "phase1")
     assert parent.info.status == "FINISHED"
-    expected = {"collect", "build_judgment_data", "evaluate_baseline_v1", "train_judgment", "evaluate_judgment_v1"}
+    expected = {"collect", "build_judgment_data", "train_judgment", "evaluate_judgment_v1"}
     assert expected <= set(by_name)
     for name in expected:
         assert by_name[name].data.tags["mlflow.parentRunId"] == parent.info.run_id
@@ -41,11 +41,13 @@ def test_phase1_through_mlflow_run(tmp_path):
     assert collected["train/questions"] == 8 and collected["validation/questions"] == 6
     assert sum(collected[f"validation/ability/{label}"] for label in ("can", "uncertain", "cannot")) == pytest.approx(1)
     assert "responses.jsonl" in {a.path for a in client.list_artifacts(by_name["collect"].info.run_id)}
-    for evaluation in ("evaluate_baseline_v1", "evaluate_judgment_v1"):
-        run = by_name[evaluation]
-        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert {"confusion_train.png", "confusion_validation.png", "confusion_train.json", "confusion_validation.json"} <= artifacts
-        assert 0 <= run.data.metrics["validation/judge/exact_match"] <= 1
+    assert not any(name.startswith("evaluate_baseline") for name in by_name)  # the bare model is a row of the one evaluation
+    run = by_name["evaluate_judgment_v1"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"confusion_train.png", "confusion_validation.png", "confusion_train.json", "confusion_validation.json"} <= artifacts
+    for method in ("judge", "prompt_only", "probe"):
+        assert 0 <= run.data.metrics[f"validation/{method}/exact_match"] <= 1
+    assert "baseline/validation/judge/exact_match" in parent.data.metrics
     train = by_name["train_judgment"]
     assert len(client.get_metric_history(train.info.run_id, "train/loss")) >= 1
     adapter = {a.path for a in client.list_artifacts(train.info.run_id, "adapter")}

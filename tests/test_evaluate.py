@@ -67,13 +67,17 @@ def test_judge_logits_are_float32_for_a_bf16_model(tiny_model_dir):
 def test_evaluation_metrics_equal_hand_computed(tracking, tiny_model_dir, monkeypatch):
     collect_id = _fake_collect_run()
 
-    def fake_judge(model, tokenizer, questions, scheme, batch_size):
+    real_judge_split = evaluate.judge_split
+
+    def fake_judge_split(model, tokenizer, questions, scheme, batch_size, with_adapter):
+        # the tiny model's real probe features; the judge's labels fixed by hand
+        _, _, features = real_judge_split(model, tokenizer, questions, scheme, batch_size, with_adapter)
         split = "train" if questions[0].startswith("Question train") else "validation"
         labels = ("can", "uncertain", "cannot")
         probs = np.array([[1.0 if label == p else 0.0 for label in labels] for p in PREDICTED[split]])
-        return Judgments(labels, PREDICTED[split], probs, [False] * len(questions), np.ones(len(questions)))
+        return Judgments(labels, PREDICTED[split], probs, [False] * len(questions), np.ones(len(questions))), None, features
 
-    monkeypatch.setattr(evaluate, "judge", fake_judge)
+    monkeypatch.setattr(evaluate, "judge_split", fake_judge_split)
     run = run_evaluate_judgment(EvaluateConfig(model=tiny_model_dir, collect_run_id=collect_id))
     got = mlflow.get_run(run.run_id).data.metrics
     # train: 3 of 4 right; validation: 3 of 5 right
@@ -155,6 +159,58 @@ def test_evaluation_refuses_an_adapter_from_the_wrong_step(tracking, tiny_model_
         run_evaluate_judgment(
             EvaluateConfig(model=tiny_model_dir, collect_run_id=collect_id, adapter_run_id=collect_id)
         )
+
+
+def _rows(questions_by_split):
+    return [
+        {"split": split, "question_id": f"{split}-{i}", "question": q, "ability": ACTUAL[split][i],
+         "greedy_response": "x", "greedy_correct": GREEDY_CORRECT[split][i], "greedy_mean_logprob": -1.0 - i}
+        for split, questions in questions_by_split.items()
+        for i, q in enumerate(questions)
+    ]
+
+
+def test_one_forward_per_model_and_prompt_only_is_the_bare_model(tiny, monkeypatch):
+    """With an adapter: the bare model runs once (logits and hidden state), the adapter once; its
+    prompt_only and probe rows equal an evaluation of the bare model on its own."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from know_thyself import judge as judge_module
+
+    model, tokenizer = tiny
+    questions = {split: [f"Which city is number {i} in {split}?" for i in range(len(labels))]
+                 for split, labels in ACTUAL.items()}
+    rows = _rows(questions)
+    calls = []
+    real_forward = judge_module.last_position_ids
+
+    def counting_forward(model, ids, pad_id, batch_size=32, hidden=False):
+        calls.append((len(ids), hidden))
+        return real_forward(model, ids, pad_id, batch_size, hidden)
+
+    monkeypatch.setattr(judge_module, "last_position_ids", counting_forward)
+    bare = evaluate.evaluate_judgment(model, tokenizer, rows, "three", batch_size=3)
+    assert calls == [(4, True), (5, True)]  # one forward per split serves the judge and the probe
+
+    torch.manual_seed(1)
+    adapted = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    adapted.eval()
+    calls.clear()
+    with_adapter = evaluate.evaluate_judgment(adapted, tokenizer, rows, "three", batch_size=3, with_adapter=True)
+    assert calls == [(4, True), (4, False), (5, True), (5, False)]  # bare (with hidden state), then adapter
+    for split in ACTUAL:
+        for metric in ("exact_match", "balanced_accuracy", "qwk", "brier"):
+            assert with_adapter.metrics[f"{split}/prompt_only/{metric}"] == pytest.approx(
+                bare.metrics[f"{split}/judge/{metric}"], abs=1e-6)
+            assert with_adapter.metrics[f"{split}/probe/{metric}"] == pytest.approx(
+                bare.metrics[f"{split}/probe/{metric}"], abs=1e-6)
+    # the adapter really changes the judge's probabilities (it is not the bare model again)
+    bare_probs = [p["probabilities"] for p in bare.predictions]
+    adapter_probs = [p["probabilities"] for p in with_adapter.predictions]
+    assert bare_probs != adapter_probs
+    assert "prompt_only" not in set(bare.table["method"])
+    assert "prompt_only" in set(with_adapter.table["method"])
 
 
 # --------------------------------------------------------------------------------------------

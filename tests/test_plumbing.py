@@ -94,13 +94,17 @@ def test_prior_is_scored_as_a_confidence_method_only(tracking, tiny_model_dir, m
     from know_thyself.judge import Judgments
     from know_thyself.steps.evaluate_judgment import run_evaluate_judgment
 
-    def fake_judge(model, tokenizer, questions, scheme, batch_size):
+    real_judge_split = evaluate.judge_split
+
+    def fake_judge_split(model, tokenizer, questions, scheme, batch_size, with_adapter):
+        # the tiny model's real probe features; the judge's labels fixed by hand
+        _, _, features = real_judge_split(model, tokenizer, questions, scheme, batch_size, with_adapter)
         split = "train" if questions[0].startswith("Question train") else "validation"
         labels = ("can", "uncertain", "cannot")
         probs = np.array([[1.0 if label == p else 0.0 for label in labels] for p in PREDICTED[split]])
-        return Judgments(labels, PREDICTED[split], probs, [False] * len(questions), np.ones(len(questions)))
+        return Judgments(labels, PREDICTED[split], probs, [False] * len(questions), np.ones(len(questions))), None, features
 
-    monkeypatch.setattr(evaluate, "judge", fake_judge)
+    monkeypatch.setattr(evaluate, "judge_split", fake_judge_split)
     run = run_evaluate_judgment(EvaluateConfig(model=tiny_model_dir, collect_run_id=_fake_collect_run()))
     got = mlflow.get_run(run.run_id).data.metrics
     # Its labels would be the majority's: only the confidence metrics are its own.

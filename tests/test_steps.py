@@ -84,14 +84,15 @@ def test_help_names_the_right_upstream_step():
 
 
 def test_a_default_override_keeps_the_help():
-    assert Phase1Config.help("test_samples") == CollectConfig.help("test_samples")
+    assert "Validation questions" in Phase1Config.help("test_samples")  # its own, chain-specific help
+    assert Phase1Config.help("temperature") == CollectConfig.help("temperature")
     assert KnowledgeTrainConfig.help("epochs") == TrainConfig.help("epochs")
 
 
 def test_step_configs_are_derived_from_the_chain_config():
     chain = MultiphaseConfig(num_trials=3, lora_r=4, knowledge_epochs=3.0, inference_batch_size=4)
     collect = chain.derive(CollectConfig, model="models:/knowledge_base/2")
-    assert (collect.model, collect.num_trials, collect.test_samples) == ("models:/knowledge_base/2", 3, 200)
+    assert (collect.model, collect.num_trials, collect.test_samples) == ("models:/knowledge_base/2", 3, 205)
     assert chain.phase1() == Phase1Config(**{f.name: getattr(chain, f.name) for f in fields(Phase1Config)})
     knowledge = chain.knowledge(RUN_A)
     assert isinstance(knowledge, KnowledgeTrainConfig)

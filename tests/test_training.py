@@ -70,3 +70,72 @@ def test_lora_targets_choose_the_adapted_layers(tiny):
     assert adapted["attention_mlp"] == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
     with pytest.raises(ValueError, match="lora_targets must be one of attention, attention_mlp, got 'mlp'"):
         TrainConfig(data_run_id="a" * 32, lora_targets="mlp")
+
+
+def _batch(trainer):
+    return next(iter(trainer.get_train_dataloader()))
+
+
+def test_label_positions_only_keeps_the_loss_and_gradients(tiny_model_dir, tmp_path, monkeypatch):
+    """The LM head over the labelled positions only: the same loss and LoRA gradients as over every position."""
+    from trl.trainer import utils as trl_utils
+
+    from know_thyself import training
+
+    cfg = _cfg(tiny_model_dir, lora_dropout=0.0)
+    trainer = build_trainer(EXAMPLES, cfg, str(tmp_path))
+    batch = _batch(trainer)
+    projected = []
+    real_apply = trl_utils._ChunkedLogProbFunction.apply
+
+    def counting_apply(hidden, *args):
+        projected.append(hidden.shape[0])
+        return real_apply(hidden, *args)
+
+    monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply", counting_apply)
+    results = {}
+    for only_labels in (False, True):
+        monkeypatch.setattr(training, "SCORE_LABEL_POSITIONS_ONLY", only_labels)
+        trainer.model.zero_grad()
+        loss = trainer.compute_loss(trainer.model, dict(batch))
+        loss.backward()
+        grads = {n: p.grad.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+        results[only_labels] = (loss.detach(), grads)
+    trained_positions = int((batch["labels"][:, 1:] != -100).sum())
+    rows, width = batch["input_ids"].shape
+    assert projected == [rows * (width - 1), trained_positions]  # every position, then only the trained ones
+    assert trained_positions < rows * (width - 1) / 4
+    (loss_all, grads_all), (loss_labels, grads_labels) = results[False], results[True]
+    assert torch.allclose(loss_all, loss_labels, atol=1e-6)
+    assert grads_all.keys() == grads_labels.keys() and grads_all
+    for name in grads_all:
+        assert torch.allclose(grads_all[name], grads_labels[name], atol=1e-6, rtol=1e-4), name
+
+
+def test_length_grouping_keeps_every_example_and_its_loss_mask(tiny_model_dir, tmp_path, monkeypatch):
+    """Length-grouped batches: each example once per epoch, with the same completion-only labels, less padding."""
+    from know_thyself import training
+
+    # enough examples for megabatches of several batches (the sampler sorts within a megabatch)
+    questions = [f"Question number {i}?" + " And some more words" * (i % 7) for i in range(64)]
+    examples = [{"prompt": judgment_messages(q), "completion": judgment_completion(("can", "cannot", "uncertain")[i % 3])}
+                for i, q in enumerate(questions)]
+    cfg = _cfg(tiny_model_dir)
+    padding, seen = {}, {}
+    for grouped in (False, True):
+        monkeypatch.setattr(training, "GROUP_BY_LENGTH", grouped)
+        trainer = build_trainer(examples, cfg, str(tmp_path))
+        expected = sorted(
+            (tuple(row["input_ids"]), tuple(label for label in row["labels"]))
+            for row in trainer.train_dataset
+        )
+        rows, pads = [], 0
+        for batch in trainer.get_train_dataloader():
+            mask = batch["attention_mask"].bool()
+            pads += int((~mask).sum())
+            for ids, labels, keep in zip(batch["input_ids"], batch["labels"], mask):
+                rows.append((tuple(ids[keep].tolist()), tuple(labels[keep].tolist())))
+        assert sorted(rows) == expected  # same examples, same trained tokens
+        padding[grouped], seen[grouped] = pads, sorted(rows)
+    assert seen[True] == seen[False]
+    assert padding[True] < padding[False]

@@ -25,7 +25,7 @@ STEPS = ("phase1", "collect", "build_judgment_data", "evaluate_judgment", "train
 
 
 def run_phase1(cfg: Phase1Config, reuse: bool = True) -> dict[str, str]:
-    """collect -> build_judgment_data -> baseline evaluation -> train_judgment -> evaluation.
+    """collect -> build_judgment_data -> train_judgment -> evaluate_judgment.
 
     Opens the parent run ``phase1`` (or continues the run ``mlflow run`` opened, or nests under an
     active run) and returns the run id of every step, keyed by step.
@@ -42,7 +42,11 @@ def run_phase1(cfg: Phase1Config, reuse: bool = True) -> dict[str, str]:
 
 
 def judgment_chain(cfg: Phase1Config, model: str, reuse: bool, suffix: str) -> dict[str, str]:
-    """collect -> build -> baseline evaluate -> train -> evaluate, for ``model``; returns step run ids.
+    """collect -> build -> train -> evaluate, for ``model``; returns step run ids.
+
+    The one evaluation runs with the trained adapter; its ``prompt_only`` rows are the bare
+    model's numbers (the same forward also feeds the probe), so no separate evaluation of the
+    bare model runs.
 
     With ``cfg.reference_sample_seed`` set, the validation questions are collected a second time
     with that answer seed (run ``collect_reference``) and both evaluations report the label-noise
@@ -57,10 +61,6 @@ def judgment_chain(cfg: Phase1Config, model: str, reuse: bool, suffix: str) -> d
     ids["build_judgment_data"] = run_build_judgment_data(
         JudgmentDataConfig(collect_run_id=ids["collect"]), reuse=reuse
     ).run_id
-    ids["evaluate_baseline"] = run_evaluate_judgment(
-        cfg.evaluate(model, ids["collect"], reference_collect_run_id=reference), reuse=reuse,
-        run_name=f"evaluate_baseline_{suffix}",
-    ).run_id
     ids["train_judgment"] = run_train_judgment(cfg.train(ids["build_judgment_data"], model=model), reuse=reuse).run_id
     ids["evaluate_judgment"] = run_evaluate_judgment(
         cfg.evaluate(model, ids["collect"], ids["train_judgment"], reference), reuse=reuse,
@@ -69,11 +69,23 @@ def judgment_chain(cfg: Phase1Config, model: str, reuse: bool, suffix: str) -> d
     return ids
 
 
+HEADLINE_METRICS = ("balanced_accuracy", "qwk", "auroc", "exact_match")
+
+
 def _log_headline(ids: dict[str, str], suffix: str) -> None:
-    """Copy the evaluations' headline numbers onto the parent run."""
-    for name, key in (("baseline", "evaluate_baseline"), (f"judgment_{suffix}", "evaluate_judgment")):
-        child = mlflow.get_run(ids[key]).data.metrics
-        wanted = [f"{split}/judge/{metric}" for split in SPLITS for metric in ("balanced_accuracy", "qwk", "auroc", "exact_match")]
-        mlflow.log_metrics({f"{name}/{metric}": child[metric] for metric in wanted if metric in child})
+    """Copy the evaluation's headline numbers onto the parent run.
+
+    ``judgment_<suffix>/<split>/judge/<metric>`` is the trained judge; ``baseline/<split>/judge/<metric>``
+    is the bare model as a judge, read from the same evaluation's ``prompt_only`` rows.
+    """
+    child = mlflow.get_run(ids["evaluate_judgment"]).data.metrics
+    headline = {}
+    for split in SPLITS:
+        for metric in HEADLINE_METRICS:
+            for name, method in (("baseline", "prompt_only"), (f"judgment_{suffix}", "judge")):
+                key = f"{split}/{method}/{metric}"
+                if key in child:
+                    headline[f"{name}/{split}/judge/{metric}"] = child[key]
+    mlflow.log_metrics(headline)
     collected = mlflow.get_run(ids["collect"]).data.metrics
     mlflow.log_metrics({k: v for k, v in collected.items() if k.endswith("qa_accuracy")})
