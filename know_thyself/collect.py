@@ -35,12 +35,19 @@ MAX_QUESTION_CHARS = 1000
 def load_questions(dataset: str, num_samples: int, test_samples: int, seed: int) -> dict[str, list[dict]]:
     """The seeded train and validation question samples of a dataset.
 
-    A question longer than ``MAX_QUESTION_CHARS`` is refused: trivia questions are short, and a
-    runaway one would blow up every batch it lands in.
+    A size of 0 leaves that split empty (and its file unread): a collect run of validation
+    questions only is the ground truth a registered judge is evaluated on. A single question
+    file is one pool: both samples are drawn from it without overlap
+    (:func:`know_thyself.data.draw_disjoint`). A question longer than ``MAX_QUESTION_CHARS`` is
+    refused: trivia questions are short, and a runaway one would blow up every batch it lands in.
     """
     sizes = {"train": num_samples, "validation": test_samples}
-    loaded = {split: data.load_split(dataset, split) for split in SPLITS}  # every file checked first
-    chosen = {split: data.sample_questions(loaded[split], sizes[split], seed) for split in SPLITS}
+    file = data.single_file(dataset)
+    if file is not None:
+        chosen = data.draw_disjoint(data.load_split(dataset, "validation"), sizes, seed, str(file))
+    else:
+        loaded = {split: data.load_split(dataset, split) for split in SPLITS if sizes[split]}  # every file checked first
+        chosen = {split: data.sample_questions(loaded[split], sizes[split], seed) if sizes[split] else [] for split in SPLITS}
     for split, records in chosen.items():
         for record in records:
             if len(record["question"]) > MAX_QUESTION_CHARS:
@@ -49,6 +56,11 @@ def load_questions(dataset: str, num_samples: int, test_samples: int, seed: int)
                     f"characters long; the limit is {MAX_QUESTION_CHARS}: shorten or drop it"
                 )
     return chosen
+
+
+def collected_splits(questions: dict[str, list[dict]]) -> tuple[str, ...]:
+    """The splits that hold questions, in :data:`SPLITS` order."""
+    return tuple(split for split in SPLITS if questions.get(split))
 
 
 def grade_questions(
@@ -95,7 +107,7 @@ def question_set_digest(questions: dict[str, list[dict]]) -> str:
     """A fingerprint of the sampled questions (split, id, text and aliases of each), to compare two runs by."""
     digest = hashlib.sha256()
     for split in SPLITS:
-        for record in questions[split]:
+        for record in questions.get(split, []):
             line = [split, record["question_id"], record["question"], record["answer"]["aliases"]]
             digest.update((json.dumps(line, ensure_ascii=False) + "\n").encode())
     return digest.hexdigest()
@@ -130,8 +142,10 @@ def collect(cfg: CollectConfig, questions: dict[str, list[dict]] | None = None) 
     generated_tokens = 0
     started = time.perf_counter()
     try:
-        for offset, split in enumerate(SPLITS):
-            records = questions[split]
+        for offset, split in enumerate(SPLITS):  # the seed offset stays fixed per split
+            records = questions.get(split, [])
+            if not records:
+                continue
             prompts = [render(sampler.tokenizer, answer_messages(q["question"])) for q in records]
             # The samples, and one greedy answer per question: the answer a judge's prediction
             # is checked against, and the knowledge test's greedy accuracy.
@@ -158,7 +172,11 @@ def collect(cfg: CollectConfig, questions: dict[str, list[dict]] | None = None) 
 
 
 def ability_figure(metrics: dict[str, float], scheme: str) -> Any:
-    """The ability distribution of both splits, from :func:`collect`'s metrics."""
+    """The ability distribution of the collected splits, from :func:`collect`'s metrics."""
     labels = labels_for(scheme)
-    train, validation = ({label: metrics[f"{split}/ability/{label}"] for label in labels} for split in SPLITS)
-    return plots.distribution_figure(train, validation, labels, "ability distribution", names=SPLITS)
+    present = [split for split in SPLITS if f"{split}/questions" in metrics]
+    shares = [{label: metrics[f"{split}/ability/{label}"] for label in labels} for split in present]
+    if len(shares) == 1:  # one split: the same bars twice would suggest a comparison that is not there
+        return plots.distribution_figure(shares[0], {}, labels, f"ability distribution ({present[0]})",
+                                         names=(present[0], ""))
+    return plots.distribution_figure(shares[0], shares[1], labels, "ability distribution", names=SPLITS)

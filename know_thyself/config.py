@@ -132,6 +132,10 @@ def _convert(key: str, value: Any, kind: Any) -> Any:
 
 MODEL_HELP = "Model: 'smollm2-135m-instruct' (embedded), a local checkpoint folder, models:/name/version, or a Hub id."
 BATCH_HELP = "Questions per batch when sampling or judging."
+DATASET_HELP = (
+    "Questions: 'bundled', 'trivia_qa' (Hub, online), a folder with train/validation .jsonl/.json/.parquet/.csv, "
+    "or one such file (a pool that train and validation questions are drawn from without overlap)."
+)
 DTYPE_HELP = "Inference precision: 'auto' (bf16 where the hardware is fast at it), 'bfloat16', 'float16', 'float32'."
 
 
@@ -152,10 +156,10 @@ class CollectConfig(StepConfig):
     model: str = option("smollm2-135m-instruct", MODEL_HELP)
     dataset: str = option(
         "bundled",
-        "Questions: 'bundled', 'trivia_qa' (Hub, online), or a folder with train/validation .jsonl/.json/.parquet/.csv.",
+        DATASET_HELP,
     )
-    num_samples: int = option(200, "Train questions to sample (seeded).")
-    test_samples: int = option(100, "Validation questions to sample (seeded).")
+    num_samples: int = option(200, "Train questions to sample (seeded); 0 collects no train split.")
+    test_samples: int = option(100, "Validation questions to sample (seeded); 0 collects no validation split.")
     num_trials: int = option(5, "Answers sampled per question; the ability label comes from how many are correct.")
     temperature: float = option(0.5, "Sampling temperature of the collected answers.")
     max_new_tokens: int = option(24, "Longest answer, in tokens.")
@@ -171,8 +175,10 @@ class CollectConfig(StepConfig):
     def validate(self) -> None:
         _common_model_checks(self.model, self.dtype, self.inference_batch_size)
         _check(self.tensor_parallel_size >= 1, f"tensor_parallel_size must be >= 1, got {self.tensor_parallel_size}")
-        _check(self.num_samples >= 1, f"num_samples must be >= 1, got {self.num_samples}")
-        _check(self.test_samples >= 1, f"test_samples must be >= 1, got {self.test_samples}")
+        _check(self.num_samples >= 0, f"num_samples must be >= 0, got {self.num_samples}")
+        _check(self.test_samples >= 0, f"test_samples must be >= 0, got {self.test_samples}")
+        _check(self.num_samples + self.test_samples >= 1,
+               "num_samples and test_samples are both 0; give at least one question to collect")
         _check(self.num_trials >= 1, f"num_trials must be >= 1, got {self.num_trials}")
         _check(
             self.num_trials <= MAX_TRIALS,
@@ -289,6 +295,9 @@ class Phase1Config(TrainingOptions, CollectConfig):
         # The collect options and the training options, checked as the steps check them.
         CollectConfig.validate(self)
         TrainingOptions.validate(self)
+        # The judge learns from train questions and is reported on validation ones: both are needed.
+        _check(self.num_samples >= 1, f"num_samples must be >= 1, got {self.num_samples}; the judge trains on them")
+        _check(self.test_samples >= 1, f"test_samples must be >= 1, got {self.test_samples}; the judge is evaluated on them")
 
     def collect(self, model: str | None = None) -> CollectConfig:
         """The collect step's config (for ``model``, default this config's)."""

@@ -13,12 +13,13 @@ from know_thyself.collect import RESPONSES, SPLITS
 from know_thyself.config import JudgmentDataConfig
 from know_thyself.judgment_data import ARTIFACT_DIR, build_examples
 from know_thyself.labels import labels_for
-from know_thyself.tracking import StepRun, log_jsonl, read_jsonl_artifact, require_step_run, step_run
+from know_thyself.steps.collect import require_collect_run
+from know_thyself.tracking import StepRun, log_jsonl, read_jsonl_artifact, step_run
 
 
 def run_build_judgment_data(cfg: JudgmentDataConfig, reuse: bool = True) -> StepRun:
     """Build and log ``judgment_data/{train,validation}.jsonl`` with the label counts as metrics."""
-    upstream = require_step_run(cfg.collect_run_id, "collect", "collect_run_id")
+    upstream = require_collect_run(cfg.collect_run_id, "collect_run_id")
     scheme = upstream.data.params.get("label_scheme", "three")
     with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
         if run.reused:

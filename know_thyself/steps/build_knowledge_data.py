@@ -10,12 +10,13 @@ import mlflow
 from know_thyself.collect import RESPONSES
 from know_thyself.config import KnowledgeDataConfig
 from know_thyself.knowledge import DATA_FILE, build_qa_examples
-from know_thyself.tracking import StepRun, log_jsonl, read_jsonl_artifact, require_step_run, step_run
+from know_thyself.steps.collect import require_collect_run
+from know_thyself.tracking import StepRun, log_jsonl, read_jsonl_artifact, step_run
 
 
 def run_build_knowledge_data(cfg: KnowledgeDataConfig, reuse: bool = True) -> StepRun:
     """Log ``knowledge_data/train.jsonl`` built from the collect run's train split."""
-    upstream = require_step_run(cfg.collect_run_id, "collect", "collect_run_id")
+    upstream = require_collect_run(cfg.collect_run_id, "collect_run_id", ("train",))
     with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
         if not run.reused:
             rows = [r for r in read_jsonl_artifact(upstream.info.run_id, RESPONSES) if r["split"] == "train"]

@@ -7,6 +7,8 @@ compares two collect runs by.
 
 from __future__ import annotations
 
+from typing import Any
+
 import mlflow
 
 from know_thyself.collect import (
@@ -21,9 +23,10 @@ from know_thyself.config import CollectConfig
 from know_thyself.memory import check_sampling_memory
 from know_thyself.models import check_model_exists
 from know_thyself.sampling import resolve_backend
-from know_thyself.tracking import StepRun, find_finished_run, log_jsonl, step_run
+from know_thyself.tracking import StepRun, UpstreamRunError, find_finished_run, log_jsonl, require_step_run, step_run
 
 TAG_QUESTION_SET = "know_thyself.question_set"
+_SIZE_PARAMS = {"train": "num_samples", "validation": "test_samples"}
 
 
 def run_collect(cfg: CollectConfig, reuse: bool = True) -> StepRun:
@@ -44,4 +47,21 @@ def run_collect(cfg: CollectConfig, reuse: bool = True) -> StepRun:
             mlflow.log_metrics(result.metrics)
             log_jsonl(result.rows, RESPONSES)
             mlflow.log_figure(ability_figure(result.metrics, cfg.label_scheme), "ability_distribution.png")
+    return run
+
+
+def require_collect_run(run_id: str, option: str, splits: tuple[str, ...] = SPLITS) -> Any:
+    """A finished collect run that collected ``splits`` (a run with a split left out is refused).
+
+    A collect run of validation questions only is the ground truth of an evaluation of a
+    registered judge; a step that needs train questions (labels to learn from, a majority label,
+    a probe fit) cannot use it.
+    """
+    run = require_step_run(run_id, "collect", option)
+    for split in splits:
+        if run.data.params.get(_SIZE_PARAMS[split]) == "0":
+            raise UpstreamRunError(
+                f"{option} {run_id!r} collected no {split} questions ({_SIZE_PARAMS[split]} 0); pass a collect "
+                f"run with train and validation questions"
+            )
     return run

@@ -13,13 +13,14 @@ from know_thyself.collect import RESPONSES
 from know_thyself.config import EvaluateConfig
 from know_thyself.evaluate import TRAINING_STEPS, evaluate_judgment
 from know_thyself.models import check_model_exists, load_model
+from know_thyself.steps.collect import require_collect_run
 from know_thyself.tracking import StepRun, downloaded, log_jsonl, read_jsonl_artifact, require_step_run, step_run
 from know_thyself.training import ADAPTER_DIR, load_adapter
 
 
 def run_evaluate_judgment(cfg: EvaluateConfig, reuse: bool = True, run_name: str | None = None) -> StepRun:
     """Run evaluate_judgment in its own (possibly nested) run, or reuse an identical finished one."""
-    collected = require_step_run(cfg.collect_run_id, "collect", "collect_run_id")
+    collected = require_collect_run(cfg.collect_run_id, "collect_run_id")
     if cfg.adapter_run_id:
         require_step_run(cfg.adapter_run_id, TRAINING_STEPS, "adapter_run_id")
     check_model_exists(cfg.model)

@@ -12,8 +12,8 @@ from know_thyself import plots
 from know_thyself.collect import SPLITS
 from know_thyself.config import TestKnowledgeConfig
 from know_thyself.knowledge import check_comparable, knowledge_gains
-from know_thyself.steps.collect import TAG_QUESTION_SET
-from know_thyself.tracking import StepRun, require_step_run, step_run
+from know_thyself.steps.collect import TAG_QUESTION_SET, require_collect_run
+from know_thyself.tracking import StepRun, step_run
 
 
 def run_test_knowledge(cfg: TestKnowledgeConfig, reuse: bool = True) -> StepRun:
@@ -27,8 +27,8 @@ def run_test_knowledge(cfg: TestKnowledgeConfig, reuse: bool = True) -> StepRun:
             "collect_before_run_id and collect_after_run_id are the same run; pass the collect run of the "
             "base model and the collect run of the knowledge-trained model"
         )
-    before = require_step_run(cfg.collect_before_run_id, "collect", "collect_before_run_id")
-    after = require_step_run(cfg.collect_after_run_id, "collect", "collect_after_run_id")
+    before = require_collect_run(cfg.collect_before_run_id, "collect_before_run_id")
+    after = require_collect_run(cfg.collect_after_run_id, "collect_after_run_id")
     check_comparable(
         before.data.params, after.data.params,
         before.data.tags.get(TAG_QUESTION_SET), after.data.tags.get(TAG_QUESTION_SET),
