@@ -1,6 +1,6 @@
 """Evaluating a judge: how well a judge predicts its model's ability, beside cheap baselines.
 
-For each split of a collect run, the model (with the judgment adapter, if given) predicts each
+For each split of a collect run (or the one split an evaluation-only collect run holds), the model (with the judgment adapter, if given) predicts each
 question's ability before answering (:mod:`know_thyself.judge`). Methods compared in one run:
 
 * ``judge``: the model being evaluated (prompt-only when no adapter is given);
@@ -112,20 +112,33 @@ def _one_hot(predicted: list[str], labels: tuple[str, ...]) -> np.ndarray:
 
 
 def evaluate_judgment(
-    model: Any, tokenizer: Any, rows: list[dict], scheme: str, batch_size: int = 32, with_adapter: bool = False
+    model: Any, tokenizer: Any, rows: list[dict], scheme: str, batch_size: int = 32, with_adapter: bool = False,
+    reference: list[dict] | None = None,
 ) -> Evaluation:
-    """Judge every question of a collect run on both splits, beside the baselines.
+    """Judge every question of a collect run on each of its splits, beside the baselines.
+
+    What the baselines and the confidence score learn from labelled questions (the majority
+    label, the prior, the per-label correctness rates, the probe's fit) comes from the reference
+    questions: the train split of ``rows`` by default, or ``reference`` when given (a registered
+    judge scored on a new question set takes them from the collect run it was trained on).
 
     Args:
         model: The model to evaluate, in eval mode (a PEFT model when ``with_adapter``).
         tokenizer: Its tokenizer.
-        rows: The collect run's ``responses.jsonl`` rows.
+        rows: The collect run's ``responses.jsonl`` rows; every split they hold is scored.
         scheme: The collect run's label scheme.
         batch_size: Questions per forward pass.
         with_adapter: Whether ``model`` carries a judgment adapter (adds the ``prompt_only`` method,
             the same model with the adapter switched off).
+        reference: Labelled train rows to fit the baselines on, when ``rows`` should not supply them.
     """
     by_split = {split: [r for r in rows if r["split"] == split] for split in SPLITS}
+    by_split = {split: split_rows for split, split_rows in by_split.items() if split_rows}
+    reference_rows = reference if reference is not None else by_split.get("train", [])
+    if not reference_rows:
+        raise ValueError("no train questions to fit the baselines on: the rows hold no train split; pass reference rows")
+    if not by_split:
+        raise ValueError("no questions to evaluate: the rows are empty")
     judged, base_judged, features = {}, {}, {}
     for split, split_rows in by_split.items():
         questions = [r["question"] for r in split_rows]
@@ -134,13 +147,18 @@ def evaluate_judgment(
             if with_adapter:
                 base_judged[split] = judge(base, tokenizer, questions, scheme, batch_size)
             features[split] = prompt_features(base, tokenizer, questions, scheme, batch_size)
-    labels = judged["train"].labels
-    train_actual = [r["ability"] for r in by_split["train"]]
+    if reference is None:
+        reference_features = features["train"]
+    else:
+        with adapter_off(model) as base:
+            reference_features = prompt_features(base, tokenizer, [r["question"] for r in reference_rows], scheme, batch_size)
+    labels = next(iter(judged.values())).labels
+    train_actual = [r["ability"] for r in reference_rows]
     counts = Counter(train_actual)
     majority = max(labels, key=lambda label: (counts.get(label, 0), -labels.index(label)))
     prior = np.array([counts.get(label, 0) / len(train_actual) for label in labels])
-    probe = LinearProbe(labels).fit(features["train"], train_actual)
-    rates = metrics.label_correctness_rates(train_actual, [bool(r["greedy_correct"]) for r in by_split["train"]], labels)
+    probe = LinearProbe(labels).fit(reference_features, train_actual)
+    rates = metrics.label_correctness_rates(train_actual, [bool(r["greedy_correct"]) for r in reference_rows], labels)
 
     results: dict[str, float] = {f"train/correct_rate/{label}": rate for label, rate in rates.items()}
     table_rows, undefined, predictions = [], [], []
@@ -186,6 +204,7 @@ def evaluate_judgment(
                 {
                     "split": split,
                     "question_id": row["question_id"],
+                    "question": row["question"],
                     "actual": row["ability"],
                     "predicted": judged[split].predicted[i],
                     "probabilities": dict(zip(labels, map(float, judged[split].probabilities[i]))),
