@@ -11,11 +11,13 @@ import mlflow
 
 from know_thyself.collect import RESPONSES
 from know_thyself.config import EvaluateConfig
-from know_thyself.evaluate import TRAINING_STEPS, evaluate_judgment
+from know_thyself.evaluate import TRAINING_STEPS, Evaluation, evaluate_judgment
 from know_thyself.models import check_model_exists, load_model
 from know_thyself.steps.collect import require_collect_run
 from know_thyself.tracking import StepRun, downloaded, log_jsonl, read_jsonl_artifact, require_step_run, step_run
 from know_thyself.training import ADAPTER_DIR, load_adapter
+
+PREDICTIONS = "predictions.jsonl"
 
 
 def run_evaluate_judgment(cfg: EvaluateConfig, reuse: bool = True, run_name: str | None = None) -> StepRun:
@@ -36,12 +38,17 @@ def run_evaluate_judgment(cfg: EvaluateConfig, reuse: bool = True, run_name: str
         result = evaluate_judgment(
             model, tokenizer, rows, scheme, cfg.inference_batch_size, with_adapter=bool(cfg.adapter_run_id)
         )
-        mlflow.log_metrics(result.metrics)
-        mlflow.log_table(result.table, "comparison.json")
-        for name, table in result.tables.items():
-            mlflow.log_table(table, name)
-        for name, figure in result.figures.items():
-            mlflow.log_figure(figure, name)
-        mlflow.set_tag("undefined_metrics", ", ".join(result.undefined) if result.undefined else "none")
-        log_jsonl(result.predictions, "predictions.jsonl")
+        log_evaluation(result)
     return run
+
+
+def log_evaluation(result: Evaluation, exclude: frozenset[str] = frozenset()) -> None:
+    """Log an evaluation into the active run: metrics (less ``exclude``, logged elsewhere), tables, figures, predictions."""
+    mlflow.log_metrics({k: v for k, v in result.metrics.items() if k not in exclude})
+    mlflow.log_table(result.table, "comparison.json")
+    for name, table in result.tables.items():
+        mlflow.log_table(table, name)
+    for name, figure in result.figures.items():
+        mlflow.log_figure(figure, name)
+    mlflow.set_tag("undefined_metrics", ", ".join(result.undefined) if result.undefined else "none")
+    log_jsonl(result.predictions, PREDICTIONS)
