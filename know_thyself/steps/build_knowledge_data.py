@@ -11,7 +11,7 @@ from know_thyself.collect import RESPONSES
 from know_thyself.config import KnowledgeDataConfig
 from know_thyself.knowledge import DATA_FILE, build_qa_examples
 from know_thyself.steps.collect import require_collect_run
-from know_thyself.tracking import StepRun, log_jsonl, read_jsonl_artifact, step_run
+from know_thyself.tracking import StepRun, describe_run, log_jsonl, read_jsonl_artifact, step_run
 
 
 def run_build_knowledge_data(cfg: KnowledgeDataConfig, reuse: bool = True) -> StepRun:
@@ -23,4 +23,6 @@ def run_build_knowledge_data(cfg: KnowledgeDataConfig, reuse: bool = True) -> St
             examples = build_qa_examples(rows)
             log_jsonl(examples, DATA_FILE)
             mlflow.log_metric("train/examples", len(examples))
+            describe_run(f"Built {len(examples)} question-answer examples from the train questions of collect run "
+                         f"{upstream.info.run_id}.")
     return run

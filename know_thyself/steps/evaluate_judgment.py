@@ -14,7 +14,8 @@ from know_thyself.config import EvaluateConfig
 from know_thyself.evaluate import TRAINING_STEPS, Evaluation, evaluate_judgment
 from know_thyself.models import check_model_exists, load_model
 from know_thyself.steps.collect import require_collect_run
-from know_thyself.tracking import StepRun, downloaded, log_jsonl, read_jsonl_artifact, require_step_run, step_run
+from know_thyself.downstream import describe, headline
+from know_thyself.tracking import StepRun, describe_run, downloaded, log_jsonl, read_jsonl_artifact, require_step_run, step_run
 from know_thyself.training import ADAPTER_DIR, load_adapter
 
 PREDICTIONS = "predictions.jsonl"
@@ -39,6 +40,10 @@ def run_evaluate_judgment(cfg: EvaluateConfig, reuse: bool = True, run_name: str
             model, tokenizer, rows, scheme, cfg.inference_batch_size, with_adapter=bool(cfg.adapter_run_id)
         )
         log_evaluation(result)
+        what = "the judge (base + judgment adapter)" if cfg.adapter_run_id else "the bare model, prompted to judge"
+        describe_run(f"Scored {what} of {cfg.model} on collect run {cfg.collect_run_id}'s questions; validation: "
+                     f"{describe(headline(result.metrics, 'validation'))} (majority baseline balanced accuracy "
+                     f"{result.metrics.get('validation/majority/balanced_accuracy', float('nan')):.2f}).")
     return run
 
 
