@@ -62,7 +62,8 @@ bench: install
 	$(BIN)/python benchmarks/bench_collect.py $(ARGS)
 
 ui: install
-	@echo "Model-training view: http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
+	@echo "Open http://127.0.0.1:5000 and choose 'Model training' at the top of the sidebar, or"
+	@echo "http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
 
 # Screenshots go to ui-screenshots/ (ignored by git).
