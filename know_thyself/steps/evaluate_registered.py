@@ -177,7 +177,7 @@ def run_evaluate_registered(cfg: EvaluateRegisteredConfig, reuse: bool = True) -
             run_id = _evaluate_one(cfg, judge, collect_id, split, label, reuse)
             ids[f"{judge.title}/collect"], ids[f"{judge.title}/evaluation"] = collect_id, run_id
             lines.append(_link_version(judge, run_id, split, label, collect_cfg))
-        mlflow.set_tags({TAG_QUESTIONS: label, TAG_MODEL: ", ".join(j.title for j in judges)})
+        mlflow.set_tags({TAG_QUESTIONS: label, "know_thyself.judges": ", ".join(j.title for j in judges)})
         if len(judges) == 1:
             values = mlflow.get_run(ids[f"{judges[0].title}/evaluation"]).data.metrics
             mlflow.log_metrics({f"{split}/judge/{k}": v for k, v in downstream.headline(values, split).items()})
