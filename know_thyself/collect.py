@@ -58,11 +58,6 @@ def load_questions(dataset: str, num_samples: int, test_samples: int, seed: int)
     return chosen
 
 
-def collected_splits(questions: dict[str, list[dict]]) -> tuple[str, ...]:
-    """The splits that hold questions, in :data:`SPLITS` order."""
-    return tuple(split for split in SPLITS if questions.get(split))
-
-
 def grade_questions(
     questions: list[dict], responses: list[list[str]], split: str, scheme: str
 ) -> list[dict[str, Any]]:
@@ -125,13 +120,19 @@ class Collection:
 def collect(cfg: CollectConfig, questions: dict[str, list[dict]] | None = None) -> Collection:
     """Sample, grade and label the questions; return the rows, the metrics and the run's tags.
 
+    Questions are chosen with ``cfg.seed``; answers are sampled with ``cfg.answer_seed()`` (the
+    seed plus the split's index in ``SPLITS``), so a split collected alone gets the same answers as
+    when collected beside the other.
+
     Args:
         cfg: The validated collect options.
         questions: Pre-loaded question samples per split (loaded from ``cfg`` when omitted).
     """
     questions = questions or load_questions(cfg.dataset, cfg.num_samples, cfg.test_samples, cfg.seed)
+    questions = {split: questions[split] for split in cfg.split_list()}
+    seed = cfg.answer_seed()
     sampler = load_sampler(
-        cfg.backend, cfg.model, dtype=cfg.dtype, batch_size=cfg.inference_batch_size, seed=cfg.seed,
+        cfg.backend, cfg.model, dtype=cfg.dtype, batch_size=cfg.inference_batch_size, seed=seed,
         tensor_parallel_size=cfg.tensor_parallel_size,
     )
     tags = sampler.tags()
@@ -142,15 +143,13 @@ def collect(cfg: CollectConfig, questions: dict[str, list[dict]] | None = None) 
     generated_tokens = 0
     started = time.perf_counter()
     try:
-        for offset, split in enumerate(SPLITS):  # the seed offset stays fixed per split
-            records = questions.get(split, [])
-            if not records:
-                continue
+        for split, records in questions.items():
+            offset = SPLITS.index(split)
             prompts = [render(sampler.tokenizer, answer_messages(q["question"])) for q in records]
             # The samples, and one greedy answer per question: the answer a judge's prediction
             # is checked against, and the knowledge test's greedy accuracy.
             answers = sampler.sample(
-                prompts, cfg.num_trials, cfg.max_new_tokens, cfg.temperature, seed=cfg.seed + offset, progress=progress
+                prompts, cfg.num_trials, cfg.max_new_tokens, cfg.temperature, seed=seed + offset, progress=progress
             )
             generated_tokens += sum(answers.generated_tokens)
             split_rows = grade_questions(records, answers.samples, split, cfg.label_scheme)
@@ -172,11 +171,48 @@ def collect(cfg: CollectConfig, questions: dict[str, list[dict]] | None = None) 
 
 
 def ability_figure(metrics: dict[str, float], scheme: str) -> Any:
-    """The ability distribution of the collected splits, from :func:`collect`'s metrics."""
+    """The ability distribution of both splits, from :func:`collect`'s metrics."""
     labels = labels_for(scheme)
-    present = [split for split in SPLITS if f"{split}/questions" in metrics]
-    shares = [{label: metrics[f"{split}/ability/{label}"] for label in labels} for split in present]
-    if len(shares) == 1:  # one split: the same bars twice would suggest a comparison that is not there
-        return plots.distribution_figure(shares[0], {}, labels, f"ability distribution ({present[0]})",
-                                         names=(present[0], ""))
-    return plots.distribution_figure(shares[0], shares[1], labels, "ability distribution", names=SPLITS)
+    train, validation = ({label: metrics[f"{split}/ability/{label}"] for label in labels} for split in SPLITS)
+    return plots.distribution_figure(train, validation, labels, "ability distribution", names=SPLITS)
+
+
+# Collect parameters two collects of the same questions, sampled alike, share.
+SAMPLING_PARAMS = ("model", "dataset", "test_samples", "seed", "num_trials", "temperature", "max_new_tokens", "label_scheme")
+
+
+def answer_seed_of(params: dict[str, str]) -> str:
+    """The answer-sampling seed a collect run used, from its parameters (runs before ``sample_seed``: ``seed``)."""
+    sample_seed = params.get("sample_seed", "-1")
+    return params.get("seed", "") if sample_seed == "-1" else sample_seed
+
+
+def collected_splits(params: dict[str, str]) -> tuple[str, ...]:
+    """The splits a collect run sampled answers for, from its parameters (runs before ``splits``: both)."""
+    return tuple(s.strip() for s in params.get("splits", ",".join(SPLITS)).split(","))
+
+
+def check_reference_collect(params: dict[str, str], reference: dict[str, str]) -> None:
+    """Refuse a reference collect that does not measure the label noise of the first one.
+
+    It must have collected the same model on the same questions with the same settings, and
+    sampled its answers with another seed (the same seed would repeat the same answers).
+
+    Args:
+        params: Parameters of the collect run being evaluated.
+        reference: Parameters of the reference collect run.
+
+    Raises:
+        ValueError: naming the parameter that differs, or the shared answer seed.
+    """
+    for key in SAMPLING_PARAMS:
+        if params.get(key) != reference.get(key):
+            raise ValueError(
+                f"the reference collect run differs in {key} ({reference.get(key)!r} vs {params.get(key)!r}); "
+                "collect the reference with the same settings, changing only sample_seed"
+            )
+    if answer_seed_of(params) == answer_seed_of(reference):
+        raise ValueError(
+            f"the reference collect run sampled its answers with the same seed ({answer_seed_of(params)}), so its "
+            "labels repeat the first run's; collect it again with another sample_seed"
+        )

@@ -148,9 +148,12 @@ def _common_model_checks(model: str, dtype: str, inference_batch_size: int) -> N
     )
 
 
+SEED_HELP = "Seed for question sampling, answer sampling (unless sample_seed is set) and training."
+
+
 @dataclass
-class CollectConfig(StepConfig):
-    """Options of the collect step: sample and grade ``num_trials`` answers per question."""
+class CollectOptions(StepConfig):
+    """The collect options a chain shares with the collect step: which questions, how answers are sampled."""
 
     step: ClassVar[str] = "collect"
     model: str = option("smollm2-135m-instruct", MODEL_HELP)
@@ -158,8 +161,8 @@ class CollectConfig(StepConfig):
         "bundled",
         DATASET_HELP,
     )
-    num_samples: int = option(200, "Train questions to sample (seeded); 0 collects no train split.")
-    test_samples: int = option(100, "Validation questions to sample (seeded); 0 collects no validation split.")
+    num_samples: int = option(200, "Train questions to sample (seeded); 0 for none (collect then needs splits=validation).")
+    test_samples: int = option(100, "Validation questions to sample (seeded); 0 for none (collect then needs splits=train).")
     num_trials: int = option(5, "Answers sampled per question; the ability label comes from how many are correct.")
     temperature: float = option(0.5, "Sampling temperature of the collected answers.")
     max_new_tokens: int = option(24, "Longest answer, in tokens.")
@@ -170,10 +173,20 @@ class CollectConfig(StepConfig):
     )
     tensor_parallel_size: int = option(1, "GPUs to shard the model over (backend vllm).")
     dtype: str = option("auto", DTYPE_HELP)
-    seed: int = option(42, "Seed for question sampling, answer sampling and training.")
+    seed: int = option(42, SEED_HELP)
+    sample_seed: int = option(
+        -1,
+        "Seed of the answer sampling alone; -1 (default) uses seed. Collecting the same questions again "
+        "with another sample_seed measures how noisy the ability labels are.",
+    )
+
+    def answer_seed(self) -> int:
+        """The seed the answers are sampled with: ``sample_seed``, or ``seed`` when it is -1."""
+        return self.seed if self.sample_seed == -1 else self.sample_seed
 
     def validate(self) -> None:
         _common_model_checks(self.model, self.dtype, self.inference_batch_size)
+        _check(self.sample_seed >= -1, f"sample_seed must be -1 (use seed) or >= 0, got {self.sample_seed}")
         _check(self.tensor_parallel_size >= 1, f"tensor_parallel_size must be >= 1, got {self.tensor_parallel_size}")
         _check(self.num_samples >= 0, f"num_samples must be >= 0, got {self.num_samples}")
         _check(self.test_samples >= 0, f"test_samples must be >= 0, got {self.test_samples}")
@@ -200,6 +213,35 @@ class CollectConfig(StepConfig):
 
 
 @dataclass
+class CollectConfig(CollectOptions):
+    """Options of the collect step: sample and grade ``num_trials`` answers per question."""
+
+    splits: str = option(
+        "train,validation",
+        "Splits to sample answers for: 'train,validation', or 'validation' alone for a second collect "
+        "that only measures label noise (the other steps need both).",
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        sizes = {"train": ("num_samples", self.num_samples), "validation": ("test_samples", self.test_samples)}
+        for split in self.split_list():
+            name, size = sizes[split]
+            _check(size >= 1, f"splits includes {split} but {name} is 0; sample some {split} questions or leave "
+                              f"{split} out of splits")
+
+    def split_list(self) -> tuple[str, ...]:
+        """The splits to collect, in the dataset's split order."""
+        chosen = [part.strip() for part in self.splits.split(",")]
+        known = ("train", "validation")
+        _check(
+            bool(chosen) and all(part in known for part in chosen) and len(set(chosen)) == len(chosen),
+            f"splits must be 'train,validation', 'train' or 'validation', got {self.splits!r}",
+        )
+        return tuple(split for split in known if split in chosen)
+
+
+@dataclass
 class JudgmentDataConfig(StepConfig):
     """Options of build_judgment_data: which collect run to turn into SFT examples."""
 
@@ -222,11 +264,22 @@ class EvaluateConfig(StepConfig):
     )
     inference_batch_size: int = option(32, BATCH_HELP)
     dtype: str = option("auto", DTYPE_HELP)
+    reference_collect_run_id: str = option(
+        "",
+        "Run id of a second collect run of the same questions with another sample_seed: adds the "
+        "label_noise_ceiling row, its labels used as predictions of the first (leave it out to skip).",
+    )
 
     def validate(self) -> None:
         _common_model_checks(self.model, self.dtype, self.inference_batch_size)
         check_run_id("collect_run_id", self.collect_run_id)
         check_run_id("adapter_run_id", self.adapter_run_id, optional=True)
+        check_run_id("reference_collect_run_id", self.reference_collect_run_id, optional=True)
+        _check(
+            self.reference_collect_run_id != self.collect_run_id,
+            "reference_collect_run_id is the collect_run_id itself; pass a second collect of the same "
+            "questions made with another sample_seed",
+        )
 
 
 @dataclass
@@ -240,7 +293,7 @@ class TrainingOptions(StepConfig):
     lora_alpha: int = option(32, "LoRA alpha (scaling).")
     lora_dropout: float = option(0.05, "LoRA dropout.")
     max_steps: int = option(-1, "Stop training after this many optimiser steps (-1: train for all epochs).")
-    seed: int = option(42, "Seed for question sampling, answer sampling and training.")
+    seed: int = option(42, SEED_HELP)
 
     def validate(self) -> None:
         _check(
@@ -275,7 +328,7 @@ class TrainConfig(TrainingOptions):
 
 
 @dataclass
-class Phase1Config(TrainingOptions, CollectConfig):
+class Phase1Config(TrainingOptions, CollectOptions):
     """Options of the phase1 chain: collect -> build -> baseline evaluate -> train -> evaluate.
 
     The collect options, then the training options; defaults that differ from the steps' are
@@ -290,22 +343,48 @@ class Phase1Config(TrainingOptions, CollectConfig):
     learning_rate: float = 1e-3
     epochs: float = 2.0
     balance: str = option("oversample", BALANCE_HELP)
+    reference_sample_seed: int = option(
+        -1,
+        "Collect the validation questions a second time with this answer-sampling seed and report the "
+        "label-noise ceiling (how well the two label sets agree); -1 (default) skips it. Costs one more "
+        "sampling pass over validation per phase.",
+    )
 
     def validate(self) -> None:
         # The collect options and the training options, checked as the steps check them.
-        CollectConfig.validate(self)
+        CollectOptions.validate(self)
         TrainingOptions.validate(self)
         # The judge learns from train questions and is reported on validation ones: both are needed.
         _check(self.num_samples >= 1, f"num_samples must be >= 1, got {self.num_samples}; the judge trains on them")
         _check(self.test_samples >= 1, f"test_samples must be >= 1, got {self.test_samples}; the judge is evaluated on them")
+        _check(
+            self.reference_sample_seed >= -1,
+            f"reference_sample_seed must be -1 (off) or >= 0, got {self.reference_sample_seed}",
+        )
+        _check(
+            self.reference_sample_seed == -1 or self.reference_sample_seed != self.answer_seed(),
+            f"reference_sample_seed {self.reference_sample_seed} is the seed the answers are sampled with; "
+            "choose another one (or -1 to skip the label-noise ceiling)",
+        )
 
     def collect(self, model: str | None = None) -> CollectConfig:
         """The collect step's config (for ``model``, default this config's)."""
         return self.derive(CollectConfig, model=model or self.model)
 
-    def evaluate(self, model: str, collect_run_id: str, adapter_run_id: str = "") -> EvaluateConfig:
-        """The evaluate_judgment step's config for ``model`` on a collect run (optionally an adapter)."""
-        return self.derive(EvaluateConfig, model=model, collect_run_id=collect_run_id, adapter_run_id=adapter_run_id)
+    def reference_collect(self, model: str | None = None) -> CollectConfig:
+        """The second collect of the validation questions, with ``reference_sample_seed`` (for the label-noise ceiling)."""
+        return self.derive(
+            CollectConfig, model=model or self.model, sample_seed=self.reference_sample_seed, splits="validation"
+        )
+
+    def evaluate(
+        self, model: str, collect_run_id: str, adapter_run_id: str = "", reference_collect_run_id: str = ""
+    ) -> EvaluateConfig:
+        """The evaluate_judgment step's config for ``model`` on a collect run (optionally an adapter, a reference collect)."""
+        return self.derive(
+            EvaluateConfig, model=model, collect_run_id=collect_run_id, adapter_run_id=adapter_run_id,
+            reference_collect_run_id=reference_collect_run_id,
+        )
 
     def train(self, data_run_id: str, model: str | None = None) -> TrainConfig:
         """The train_judgment step's config on a build_judgment_data run (for ``model``, default this config's)."""
@@ -420,6 +499,99 @@ class EvaluateRegisteredConfig(StepConfig):
     def uris(self) -> list[str]:
         """The judge URIs ``model_uri`` names, in the order given."""
         return [part.strip() for part in self.model_uri.split(",")]
+# Dev metrics of the judge a sweep can select its best grid point by; the last three are errors
+# (lower is better), the others scores (higher is better).
+SELECT_BY_HIGHER = ("balanced_accuracy", "qwk", "macro_f1", "exact_match", "auroc", "prr")
+SELECT_BY_LOWER = ("brier", "ece", "aurc")
+# Largest grid a sweep accepts: each point trains a judge.
+MAX_GRID_POINTS = 64
+
+
+def parse_grid_values(name: str, text: str, kind: type) -> list[Any]:
+    """The values of one comma-separated grid option, converted to ``kind``, in the order given.
+
+    Raises:
+        ValueError: naming the option and the value when a value is empty, not a ``kind`` or repeated.
+    """
+    values = []
+    for part in str(text).split(","):
+        part = part.strip()
+        _check(part != "", f"{name} must be a comma-separated list of values, got {text!r}; e.g. {name}=3e-4,1e-3")
+        values.append(_convert(name, part, kind))
+    _check(len(set(values)) == len(values), f"{name} lists a value twice: {text!r}; give each value once")
+    return values
+
+
+@dataclass
+class SweepConfig(StepConfig):
+    """Options of the sweep: judgment training variants scored on a dev split carved from train.
+
+    The grid options (``learning_rate``, ``epochs``, ``balance``, ``lora_r``) are comma-separated
+    lists; every combination is one grid point.
+    """
+
+    step: ClassVar[str] = "sweep"
+    model: str = option("smollm2-135m-instruct", MODEL_HELP)
+    collect_run_id: str = option(
+        "", "Run id of a finished collect run: its train questions are split into fit and dev; its validation questions are never read."
+    )
+    dev_fraction: float = option(
+        0.2, "Share of the collect run's train questions held out as the dev split (label-stratified, seeded); the judges train on the rest."
+    )
+    learning_rate: str = option("3e-4,1e-3", "Learning rates to try, comma-separated.")
+    epochs: str = option("1,2", "Training epochs to try, comma-separated.")
+    balance: str = option("oversample", "Judgment data balancing to try, comma-separated: none, oversample.")
+    lora_r: str = option("16", "LoRA ranks to try, comma-separated (attention projections).")
+    lora_alpha: int = option(32, "LoRA alpha (scaling), the same for every grid point.")
+    lora_dropout: float = option(0.05, "LoRA dropout.")
+    batch_size: int = option(8, "Training batch size per device.")
+    max_steps: int = option(-1, "Stop each training after this many optimiser steps (-1: train for all epochs).")
+    seed: int = option(42, "Seed of the dev split and of every training.")
+    select_by: str = option(
+        "balanced_accuracy",
+        "Dev metric of the judge that picks the best grid point: balanced_accuracy, qwk, macro_f1, exact_match, "
+        "auroc, prr (higher is better) or brier, ece, aurc (lower is better).",
+    )
+    inference_batch_size: int = option(32, BATCH_HELP)
+    dtype: str = option("auto", DTYPE_HELP)
+
+    def validate(self) -> None:
+        _common_model_checks(self.model, self.dtype, self.inference_batch_size)
+        check_run_id("collect_run_id", self.collect_run_id)
+        _check(0.0 < self.dev_fraction < 1.0, f"dev_fraction must be in (0, 1), got {self.dev_fraction}; the default is 0.2")
+        _check(
+            self.select_by in SELECT_BY_HIGHER + SELECT_BY_LOWER,
+            f"select_by must be one of {', '.join(SELECT_BY_HIGHER + SELECT_BY_LOWER)}, got {self.select_by!r}",
+        )
+        points = self.grid()
+        _check(
+            len(points) <= MAX_GRID_POINTS,
+            f"the grid has {len(points)} points, more than {MAX_GRID_POINTS}; list fewer values per option",
+        )
+        for point in points:  # every grid point is a valid training config
+            self.training(point)
+
+    def grid(self) -> list[dict[str, Any]]:
+        """Every combination of the grid options' values, learning rate varying slowest."""
+        import itertools
+
+        axes = {
+            "learning_rate": parse_grid_values("learning_rate", self.learning_rate, float),
+            "epochs": parse_grid_values("epochs", self.epochs, float),
+            "balance": parse_grid_values("balance", self.balance, str),
+            "lora_r": parse_grid_values("lora_r", self.lora_r, int),
+        }
+        for value in axes["balance"]:
+            _check(value in BALANCES, f"balance values must be among {', '.join(BALANCES)}, got {value!r}")
+        return [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
+
+    def training(self, point: dict[str, Any]) -> TrainingOptions:
+        """The training options of one grid point (validated as train_judgment validates them)."""
+        return TrainingOptions(
+            learning_rate=point["learning_rate"], epochs=point["epochs"], lora_r=point["lora_r"],
+            batch_size=self.batch_size, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
+            max_steps=self.max_steps, seed=self.seed,
+        )
 
 
 # The config of each MLproject entry point (``main`` is multiphase under MLflow's default name).
@@ -435,4 +607,5 @@ ENTRY_POINT_CONFIGS: dict[str, type[StepConfig]] = {
     "evaluate_registered": EvaluateRegisteredConfig,
     "multiphase": MultiphaseConfig,
     "main": MultiphaseConfig,
+    "sweep": SweepConfig,
 }

@@ -1,6 +1,6 @@
 """Evaluating a judge: how well a judge predicts its model's ability, beside cheap baselines.
 
-For each split of a collect run (or the one split an evaluation-only collect run holds), the model (with the judgment adapter, if given) predicts each
+For each split of a collect run, the model (with the judgment adapter, if given) predicts each
 question's ability before answering (:mod:`know_thyself.judge`). Methods compared in one run:
 
 * ``judge``: the model being evaluated (prompt-only when no adapter is given);
@@ -12,6 +12,10 @@ question's ability before answering (:mod:`know_thyself.judge`). Methods compare
 * ``probe``: logistic regression on the hidden state at the end of the judgment prompt, fitted
   on the train split (its train numbers are in-sample);
 * ``oracle``: the measured labels themselves as predictions, the ceiling of the label metrics;
+* ``label_noise_ceiling`` (only when a reference collect is given): the labels of a second
+  collect of the same questions with another answer-sampling seed, used as predictions of the
+  first. Labels measured from a few sampled answers are noisy; no judge can agree with them
+  much better than they agree with themselves;
 * ``answer_logprob``: mean token log-probability of the model's greedy answer, an
   *after-answering* reference that needs the answer first (confidence metrics only).
 
@@ -31,7 +35,10 @@ A metric that is undefined on the data (e.g. AUROC when every answer is right) i
 the metrics and written as empty in the table; the run's ``undefined_metrics`` tag lists them.
 For the judge, the probe, prompt_only and majority, balanced_accuracy, qwk and auroc also get a
 95% paired percentile bootstrap interval over questions (``..._low`` / ``..._high``), and
-``<split>/judge_minus_<baseline>/<metric>`` (with its interval) is the paired difference.
+``<split>/judge_minus_<baseline>/<metric>`` (with its interval) is the paired difference. The
+label-noise ceiling gets intervals for balanced_accuracy, qwk, auroc and exact_match. The
+comparison table holds the intervals as ``<metric>_low`` / ``<metric>_high`` columns, and one row
+per paired difference (method ``judge_minus_<baseline>``).
 
 Figures: confusion matrix, distribution, reliability diagram and risk-coverage curves per split.
 :func:`evaluate_judgment` returns all of it as an :class:`Evaluation`; the evaluate_judgment step
@@ -56,6 +63,10 @@ from know_thyself.scores import LinearProbe, prompt_features
 
 TRAINING_STEPS = ("train_judgment",)
 AFTER_ANSWERING = "answer_logprob"
+# Methods whose headline metrics get bootstrap intervals; the judge is compared with the others.
+HEADLINE_METHODS = ("judge", "probe", "prompt_only", "majority")
+HEADLINE = ("balanced_accuracy", "qwk", "auroc")
+CEILING = "label_noise_ceiling"
 
 
 @dataclass
@@ -111,16 +122,162 @@ def _one_hot(predicted: list[str], labels: tuple[str, ...]) -> np.ndarray:
     return np.array([[1.0 if p == label else 0.0 for label in labels] for p in predicted])
 
 
+@dataclass
+class References:
+    """What the baselines learn from the labelled questions they are fitted on (the train split).
+
+    Attributes:
+        labels: The label scheme, most able first.
+        majority: The most common label (ties: the earlier label).
+        prior: The label frequencies, in ``labels`` order.
+        rates: Share of correct greedy answers per label (the confidence score's ``rate_k``).
+        probe: The linear probe fitted on the questions' prompt features.
+    """
+
+    labels: tuple[str, ...]
+    majority: str
+    prior: np.ndarray
+    rates: dict[str, float]
+    probe: LinearProbe
+
+
+def fit_references(rows: list[dict], features: np.ndarray, labels: tuple[str, ...]) -> References:
+    """Fit the baselines on labelled questions (``responses.jsonl`` rows) and their prompt features."""
+    actual = [r["ability"] for r in rows]
+    counts = Counter(actual)
+    majority = max(labels, key=lambda label: (counts.get(label, 0), -labels.index(label)))
+    prior = np.array([counts.get(label, 0) / len(actual) for label in labels])
+    probe = LinearProbe(labels).fit(features, actual)
+    rates = metrics.label_correctness_rates(actual, [bool(r["greedy_correct"]) for r in rows], labels)
+    return References(labels, majority, prior, rates, probe)
+
+
+@dataclass
+class SplitScores:
+    """Everything measured on one split: metrics (intervals included), table rows, the methods' outputs."""
+
+    metrics: dict[str, float]
+    undefined: list[str]
+    rows: list[dict]
+    methods: dict[str, MethodOutput]
+
+
+def score_split(
+    split: str, split_rows: list[dict], judged: Any, references: References, features: np.ndarray,
+    base_judged: Any = None, reference_labels: list[str] | None = None,
+) -> SplitScores:
+    """Score the judge and every baseline on one split's labelled questions.
+
+    Args:
+        split: The name the metrics are logged under (``<split>/<method>/<metric>``).
+        split_rows: The split's ``responses.jsonl`` rows.
+        judged: The judge's :class:`know_thyself.judge.Judgments` on these questions.
+        references: The baselines, fitted on the train split.
+        features: The questions' prompt features (for the probe).
+        base_judged: The same model's judgments with its adapter off (adds ``prompt_only``).
+        reference_labels: The labels of a second collect of the same questions, aligned with
+            ``split_rows`` (adds ``label_noise_ceiling``: those labels used as predictions).
+    """
+    labels, rates = references.labels, references.rates
+    n = len(split_rows)
+    actual = [r["ability"] for r in split_rows]
+    # The collect run's greedy answers are the answers the judge predicts about.
+    correct = [bool(r["greedy_correct"]) for r in split_rows]
+    logprob = np.array([r["greedy_mean_logprob"] for r in split_rows], dtype=float)
+    probe_probs = references.probe.predict_proba(features)
+    majority = [references.majority] * n
+    methods = {
+        "judge": MethodOutput(judged.predicted, metrics.confidence_score(judged.probabilities, labels, rates)),
+        "majority": MethodOutput(majority, metrics.confidence_score(_one_hot(majority, labels), labels, rates)),
+        "prior": MethodOutput(None, metrics.confidence_score(np.tile(references.prior, (n, 1)), labels, rates)),
+        "probe": MethodOutput([labels[i] for i in probe_probs.argmax(axis=1)], metrics.confidence_score(probe_probs, labels, rates)),
+        "oracle": MethodOutput(list(actual), metrics.confidence_score(_one_hot(actual, labels), labels, rates)),
+        AFTER_ANSWERING: MethodOutput(None, np.exp(np.clip(logprob, -50, 0))),
+    }
+    if base_judged is not None:
+        methods["prompt_only"] = MethodOutput(
+            base_judged.predicted, metrics.confidence_score(base_judged.probabilities, labels, rates)
+        )
+    if reference_labels is not None:
+        methods[CEILING] = MethodOutput(
+            list(reference_labels), metrics.confidence_score(_one_hot(reference_labels, labels), labels, rates)
+        )
+    results: dict[str, float] = {}
+    undefined: list[str] = []
+    scored = {}
+    for name, output in methods.items():
+        scored[name] = score_method(output, actual, correct, labels)
+        for metric, value in scored[name].items():
+            key = f"{split}/{name}/{metric}"
+            if value is None:
+                undefined.append(key)
+            else:
+                results[key] = float(value)
+    results.update(_judge_extras(split, judged, actual, labels))
+    intervals = _intervals(split, methods, actual, correct, labels)
+    results.update(intervals)
+    rows = [{"split": split, "method": name, **values, **_bounds(intervals, split, name)} for name, values in scored.items()]
+    for name in HEADLINE_METHODS[1:]:  # the judge's paired differences, as rows of their own
+        difference = f"judge_minus_{name}"
+        if any(key.startswith(f"{split}/{difference}/") for key in intervals):
+            estimates = {m: intervals.get(f"{split}/{difference}/{m}") for m in HEADLINE}
+            rows.append({"split": split, "method": difference, **estimates, **_bounds(intervals, split, difference)})
+    return SplitScores(results, undefined, rows, methods)
+
+
+def _bounds(intervals: dict[str, float], split: str, method: str) -> dict[str, float | None]:
+    """The ``<metric>_low`` / ``<metric>_high`` columns of one method's table row (``None`` where absent)."""
+    return {
+        f"{metric}_{bound}": intervals.get(f"{split}/{method}/{metric}_{bound}")
+        for metric in (*HEADLINE, "exact_match")
+        for bound in ("low", "high")
+    }
+
+
+def check_same_questions(rows: list[dict], reference_rows: list[dict]) -> dict[str, list[str]]:
+    """The reference collect's labels per split, aligned with ``rows``; refuses different question sets.
+
+    Only the splits the reference collected are compared (a reference may hold validation alone).
+
+    Raises:
+        ValueError: naming the split and the first question that differs.
+    """
+    aligned: dict[str, list[str]] = {}
+    for split in SPLITS:
+        reference = {r["question_id"]: r for r in reference_rows if r["split"] == split}
+        if not reference:
+            continue
+        own = [r for r in rows if r["split"] == split]
+        ids, reference_ids = [r["question_id"] for r in own], set(reference)
+        missing = [i for i in ids if i not in reference_ids] or sorted(reference_ids - set(ids))
+        if missing or len(reference) != len(own):
+            raise ValueError(
+                f"the reference collect run holds different {split} questions (e.g. {missing[0] if missing else '?'!r}); "
+                "collect the reference with the same dataset, num_samples, test_samples and seed, "
+                "changing only sample_seed"
+            )
+        for row in own:
+            if reference[row["question_id"]]["question"] != row["question"]:
+                raise ValueError(
+                    f"the reference collect run's {split} question {row['question_id']!r} has another text; "
+                    "collect the reference from the same dataset"
+                )
+        aligned[split] = [reference[r["question_id"]]["ability"] for r in own]
+    if not aligned:
+        raise ValueError("the reference collect run holds no questions; pass a finished collect run")
+    return aligned
+
+
 def evaluate_judgment(
     model: Any, tokenizer: Any, rows: list[dict], scheme: str, batch_size: int = 32, with_adapter: bool = False,
-    reference: list[dict] | None = None,
+    reference_rows: list[dict] | None = None, fit_rows: list[dict] | None = None,
 ) -> Evaluation:
-    """Judge every question of a collect run on each of its splits, beside the baselines.
+    """Judge every question of a collect run on each split it holds, beside the baselines.
 
-    What the baselines and the confidence score learn from labelled questions (the majority
-    label, the prior, the per-label correctness rates, the probe's fit) comes from the reference
-    questions: the train split of ``rows`` by default, or ``reference`` when given (a registered
-    judge scored on a new question set takes them from the collect run it was trained on).
+    The baselines and the confidence score are fitted (:func:`fit_references`) on the train split
+    of ``rows``, or on ``fit_rows`` when given: a registered judge scored on a question set of the
+    user's choice takes them from the collect run it was trained on, so none of the scored
+    questions is spent on fitting.
 
     Args:
         model: The model to evaluate, in eval mode (a PEFT model when ``with_adapter``).
@@ -130,15 +287,18 @@ def evaluate_judgment(
         batch_size: Questions per forward pass.
         with_adapter: Whether ``model`` carries a judgment adapter (adds the ``prompt_only`` method,
             the same model with the adapter switched off).
-        reference: Labelled train rows to fit the baselines on, when ``rows`` should not supply them.
+        reference_rows: The ``responses.jsonl`` rows of a second collect of the same questions
+            with another answer-sampling seed (adds the ``label_noise_ceiling`` row on the splits
+            it holds; see :func:`check_same_questions`).
+        fit_rows: Labelled train rows to fit the baselines on instead of the train split of ``rows``.
     """
+    reference = check_same_questions(rows, reference_rows) if reference_rows is not None else {}
     by_split = {split: [r for r in rows if r["split"] == split] for split in SPLITS}
     by_split = {split: split_rows for split, split_rows in by_split.items() if split_rows}
-    reference_rows = reference if reference is not None else by_split.get("train", [])
-    if not reference_rows:
-        raise ValueError("no train questions to fit the baselines on: the rows hold no train split; pass reference rows")
     if not by_split:
         raise ValueError("no questions to evaluate: the rows are empty")
+    if fit_rows is None and "train" not in by_split:
+        raise ValueError("no train questions to fit the baselines on: the rows hold no train split; pass fit_rows")
     judged, base_judged, features = {}, {}, {}
     for split, split_rows in by_split.items():
         questions = [r["question"] for r in split_rows]
@@ -147,56 +307,28 @@ def evaluate_judgment(
             if with_adapter:
                 base_judged[split] = judge(base, tokenizer, questions, scheme, batch_size)
             features[split] = prompt_features(base, tokenizer, questions, scheme, batch_size)
-    if reference is None:
-        reference_features = features["train"]
+    labels = next(iter(judged.values())).labels
+    if fit_rows is None:
+        references = fit_references(by_split["train"], features["train"], labels)
     else:
         with adapter_off(model) as base:
-            reference_features = prompt_features(base, tokenizer, [r["question"] for r in reference_rows], scheme, batch_size)
-    labels = next(iter(judged.values())).labels
-    train_actual = [r["ability"] for r in reference_rows]
-    counts = Counter(train_actual)
-    majority = max(labels, key=lambda label: (counts.get(label, 0), -labels.index(label)))
-    prior = np.array([counts.get(label, 0) / len(train_actual) for label in labels])
-    probe = LinearProbe(labels).fit(reference_features, train_actual)
-    rates = metrics.label_correctness_rates(train_actual, [bool(r["greedy_correct"]) for r in reference_rows], labels)
+            fit_features = prompt_features(base, tokenizer, [r["question"] for r in fit_rows], scheme, batch_size)
+        references = fit_references(fit_rows, fit_features, labels)
 
-    results: dict[str, float] = {f"train/correct_rate/{label}": rate for label, rate in rates.items()}
+    results: dict[str, float] = {f"train/correct_rate/{label}": rate for label, rate in references.rates.items()}
     table_rows, undefined, predictions = [], [], []
     tables: dict[str, pd.DataFrame] = {}
     figures: dict[str, Any] = {}
     for split, split_rows in by_split.items():
-        n = len(split_rows)
+        scores = score_split(
+            split, split_rows, judged[split], references, features[split], base_judged.get(split), reference.get(split)
+        )
+        results.update(scores.metrics)
+        undefined.extend(scores.undefined)
+        table_rows.extend(scores.rows)
         actual = [r["ability"] for r in split_rows]
-        # The collect run's greedy answers are the answers the judge predicts about.
         correct = [bool(r["greedy_correct"]) for r in split_rows]
-        logprob = np.array([r["greedy_mean_logprob"] for r in split_rows], dtype=float)
-        probe_probs = probe.predict_proba(features[split])
-        methods = {
-            "judge": MethodOutput(judged[split].predicted, metrics.confidence_score(judged[split].probabilities, labels, rates)),
-            "majority": MethodOutput([majority] * n, metrics.confidence_score(_one_hot([majority] * n, labels), labels, rates)),
-            "prior": MethodOutput(None, metrics.confidence_score(np.tile(prior, (n, 1)), labels, rates)),
-            "probe": MethodOutput(
-                [labels[i] for i in probe_probs.argmax(axis=1)], metrics.confidence_score(probe_probs, labels, rates)
-            ),
-            "oracle": MethodOutput(list(actual), metrics.confidence_score(_one_hot(actual, labels), labels, rates)),
-            AFTER_ANSWERING: MethodOutput(None, np.exp(np.clip(logprob, -50, 0))),
-        }
-        if with_adapter:
-            methods["prompt_only"] = MethodOutput(
-                base_judged[split].predicted, metrics.confidence_score(base_judged[split].probabilities, labels, rates)
-            )
-        for name, output in methods.items():
-            scores = score_method(output, actual, correct, labels)
-            table_rows.append({"split": split, "method": name, **scores})
-            for metric, value in scores.items():
-                key = f"{split}/{name}/{metric}"
-                if value is None:
-                    undefined.append(key)
-                else:
-                    results[key] = float(value)
-        results.update(_judge_extras(split, judged[split], actual, labels, correct))
-        results.update(_intervals(split, methods, actual, correct, labels))
-        split_tables, split_figures = _figures(split, actual, judged[split].predicted, labels, methods, correct)
+        split_tables, split_figures = _figures(split, actual, judged[split].predicted, labels, scores.methods, correct)
         tables.update(split_tables)
         figures.update(split_figures)
         for i, row in enumerate(split_rows):
@@ -216,17 +348,15 @@ def evaluate_judgment(
     return Evaluation(results, undefined, pd.DataFrame(table_rows), predictions, tables, figures)
 
 
-HEADLINE_METHODS = ("judge", "probe", "prompt_only", "majority")
-
-
 def _intervals(
     split: str, methods: dict[str, MethodOutput], actual: list[str], correct: list[bool], labels: tuple[str, ...]
 ) -> dict[str, float]:
     """95% bootstrap intervals of the headline metrics, and of the judge's difference to each baseline.
 
     Balanced accuracy and QWK are paired with the measured labels, AUROC with the greedy answers'
-    correctness; all methods of a split share the same resampled question sets (paired). Undefined
-    values (e.g. AUROC on one class) are left out.
+    correctness; all methods of a split share the same resampled question sets (paired). The
+    label-noise ceiling also gets one for exact match. Undefined values (e.g. AUROC on one class)
+    are left out.
     """
     from threadpoolctl import threadpool_limits
 
@@ -239,16 +369,17 @@ def _intervals(
 
     out: dict[str, float] = {}
     with threadpool_limits(1):  # tiny matrix products: extra BLAS threads only fight for the cores
-        for name in HEADLINE_METHODS:
+        for name in (*HEADLINE_METHODS, CEILING):
             if name not in methods:
                 continue
-            for metric, kind in wanted:
+            extra = [(by_name["exact_match"], "labels")] if name == CEILING else []
+            for metric, kind in wanted + extra:
                 predictions, targets = inputs(methods[name], kind)
                 interval = metrics.bootstrap_interval(metric, predictions, targets)
                 if interval.low is not None:
                     out[f"{split}/{name}/{metric.name}_low"] = float(interval.low)
                     out[f"{split}/{name}/{metric.name}_high"] = float(interval.high)
-                if name == "judge":
+                if name in ("judge", CEILING):
                     continue
                 judge_predictions, _ = inputs(methods["judge"], kind)
                 difference = metrics.bootstrap_interval(metric, judge_predictions, targets, baseline=predictions)
@@ -260,7 +391,7 @@ def _intervals(
     return out
 
 
-def _judge_extras(split: str, judged: Any, actual: list[str], labels: tuple[str, ...], correct: list[bool]) -> dict[str, float]:
+def _judge_extras(split: str, judged: Any, actual: list[str], labels: tuple[str, ...]) -> dict[str, float]:
     """Distributions, off-label rate and greedy QA accuracy of one split."""
     extras = {
         f"{split}/judge/off_label_rate": sum(judged.off_label) / len(actual),

@@ -42,15 +42,9 @@ def is_correct(response: str, aliases: Iterable[str]) -> bool:
         response: The model's answer, as generated.
         aliases: Accepted answers, raw or already normalised (normalising twice is harmless).
     """
-    normalized_response = normalize_answer(response)
-    if not normalized_response:
-        return False
+    normalized_response, normalized_aliases = _normalized(response, aliases)
     padded = f" {normalized_response} "
-    for alias in aliases:
-        normalized_alias = normalize_answer(alias)
-        if normalized_alias and f" {normalized_alias} " in padded:
-            return True
-    return False
+    return bool(normalized_response) and any(f" {alias} " in padded for alias in normalized_aliases)
 
 
 def is_exact_match(response: str, aliases: Iterable[str]) -> bool:
@@ -67,7 +61,10 @@ def is_exact_match(response: str, aliases: Iterable[str]) -> bool:
         response: The model's answer, as generated.
         aliases: Accepted answers, raw or already normalised (normalising twice is harmless).
     """
-    normalized_response = normalize_answer(response)
-    if not normalized_response:
-        return False
-    return any(normalize_answer(alias) == normalized_response for alias in aliases)
+    normalized_response, normalized_aliases = _normalized(response, aliases)
+    return bool(normalized_response) and normalized_response in normalized_aliases
+
+
+def _normalized(response: str, aliases: Iterable[str]) -> tuple[str, list[str]]:
+    """The normalised response and the aliases that survive normalisation (empty ones dropped)."""
+    return normalize_answer(response), [a for a in map(normalize_answer, aliases) if a]

@@ -11,6 +11,10 @@ gives both answers at once:
   ``off_label``;
 * the label probabilities are the probabilities of the labels' first tokens, renormalised to
   sum to one (``label_mass`` keeps the share of probability they held before).
+
+The logits are float32 whatever the model's dtype: for a bf16 model the head's matrix product is
+redone in float32 from the final hidden state (:func:`know_thyself.prefix_cache.fp32_logits`),
+and the softmax runs in float32.
 """
 
 from __future__ import annotations

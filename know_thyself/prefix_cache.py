@@ -160,20 +160,61 @@ def last_position(
 
     Returns:
         ``(logits, hidden)``: float32 CPU tensors of shape (n, vocab) and (n, hidden_size), the
-        latter None unless asked for; rows in the order of ``prompts``.
+        latter None unless asked for; rows in the order of ``prompts``. The logits are computed
+        in float32 even for a bf16/fp16 model (:func:`fp32_logits`), so that label probabilities
+        are not rounded to the low precision's coarse steps.
     """
     ids = tokenize(tokenizer, prompts)
     prefix = SharedPrefix(model, ids[0][: common_prefix_length(ids)] if ids else [])
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # similar lengths share a batch
     logits: list[torch.Tensor] = [None] * len(ids)  # type: ignore[list-item]
     states: list[torch.Tensor] = [None] * len(ids)  # type: ignore[list-item]
+    head = _low_precision_head(model)
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        out = prefill(model, prefix, [ids[i][len(prefix) :] for i in chunk], tokenizer.pad_token_id, hidden)
+        out = prefill(
+            model, prefix, [ids[i][len(prefix) :] for i in chunk], tokenizer.pad_token_id, hidden or head is not None
+        )
+        batch_logits = out.logits.float()
+        if head is not None:
+            batch_logits = fp32_logits(head, out.hidden, batch_logits)
         for row, i in enumerate(chunk):
-            logits[i] = out.logits[row].float().cpu()
+            logits[i] = batch_logits[row].cpu()
             if hidden:
                 states[i] = out.hidden[row].float().cpu()
     if not ids:
         return torch.zeros((0, 0)), (torch.zeros((0, 0)) if hidden else None)
     return torch.stack(logits), (torch.stack(states) if hidden else None)
+
+
+def _low_precision_head(model: Any) -> Any:
+    """The output projection of a model whose head is not float32 (``None`` when it is, or has none)."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is None or not hasattr(head, "weight") or head.weight.dtype == torch.float32:
+        return None
+    if getattr(getattr(model, "config", None), "final_logit_softcapping", None):
+        return None  # logits are transformed after the head: keep the model's own
+    return head
+
+
+def fp32_logits(head: Any, hidden: torch.Tensor, model_logits: torch.Tensor) -> torch.Tensor:
+    """Next-token logits recomputed in float32 from the final (normalised) hidden state.
+
+    A bf16 logit of magnitude 20 is rounded to a step of 0.125, which moves a softmax
+    probability by up to about 6%; the head's matrix product in float32 avoids that. The
+    result must agree with the model's own logits up to that rounding; where it does not (an
+    architecture that transforms the hidden state or the logits after the head), the model's
+    logits are kept.
+
+    Args:
+        head: The model's output projection (``get_output_embeddings()``).
+        hidden: Final hidden states at the scored positions, shape (batch, hidden).
+        model_logits: The model's own logits there as float32, shape (batch, vocab).
+    """
+    weight = head.weight.float()
+    bias = head.bias.float() if getattr(head, "bias", None) is not None else None
+    logits = torch.nn.functional.linear(hidden.float(), weight, bias)
+    tolerance = 0.02 * float(model_logits.abs().max()) + 0.1
+    if logits.shape != model_logits.shape or float((logits - model_logits).abs().max()) > tolerance:
+        return model_logits
+    return logits

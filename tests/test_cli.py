@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 from entrypoint_loader import command
 
-NAMES = ["collect", "build_judgment_data", "evaluate_judgment", "train_judgment", "phase1"]
+NAMES = ["collect", "build_judgment_data", "evaluate_judgment", "train_judgment", "phase1", "sweep"]
 
 
 
@@ -91,3 +91,20 @@ def test_bad_upstream_run_id_fails_cleanly(tracking):
     assert "not a run in this tracking store" in result.output
     result = CliRunner().invoke(command("train_judgment"), ["--data_run_id", "nope"])
     assert result.exit_code != 0 and "data_run_id must be an MLflow run id" in result.output
+
+
+def test_phase1_with_the_label_noise_ceiling(tracking, tiny_model_dir, trivia_dir):
+    result = invoke(
+        "phase1", "--model", tiny_model_dir, "--dataset", trivia_dir, "--num_samples", 6, "--test_samples", 4,
+        "--num_trials", 2, "--max_new_tokens", 4, "--max_steps", 1, "--batch_size", 2, "--reference_sample_seed", 9,
+    )
+    assert result.exit_code == 0, result.output
+    ids = ids_of(result)
+    reference = mlflow.get_run(ids["collect_reference"])
+    assert reference.data.tags["mlflow.parentRunId"] == ids["phase1"]
+    assert (reference.data.params["splits"], reference.data.params["sample_seed"]) == ("validation", "9")
+    assert reference.data.metrics["validation/questions"] == 4 and "train/questions" not in reference.data.metrics
+    for step in ("evaluate_baseline", "evaluate_judgment"):
+        run = mlflow.get_run(ids[step])
+        assert run.data.params["reference_collect_run_id"] == ids["collect_reference"]
+        assert 0.0 <= run.data.metrics["validation/label_noise_ceiling/exact_match"] <= 1.0

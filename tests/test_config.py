@@ -123,6 +123,7 @@ def test_non_numeric_learning_rate():
         ({"num_trials": "1000000"}, "num_trials must be <= 100, got 1000000"),
         ({"test_samples": "-1"}, "test_samples must be >= 0, got -1"),
         ({"num_samples": "0", "test_samples": "0"}, "num_samples and test_samples are both 0"),
+        ({"num_samples": "0"}, "splits includes train but num_samples is 0"),
         ({"model": "gpt-five"}, "unknown model 'gpt-five'"),
     ],
 )
@@ -257,8 +258,26 @@ def test_equal_options_give_equal_params():
 
 
 def test_phase1_fields_are_collect_plus_train():
-    expected = (set(field_names(CollectConfig)) | set(field_names(TrainConfig))) - {"data_run_id"}
+    # The chain collects both splits (``splits`` is the collect step's own) and may add a
+    # second collect of validation for the label-noise ceiling.
+    collect_options = set(field_names(CollectConfig)) - {"splits"}
+    expected = (collect_options | set(field_names(TrainConfig)) | {"reference_sample_seed"}) - {"data_run_id"}
     assert set(field_names(Phase1Config)) == expected
+
+
+def test_answer_seed_and_the_reference_collect():
+    assert CollectConfig(seed=7).answer_seed() == 7
+    assert CollectConfig(seed=7, sample_seed=3).answer_seed() == 3
+    chain = Phase1Config(seed=7, reference_sample_seed=8)
+    reference = chain.reference_collect()
+    assert (reference.seed, reference.sample_seed, reference.answer_seed(), reference.split_list()) == (7, 8, 8, ("validation",))
+    assert chain.collect().split_list() == ("train", "validation") and chain.collect().answer_seed() == 7
+    with pytest.raises(ValueError, match="reference_sample_seed 7 is the seed the answers are sampled with"):
+        Phase1Config(seed=7, reference_sample_seed=7)
+    with pytest.raises(ValueError, match="splits must be 'train,validation', 'train' or 'validation', got 'test'"):
+        CollectConfig(splits="test")
+    with pytest.raises(ValueError, match="sample_seed must be -1"):
+        CollectConfig(sample_seed=-2)
 
 
 @pytest.mark.parametrize(
@@ -298,7 +317,7 @@ def test_phase1_parts_share_values():
 
     collect = phase.collect()
     assert isinstance(collect, CollectConfig)
-    for name in field_names(CollectConfig):
+    for name in set(field_names(CollectConfig)) - {"splits"}:
         assert getattr(collect, name) == getattr(phase, name), name
     assert (collect.num_trials, collect.label_scheme, collect.seed) == (3, "binary", 7)
 

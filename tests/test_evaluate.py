@@ -46,6 +46,24 @@ def test_judge_on_tiny_model(tiny):
     assert len(set(label_token_ids(tokenizer, judged.labels))) == 3
 
 
+def test_judge_logits_are_float32_for_a_bf16_model(tiny_model_dir):
+    import torch
+
+    from know_thyself.judge import judgment_forward
+    from know_thyself.models import load_model
+
+    model, tokenizer = load_model(tiny_model_dir, dtype="bfloat16", device="cpu")
+    questions = ["What is the capital of Peru?", "Who wrote Hamlet?", "Why?"]
+    logits, hidden = judgment_forward(model, tokenizer, questions, batch_size=2, hidden=True)
+    # the head's product redone in float32 from the (bf16) final hidden state
+    with torch.no_grad():
+        expected = hidden.clone() @ model.get_output_embeddings().weight.float().T
+    assert logits.dtype == torch.float32
+    assert torch.allclose(logits, expected, atol=1e-4)
+    # not merely bf16 values cast up: many logits fall between bf16's steps
+    assert (logits.bfloat16().float() != logits).float().mean() > 0.5
+
+
 def test_evaluation_metrics_equal_hand_computed(tracking, tiny_model_dir, monkeypatch):
     collect_id = _fake_collect_run()
 
@@ -96,6 +114,20 @@ def test_evaluation_metrics_equal_hand_computed(tracking, tiny_model_dir, monkey
     assert all(np.isfinite(v) for v in got.values())
     comparison = mlflow.load_table("comparison.json", run_ids=[run.run_id])
     assert {"judge", "majority", "prior", "probe", "oracle", "answer_logprob"} <= set(comparison["method"])
+    # the table carries every headline metric's interval beside its estimate, and the paired differences
+    rows = comparison.set_index(["split", "method"])
+    for method in ("judge", "probe", "majority"):
+        for metric in ("balanced_accuracy", "qwk", "auroc"):
+            key = f"validation/{method}/{metric}"
+            if key not in got:
+                continue
+            row = rows.loc[("validation", method)]
+            assert row[metric] == pytest.approx(got[key])
+            assert (row[f"{metric}_low"], row[f"{metric}_high"]) == pytest.approx((got[f"{key}_low"], got[f"{key}_high"]))
+    assert rows.loc[("validation", "judge"), "balanced_accuracy_low"] <= rows.loc[("validation", "judge"), "balanced_accuracy"]
+    difference_row = rows.loc[("validation", "judge_minus_majority")]
+    assert difference_row["balanced_accuracy"] == pytest.approx(got[difference])
+    assert difference_row["balanced_accuracy_low"] == pytest.approx(got[f"{difference}_low"])
     table = mlflow.load_table("confusion_validation.json", run_ids=[run.run_id])
     # rows actual (can, uncertain, cannot) x columns predicted
     assert table["actual"].tolist() == ["can", "uncertain", "cannot"]
@@ -123,3 +155,102 @@ def test_evaluation_refuses_an_adapter_from_the_wrong_step(tracking, tiny_model_
         run_evaluate_judgment(
             EvaluateConfig(model=tiny_model_dir, collect_run_id=collect_id, adapter_run_id=collect_id)
         )
+
+
+# --------------------------------------------------------------------------------------------
+# The label-noise ceiling: a second collect's labels used as predictions of the first
+# --------------------------------------------------------------------------------------------
+
+REFERENCE_VALIDATION = ["cannot", "uncertain", "uncertain", "can", "cannot"]
+COLLECT_PARAMS = {"model": "m", "dataset": "bundled", "test_samples": "5", "seed": "42", "num_trials": "5",
+                  "temperature": "0.5", "max_new_tokens": "24", "label_scheme": "three"}
+
+
+def _fake_reference_run(labels=REFERENCE_VALIDATION, question_ids=None, **params) -> str:
+    """A collect run of the validation questions alone, labelled ``labels``."""
+    ids = question_ids or [f"validation-{i}" for i in range(len(labels))]
+    rows = [{"split": "validation", "question_id": qid, "question": f"Question validation {i}?", "ability": label,
+             "aliases": ["yes"], "greedy_response": "x", "greedy_correct": False, "greedy_mean_logprob": -1.0}
+            for i, (qid, label) in enumerate(zip(ids, labels))]
+    with mlflow.start_run(tags={TAG_STEP: "collect"}) as run:
+        mlflow.log_params({**COLLECT_PARAMS, "sample_seed": "7", "splits": "validation", **params})
+        mlflow.log_text("".join(json.dumps(r) + "\n" for r in rows), "responses.jsonl")
+    return run.info.run_id
+
+
+def _collect_with_params() -> str:
+    collect_id = _fake_collect_run()
+    mlflow.MlflowClient().log_batch(
+        collect_id, params=[mlflow.entities.Param(k, v) for k, v in {**COLLECT_PARAMS, "sample_seed": "-1"}.items()
+                            if k != "label_scheme"]
+    )
+    return collect_id
+
+
+def test_label_noise_ceiling_equals_hand_computed_agreement(tracking, tiny_model_dir):
+    collect_id = _collect_with_params()
+    reference_id = _fake_reference_run()
+    run = run_evaluate_judgment(
+        EvaluateConfig(model=tiny_model_dir, collect_run_id=collect_id, reference_collect_run_id=reference_id)
+    )
+    got = mlflow.get_run(run.run_id).data.metrics
+    # first labels  [cannot cannot uncertain can can], second [cannot uncertain uncertain can cannot]:
+    # 3 of 5 agree; recall can 1/2, uncertain 1/1, cannot 1/2 -> balanced accuracy 2/3;
+    # QWK on ranks (can 0 .. cannot 2): observed weighted disagreement 1 + 4 = 5, expected
+    # sum_ij a_i p_j (i-j)^2 / n with a = (2, 1, 2), p = (1, 2, 2): 35 / 5 = 7 -> 1 - 5/7 = 2/7.
+    assert got["validation/label_noise_ceiling/exact_match"] == pytest.approx(3 / 5)
+    assert got["validation/label_noise_ceiling/balanced_accuracy"] == pytest.approx(2 / 3)
+    assert got["validation/label_noise_ceiling/qwk"] == pytest.approx(2 / 7)
+    for metric in ("exact_match", "balanced_accuracy", "qwk"):
+        key = f"validation/label_noise_ceiling/{metric}"
+        assert got[f"{key}_low"] <= got[key] <= got[f"{key}_high"]
+    assert not [k for k in got if k.startswith("train/label_noise_ceiling")]  # the reference holds validation only
+    table = mlflow.load_table("comparison.json", run_ids=[run.run_id]).set_index(["split", "method"])
+    row = table.loc[("validation", "label_noise_ceiling")]
+    assert row["qwk"] == pytest.approx(2 / 7) and row["exact_match_low"] <= 3 / 5 <= row["exact_match_high"]
+
+
+@pytest.mark.parametrize(
+    ("reference", "message"),
+    [
+        ({"question_ids": ["validation-0", "validation-1", "validation-2", "validation-3", "other"]},
+         "the reference collect run holds different validation questions (e.g. 'validation-4')"),
+        ({"labels": REFERENCE_VALIDATION[:4]}, "the reference collect run holds different validation questions"),
+        ({"sample_seed": "-1"}, "sampled its answers with the same seed (42)"),
+        ({"temperature": "1.0"}, "the reference collect run differs in temperature"),
+    ],
+)
+def test_label_noise_ceiling_refuses_a_reference_that_does_not_match(tracking, tiny_model_dir, reference, message):
+    collect_id = _collect_with_params()
+    reference_id = _fake_reference_run(**reference)
+    before = len(mlflow.search_runs(search_all_experiments=True, output_format="list"))
+    with pytest.raises(ValueError) as error:
+        run_evaluate_judgment(
+            EvaluateConfig(model=tiny_model_dir, collect_run_id=collect_id, reference_collect_run_id=reference_id)
+        )
+    assert message in str(error.value)
+    assert len(mlflow.search_runs(search_all_experiments=True, output_format="list")) == before  # no run opened
+
+
+def test_a_split_collected_alone_gets_the_answers_it_gets_beside_the_other(tracking, tiny_model_dir, trivia_dir):
+    from know_thyself.config import CollectConfig
+    from know_thyself.steps.collect import run_collect
+    from know_thyself.tracking import read_jsonl_artifact
+
+    small = {"model": tiny_model_dir, "dataset": str(trivia_dir), "num_samples": 4, "test_samples": 4, "num_trials": 3,
+             "max_new_tokens": 4, "temperature": 1.0, "seed": 5, "dtype": "float32"}
+    both = read_jsonl_artifact(run_collect(CollectConfig(**small)).run_id, "responses.jsonl")
+    alone_id = run_collect(CollectConfig(**small, sample_seed=5, splits="validation")).run_id
+    alone = read_jsonl_artifact(alone_id, "responses.jsonl")
+    other = read_jsonl_artifact(run_collect(CollectConfig(**small, sample_seed=6, splits="validation")).run_id, "responses.jsonl")
+    validation = [r for r in both if r["split"] == "validation"]
+    assert [r["question_id"] for r in alone] == [r["question_id"] for r in validation]
+    assert [r["responses"] for r in alone] == [r["responses"] for r in validation]
+    assert [r["responses"] for r in other] != [r["responses"] for r in validation]
+    assert "validation/qa_accuracy" in mlflow.get_run(alone_id).data.metrics
+    # a validation-only collect cannot feed a step that trains on train questions
+    from know_thyself.config import JudgmentDataConfig
+    from know_thyself.steps.build_judgment_data import run_build_judgment_data
+
+    with pytest.raises(ValueError, match="collected only 'validation', without train"):
+        run_build_judgment_data(JudgmentDataConfig(collect_run_id=alone_id))

@@ -77,6 +77,9 @@ def chain(tmp_path_factory, tiny_model_dir):
     ids["evaluate_adapter"] = run.ok(
         "evaluate_judgment", model=tiny_model_dir, collect_run_id=ids["collect"], adapter_run_id=ids["train_judgment"]
     )["evaluate_judgment"]
+    # A two-point grid on a dev split of half the 6 train questions; lists pass as one -P value.
+    ids.update(run.ok("sweep", model=tiny_model_dir, collect_run_id=ids["collect"], dev_fraction=0.5,
+                      learning_rate="1e-3,3e-3", epochs=1, **SMALL_TRAIN))
     ids.update(run.ok("build_knowledge_data", collect_run_id=ids["collect"]))
     ids.update(run.ok("train_knowledge", model=tiny_model_dir, data_run_id=ids["build_knowledge_data"], **SMALL_TRAIN))
     # A second model (a copy of the tiny one) collected on the same questions, for test_knowledge.
@@ -108,6 +111,9 @@ def test_every_entry_point_runs_through_mlflow_run(chain):
     assert 0.0 <= bare.data.metrics["validation/judge/exact_match"] <= 1.0
     assert "validation/prompt_only/exact_match" not in bare.data.metrics  # no adapter was loaded
     assert client.get_run(ids["evaluate_adapter"]).data.params["adapter_run_id"] == ids["train_judgment"]
+    sweep = client.get_run(ids["sweep"])
+    assert sweep.data.params["learning_rate"] == "1e-3,3e-3"
+    assert sweep.data.tags["best_run_id"] == ids["best"]
     # `main` is multiphase under another name: the same parameters reuse every finished step.
     assert client.get_run(ids["main"]).data.params == client.get_run(ids["multiphase"]).data.params
     downstream = client.get_run(ids["evaluate_registered"])

@@ -16,7 +16,7 @@ from know_thyself.tracking import StepRun, describe_run, log_jsonl, read_jsonl_a
 
 def run_build_knowledge_data(cfg: KnowledgeDataConfig, reuse: bool = True) -> StepRun:
     """Log ``knowledge_data/train.jsonl`` built from the collect run's train split."""
-    upstream = require_collect_run(cfg.collect_run_id, "collect_run_id", ("train",))
+    upstream = require_collect_run(cfg.collect_run_id, "collect_run_id", needs=("train",))
     with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
         if not run.reused:
             rows = [r for r in read_jsonl_artifact(upstream.info.run_id, RESPONSES) if r["split"] == "train"]

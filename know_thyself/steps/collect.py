@@ -16,75 +16,69 @@ from know_thyself.collect import (
     SPLITS,
     ability_figure,
     collect,
+    collected_splits,
     load_questions,
     question_set_digest,
 )
 from know_thyself.config import CollectConfig
+from know_thyself.labels import labels_for
 from know_thyself.memory import check_sampling_memory
 from know_thyself.models import check_model_exists
 from know_thyself.sampling import resolve_backend
-from know_thyself.labels import labels_for
-from know_thyself.tracking import (
-    StepRun,
-    UpstreamRunError,
-    describe_run,
-    find_finished_run,
-    log_jsonl,
-    require_step_run,
-    step_run,
-)
+from know_thyself.tracking import StepRun, describe_run, find_finished_run, log_jsonl, require_step_run, step_run
 
 TAG_QUESTION_SET = "know_thyself.question_set"
-_SIZE_PARAMS = {"train": "num_samples", "validation": "test_samples"}
 
 
-def run_collect(cfg: CollectConfig, reuse: bool = True) -> StepRun:
+def run_collect(cfg: CollectConfig, reuse: bool = True, run_name: str | None = None) -> StepRun:
     """Run the collect step in its own (possibly nested) run, or reuse an identical finished one."""
     # Load and check the data and the model before opening a run: bad input leaves no run behind.
     questions = load_questions(cfg.dataset, cfg.num_samples, cfg.test_samples, cfg.seed)
     if not (reuse and find_finished_run(cfg.step, cfg.params())):
         check_model_exists(cfg.model)
         check_sampling_memory(
-            cfg.model, [[q["question"] for q in questions[split]] for split in SPLITS],
+            cfg.model, [[q["question"] for q in questions[split]] for split in cfg.split_list()],
             batch_size=cfg.inference_batch_size, num_trials=cfg.num_trials, max_new_tokens=cfg.max_new_tokens,
             dtype=cfg.dtype, backend=resolve_backend(cfg.backend),
         )
-    with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
+    with step_run(cfg.step, cfg.params(), reuse=reuse, run_name=run_name) as run:
         if not run.reused:
             result = collect(cfg, questions)
-            mlflow.set_tags({**result.tags, TAG_QUESTION_SET: question_set_digest(questions)})
+            digest = question_set_digest({split: questions[split] for split in cfg.split_list()})
+            mlflow.set_tags({**result.tags, TAG_QUESTION_SET: digest})
             mlflow.log_metrics(result.metrics)
             log_jsonl(result.rows, RESPONSES)
-            mlflow.log_figure(ability_figure(result.metrics, cfg.label_scheme), "ability_distribution.png")
+            if cfg.split_list() == SPLITS:
+                mlflow.log_figure(ability_figure(result.metrics, cfg.label_scheme), "ability_distribution.png")
             describe_run(collect_line(cfg, result.metrics))
     return run
 
 
 def collect_line(cfg: CollectConfig, metrics: dict[str, float]) -> str:
     """The run's one-line description: what was sampled, and what came out per split."""
+    labels = labels_for(cfg.label_scheme)
     parts = []
-    for split in SPLITS:
-        if f"{split}/questions" not in metrics:
-            continue
-        shares = "/".join(f"{metrics[f'{split}/ability/{label}']:.0%}" for label in labels_for(cfg.label_scheme))
+    for split in cfg.split_list():
+        shares = "/".join(f"{metrics[f'{split}/ability/{label}']:.0%}" for label in labels)
         parts.append(f"{split}: {int(metrics[f'{split}/questions'])} questions, QA accuracy "
-                     f"{metrics[f'{split}/qa_accuracy']:.2f}, {'/'.join(labels_for(cfg.label_scheme))} {shares}")
+                     f"{metrics[f'{split}/qa_accuracy']:.2f}, {'/'.join(labels)} {shares}")
     return (f"Sampled {cfg.num_trials} answers per question from {cfg.model} on {cfg.dataset} (temperature "
             f"{cfg.temperature}) and labelled each question's ability; " + "; ".join(parts) + ".")
 
 
-def require_collect_run(run_id: str, option: str, splits: tuple[str, ...] = SPLITS) -> Any:
-    """A finished collect run that collected ``splits`` (a run with a split left out is refused).
+def require_collect_run(run_id: str, option: str, needs: tuple[str, ...] = SPLITS) -> Any:
+    """Fetch a finished collect run that sampled answers for every split in ``needs``.
 
-    A collect run of validation questions only is the ground truth of an evaluation of a
-    registered judge; a step that needs train questions (labels to learn from, a majority label,
-    a probe fit) cannot use it.
+    Args:
+        run_id: The collect run id the user or the chain passed.
+        option: The option name, for the error message.
+        needs: The splits the consuming step reads.
     """
     run = require_step_run(run_id, "collect", option)
-    for split in splits:
-        if run.data.params.get(_SIZE_PARAMS[split]) == "0":
-            raise UpstreamRunError(
-                f"{option} {run_id!r} collected no {split} questions ({_SIZE_PARAMS[split]} 0); pass a collect "
-                f"run with train and validation questions"
-            )
+    missing = [split for split in needs if split not in collected_splits(run.data.params)]
+    if missing:
+        raise ValueError(
+            f"{option} {run_id!r} collected only {run.data.params.get('splits')!r}, without {', '.join(missing)}; "
+            "pass a collect run of both splits (splits=train,validation)"
+        )
     return run

@@ -1,20 +1,21 @@
 """The evaluate_judgment step: a judge (optionally with its adapter) beside cheap baselines.
 
-Fetches the collect run (and the train_judgment run of the adapter) once, loads the model, and
-logs what :func:`know_thyself.evaluate.evaluate_judgment` measured: the metrics, the comparison
-table, the confusion tables, the figures and ``predictions.jsonl``.
+Fetches the collect run (and the train_judgment run of the adapter, and a reference collect of
+the same questions for the label-noise ceiling) once, loads the model, and logs what
+:func:`know_thyself.evaluate.evaluate_judgment` measured: the metrics, the comparison table, the
+confusion tables, the figures and ``predictions.jsonl``.
 """
 
 from __future__ import annotations
 
 import mlflow
 
-from know_thyself.collect import RESPONSES
+from know_thyself.collect import RESPONSES, check_reference_collect
 from know_thyself.config import EvaluateConfig
-from know_thyself.evaluate import TRAINING_STEPS, Evaluation, evaluate_judgment
+from know_thyself.downstream import describe, headline
+from know_thyself.evaluate import TRAINING_STEPS, Evaluation, check_same_questions, evaluate_judgment
 from know_thyself.models import check_model_exists, load_model
 from know_thyself.steps.collect import require_collect_run
-from know_thyself.downstream import describe, headline
 from know_thyself.tracking import StepRun, describe_run, downloaded, log_jsonl, read_jsonl_artifact, require_step_run, step_run
 from know_thyself.training import ADAPTER_DIR, load_adapter
 
@@ -27,17 +28,27 @@ def run_evaluate_judgment(cfg: EvaluateConfig, reuse: bool = True, run_name: str
     if cfg.adapter_run_id:
         require_step_run(cfg.adapter_run_id, TRAINING_STEPS, "adapter_run_id")
     check_model_exists(cfg.model)
+    rows = reference_rows = None
+    if cfg.reference_collect_run_id:
+        # Checked before the run opens: the same questions, sampled alike but for the seed.
+        reference = require_collect_run(cfg.reference_collect_run_id, "reference_collect_run_id", needs=())
+        check_reference_collect(collected.data.params, reference.data.params)
+        rows = read_jsonl_artifact(collected.info.run_id, RESPONSES)
+        reference_rows = read_jsonl_artifact(reference.info.run_id, RESPONSES)
+        check_same_questions(rows, reference_rows)
     with step_run(cfg.step, cfg.params(), reuse=reuse, run_name=run_name) as run:
         if run.reused:
             return run
-        rows = read_jsonl_artifact(collected.info.run_id, RESPONSES)
+        if rows is None:
+            rows = read_jsonl_artifact(collected.info.run_id, RESPONSES)
         scheme = collected.data.params.get("label_scheme", "three")
         model, tokenizer = load_model(cfg.model, dtype=cfg.dtype)
         if cfg.adapter_run_id:
             with downloaded(cfg.adapter_run_id, ADAPTER_DIR) as adapter_dir:
                 model = load_adapter(model, adapter_dir)
         result = evaluate_judgment(
-            model, tokenizer, rows, scheme, cfg.inference_batch_size, with_adapter=bool(cfg.adapter_run_id)
+            model, tokenizer, rows, scheme, cfg.inference_batch_size, with_adapter=bool(cfg.adapter_run_id),
+            reference_rows=reference_rows,
         )
         log_evaluation(result)
         what = "the judge (base + judgment adapter)" if cfg.adapter_run_id else "the bare model, prompted to judge"

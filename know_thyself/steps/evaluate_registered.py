@@ -199,6 +199,7 @@ def _collect_config(cfg: EvaluateRegisteredConfig, judge: RegisteredJudge, split
         dataset=cfg.dataset,
         num_samples=count if split == "train" else 0,
         test_samples=count if split == "validation" else 0,
+        splits=split,
         num_trials=cfg.num_trials or int(trained.get("num_trials", 5)),
         temperature=float(trained.get("temperature", 0.5)),
         max_new_tokens=int(trained.get("max_new_tokens", 24)),
@@ -217,7 +218,7 @@ def _evaluate_one(cfg: EvaluateRegisteredConfig, judge: RegisteredJudge, collect
         "judge_run_id": judge.run_id,
         "base_model": judge.base_model,
         "collect_run_id": collect_id,
-        "reference_collect_run_id": judge.training_collect.info.run_id,
+        "training_collect_run_id": judge.training_collect.info.run_id,
         "inference_batch_size": str(cfg.inference_batch_size),
         "dtype": cfg.dtype,
     }
@@ -225,13 +226,13 @@ def _evaluate_one(cfg: EvaluateRegisteredConfig, judge: RegisteredJudge, collect
         if run.reused:
             return run.run_id
         rows = read_jsonl_artifact(collect_id, RESPONSES)
-        reference = [r for r in read_jsonl_artifact(judge.training_collect.info.run_id, RESPONSES) if r["split"] == "train"]
+        trained_on = [r for r in read_jsonl_artifact(judge.training_collect.info.run_id, RESPONSES) if r["split"] == "train"]
         model, tokenizer = load_model(judge.base_model, dtype=cfg.dtype)
         with downloaded(judge.run_id, ADAPTER_DIR) as adapter_dir:
             model = load_adapter(model, adapter_dir)
         result = evaluate_judgment(model, tokenizer, rows, judge.scheme, cfg.inference_batch_size,
-                                   with_adapter=True, reference=reference)
-        seen = {" ".join(r["question"].lower().split()) for r in reference}
+                                   with_adapter=True, fit_rows=trained_on)
+        seen = {" ".join(r["question"].lower().split()) for r in trained_on}
         overlap = sum(" ".join(r["question"].lower().split()) in seen for r in rows) / len(rows)
         result.metrics[f"{split}/overlap_with_judge_training"] = overlap
         linked = {f"{split}/judge/{k}": v for k, v in downstream.headline(result.metrics, split).items()}

@@ -48,18 +48,29 @@ def run_phase1(cfg: Phase1Config, reuse: bool = True) -> dict[str, str]:
 
 
 def judgment_chain(cfg: Phase1Config, model: str, reuse: bool, suffix: str) -> dict[str, str]:
-    """collect -> build -> baseline evaluate -> train -> evaluate, for ``model``; returns step run ids."""
+    """collect -> build -> baseline evaluate -> train -> evaluate, for ``model``; returns step run ids.
+
+    With ``cfg.reference_sample_seed`` set, the validation questions are collected a second time
+    with that answer seed (run ``collect_reference``) and both evaluations report the label-noise
+    ceiling against it.
+    """
     ids = {}
     ids["collect"] = run_collect(cfg.collect(model), reuse=reuse).run_id
+    reference = ""
+    if cfg.reference_sample_seed != -1:  # validation again with another answer seed: the label-noise ceiling
+        reference = run_collect(cfg.reference_collect(model), reuse=reuse, run_name="collect_reference").run_id
+        ids["collect_reference"] = reference
     ids["build_judgment_data"] = run_build_judgment_data(
         JudgmentDataConfig(collect_run_id=ids["collect"]), reuse=reuse
     ).run_id
     ids["evaluate_baseline"] = run_evaluate_judgment(
-        cfg.evaluate(model, ids["collect"]), reuse=reuse, run_name=f"evaluate_baseline_{suffix}"
+        cfg.evaluate(model, ids["collect"], reference_collect_run_id=reference), reuse=reuse,
+        run_name=f"evaluate_baseline_{suffix}",
     ).run_id
     ids["train_judgment"] = run_train_judgment(cfg.train(ids["build_judgment_data"], model=model), reuse=reuse).run_id
     ids["evaluate_judgment"] = run_evaluate_judgment(
-        cfg.evaluate(model, ids["collect"], ids["train_judgment"]), reuse=reuse, run_name=f"evaluate_judgment_{suffix}"
+        cfg.evaluate(model, ids["collect"], ids["train_judgment"], reference), reuse=reuse,
+        run_name=f"evaluate_judgment_{suffix}",
     ).run_id
     return ids
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from know_thyself.config import TrainConfig
 import mlflow
 
+from know_thyself.config import TrainConfig, TrainingOptions
 from know_thyself.judgment_data import ARTIFACT_DIR, balance_examples, label_counts
 from know_thyself.models import check_model_exists
 from know_thyself.registry import log_judge
@@ -27,9 +28,7 @@ def run_train_judgment(cfg: TrainConfig, reuse: bool = True) -> StepRun:
     with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
         if not run.reused:
             examples = read_jsonl_artifact(upstream.info.run_id, f"{ARTIFACT_DIR}/train.jsonl")
-            examples = balance_examples(examples, cfg.balance, cfg.seed)
-            mlflow.log_metrics({f"train/balanced_count/{label}": n for label, n in label_counts(examples).items()})
-            trainer = train_lora(examples, cfg)
+            trainer = fit_judge(examples, cfg, cfg.balance)
             with tempfile.TemporaryDirectory(prefix="know-thyself-adapter-") as scratch:
                 adapter_dir = log_adapter(trainer, cfg.model, folder=Path(scratch))
                 if adapter_dir is not None:
@@ -41,3 +40,21 @@ def run_train_judgment(cfg: TrainConfig, reuse: bool = True) -> StepRun:
                         "pyfunc model under judge/."
                     )
     return run
+
+
+def fit_judge(examples: list[dict], training: TrainingOptions, balance: str, model_and_tokenizer: tuple | None = None) -> Any:
+    """Balance judgment examples and LoRA-train the judge on them, logging into the active run.
+
+    The one code path from judgment examples to a trained judge, shared by train_judgment and
+    every grid point of the sweep: the balanced label counts (``train/balanced_count/<label>``)
+    and the training metrics go to the active run. Returns the trainer.
+
+    Args:
+        examples: Judgment SFT examples (:func:`know_thyself.judgment_data.build_examples`).
+        training: The LoRA training options (a :class:`TrainConfig` names the model to load).
+        balance: ``none`` or ``oversample`` (:func:`know_thyself.judgment_data.balance_examples`).
+        model_and_tokenizer: An already loaded ``(model, tokenizer)`` in float32 to train.
+    """
+    examples = balance_examples(examples, balance, training.seed)
+    mlflow.log_metrics({f"train/balanced_count/{label}": n for label, n in label_counts(examples).items()})
+    return train_lora(examples, training, model_and_tokenizer)
