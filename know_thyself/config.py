@@ -282,6 +282,14 @@ class EvaluateConfig(StepConfig):
         )
 
 
+# Which linear layers of each transformer block get LoRA adapters: the attention projections, or
+# those and the MLP projections too (where much of a model's factual recall is stored).
+LORA_TARGETS = ("attention", "attention_mlp")
+LORA_TARGETS_HELP = (
+    "Layers that get LoRA adapters: 'attention' (q/k/v/o projections) or 'attention_mlp' (also the MLP's gate/up/down)."
+)
+
+
 @dataclass
 class TrainingOptions(StepConfig):
     """LoRA SFT options shared by the training steps and the chains (the original design's defaults)."""
@@ -292,10 +300,15 @@ class TrainingOptions(StepConfig):
     lora_r: int = option(16, "LoRA rank.")
     lora_alpha: int = option(32, "LoRA alpha (scaling).")
     lora_dropout: float = option(0.05, "LoRA dropout.")
+    lora_targets: str = option("attention", LORA_TARGETS_HELP)
     max_steps: int = option(-1, "Stop training after this many optimiser steps (-1: train for all epochs).")
     seed: int = option(42, SEED_HELP)
 
     def validate(self) -> None:
+        _check(
+            self.lora_targets in LORA_TARGETS,
+            f"lora_targets must be one of {', '.join(LORA_TARGETS)}, got {self.lora_targets!r}",
+        )
         _check(
             0.0 < self.learning_rate < 1.0,
             f"learning_rate must be in (0, 1), got {self.learning_rate}; the default is 1e-4",
@@ -336,12 +349,16 @@ class Phase1Config(TrainingOptions, CollectOptions):
     """
 
     step: ClassVar[str] = "phase1"
-    test_samples: int = 200
+    # Sized for the embedded default on 2 CPU cores: about half the bundled train questions (the
+    # judge learns more from more distinct questions than from more epochs; see README,
+    # "Presets and defaults") and every bundled validation question.
+    num_samples: int = option(500, "Train questions to sample (seeded): the judge's training questions.")
+    test_samples: int = option(205, "Validation questions to sample (seeded): the judge is reported on them.")
     # Tuned for the embedded default (a 135M model, a few hundred examples, 2 CPU cores): the
-    # original design's 1e-4 for 1 epoch leaves the judge untrained at this scale. The step
-    # entry points keep the original defaults; presets/ holds the original headline run.
-    learning_rate: float = 1e-3
-    epochs: float = 2.0
+    # original design's 1e-4 leaves the judge untrained at this scale. The step entry points keep
+    # the original defaults; presets/ holds the original headline run.
+    learning_rate: float = option(1e-3, "LoRA learning rate of the judgment training.")
+    epochs: float = option(1.0, "Epochs of judgment training.")
     balance: str = option("oversample", BALANCE_HELP)
     reference_sample_seed: int = option(
         -1,
@@ -438,11 +455,21 @@ class MultiphaseConfig(Phase1Config):
 
     step: ClassVar[str] = "multiphase"
     knowledge_epochs: float = option(2.0, "Epochs of knowledge (QA) training in Phase 2.")
+    knowledge_learning_rate: float = option(1e-3, "Learning rate of knowledge (QA) training in Phase 2.")
+    knowledge_lora_targets: str = option("attention_mlp", "Phase 2's LoRA layers; see lora_targets.")
     phase: int = option(0, "Run phases up to this one (1, 2 or 3), reusing finished earlier steps; 0 runs all.")
 
     def validate(self) -> None:
         super().validate()
         _check(self.knowledge_epochs > 0, f"knowledge_epochs must be > 0, got {self.knowledge_epochs}")
+        _check(
+            0.0 < self.knowledge_learning_rate < 1.0,
+            f"knowledge_learning_rate must be in (0, 1), got {self.knowledge_learning_rate}",
+        )
+        _check(
+            self.knowledge_lora_targets in LORA_TARGETS,
+            f"knowledge_lora_targets must be one of {', '.join(LORA_TARGETS)}, got {self.knowledge_lora_targets!r}",
+        )
         _check(self.phase in (0, 1, 2, 3), f"phase must be 0 (all), 1, 2 or 3, got {self.phase}")
 
     def phase1(self) -> Phase1Config:
@@ -451,7 +478,10 @@ class MultiphaseConfig(Phase1Config):
 
     def knowledge(self, data_run_id: str) -> KnowledgeTrainConfig:
         """The train_knowledge step's config on a build_knowledge_data run (``knowledge_epochs`` epochs)."""
-        return self.derive(KnowledgeTrainConfig, data_run_id=data_run_id, epochs=self.knowledge_epochs)
+        return self.derive(
+            KnowledgeTrainConfig, data_run_id=data_run_id, epochs=self.knowledge_epochs,
+            learning_rate=self.knowledge_learning_rate, lora_targets=self.knowledge_lora_targets,
+        )
 
 
 REGISTRY_URI = re.compile(r"^models:/([^/@,\s]+)(?:/(\d+)|@([\w\-]+))$")
@@ -526,7 +556,7 @@ def parse_grid_values(name: str, text: str, kind: type) -> list[Any]:
 class SweepConfig(StepConfig):
     """Options of the sweep: judgment training variants scored on a dev split carved from train.
 
-    The grid options (``learning_rate``, ``epochs``, ``balance``, ``lora_r``) are comma-separated
+    The grid options (``learning_rate``, ``epochs``, ``balance``, ``lora_r``, ``lora_targets``) are comma-separated
     lists; every combination is one grid point.
     """
 
@@ -541,7 +571,8 @@ class SweepConfig(StepConfig):
     learning_rate: str = option("3e-4,1e-3", "Learning rates to try, comma-separated.")
     epochs: str = option("1,2", "Training epochs to try, comma-separated.")
     balance: str = option("oversample", "Judgment data balancing to try, comma-separated: none, oversample.")
-    lora_r: str = option("16", "LoRA ranks to try, comma-separated (attention projections).")
+    lora_r: str = option("16", "LoRA ranks to try, comma-separated.")
+    lora_targets: str = option("attention", "LoRA layers to try, comma-separated: attention, attention_mlp.")
     lora_alpha: int = option(32, "LoRA alpha (scaling), the same for every grid point.")
     lora_dropout: float = option(0.05, "LoRA dropout.")
     batch_size: int = option(8, "Training batch size per device.")
@@ -580,6 +611,7 @@ class SweepConfig(StepConfig):
             "epochs": parse_grid_values("epochs", self.epochs, float),
             "balance": parse_grid_values("balance", self.balance, str),
             "lora_r": parse_grid_values("lora_r", self.lora_r, int),
+            "lora_targets": parse_grid_values("lora_targets", self.lora_targets, str),
         }
         for value in axes["balance"]:
             _check(value in BALANCES, f"balance values must be among {', '.join(BALANCES)}, got {value!r}")
@@ -589,7 +621,7 @@ class SweepConfig(StepConfig):
         """The training options of one grid point (validated as train_judgment validates them)."""
         return TrainingOptions(
             learning_rate=point["learning_rate"], epochs=point["epochs"], lora_r=point["lora_r"],
-            batch_size=self.batch_size, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
+            lora_targets=point["lora_targets"], batch_size=self.batch_size, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
             max_steps=self.max_steps, seed=self.seed,
         )
 

@@ -23,6 +23,9 @@ from know_thyself.models import bf16_supported, load_model
 logger = logging.getLogger(__name__)
 
 ATTENTION_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj"]
+MLP_PROJECTIONS = ["gate_proj", "up_proj", "down_proj"]
+# The module names each ``lora_targets`` value adapts (Llama/Qwen-style blocks).
+TARGET_MODULES = {"attention": ATTENTION_PROJECTIONS, "attention_mlp": ATTENTION_PROJECTIONS + MLP_PROJECTIONS}
 ADAPTER_DIR = "adapter"
 
 
@@ -49,14 +52,14 @@ class MlflowMetricsCallback(TrainerCallback):
 
 
 def lora_config(cfg: TrainConfig) -> Any:
-    """The PEFT LoRA configuration of a training config (attention projections)."""
+    """The PEFT LoRA configuration of a training config (the layers ``cfg.lora_targets`` names)."""
     from peft import LoraConfig
 
     return LoraConfig(
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,
-        target_modules=ATTENTION_PROJECTIONS,
+        target_modules=TARGET_MODULES[cfg.lora_targets],
         task_type="CAUSAL_LM",
     )
 

@@ -83,11 +83,16 @@ def test_best_point_by_a_score_an_error_and_an_undefined_metric():
 
 
 def test_sweep_grid_is_every_combination():
-    cfg = SweepConfig(collect_run_id=RUN_A, learning_rate="3e-4, 1e-3", epochs="1,2", balance="none,oversample", lora_r="8")
+    cfg = SweepConfig(collect_run_id=RUN_A, learning_rate="3e-4, 1e-3", epochs="1,2", balance="none,oversample", lora_r="8",
+                      lora_targets="attention,attention_mlp")
     grid = cfg.grid()
-    assert len(grid) == 8
-    assert grid[0] == {"learning_rate": 3e-4, "epochs": 1.0, "balance": "none", "lora_r": 8}
-    assert grid[-1] == {"learning_rate": 1e-3, "epochs": 2.0, "balance": "oversample", "lora_r": 8}
+    assert len(grid) == 16
+    assert grid[0] == {"learning_rate": 3e-4, "epochs": 1.0, "balance": "none", "lora_r": 8, "lora_targets": "attention"}
+    assert grid[-1] == {"learning_rate": 1e-3, "epochs": 2.0, "balance": "oversample", "lora_r": 8,
+                        "lora_targets": "attention_mlp"}
+    assert cfg.training(grid[-1]).lora_targets == "attention_mlp"
+    with pytest.raises(ValueError, match="lora_targets must be one of attention, attention_mlp"):
+        SweepConfig(collect_run_id=RUN_A, lora_targets="attention,mlp_only")
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,10 @@
 """LoRA SFT through TRL: weights change, the loss lands in the step's run, loss only on the label."""
 
+import copy
 import json
 
 import mlflow
+import pytest
 import torch
 
 from know_thyself.config import TrainConfig
@@ -49,3 +51,22 @@ def test_training_changes_lora_weights_and_logs_into_the_step_run(tracking, tiny
     assert sorted(config["target_modules"]) == ["k_proj", "o_proj", "q_proj", "v_proj"]
     text = open(f"{adapter}/adapter_config.json").read()
     assert str(tracking) not in text and "/root" not in text and "/tmp" not in text
+
+
+def test_lora_targets_choose_the_adapted_layers(tiny):
+    """'attention' adapts the attention projections only; 'attention_mlp' the MLP projections too."""
+    from peft import get_peft_model
+
+    from know_thyself.config import TrainConfig
+    from know_thyself.training import lora_config
+
+    model, _ = tiny
+    adapted = {}
+    for targets in ("attention", "attention_mlp"):
+        cfg = TrainConfig(data_run_id="a" * 32, lora_targets=targets)
+        peft_model = get_peft_model(copy.deepcopy(model), lora_config(cfg))
+        adapted[targets] = {name.split(".lora_A")[0].split(".")[-1] for name, _ in peft_model.named_parameters() if "lora_A" in name}
+    assert adapted["attention"] == {"q_proj", "k_proj", "v_proj", "o_proj"}
+    assert adapted["attention_mlp"] == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    with pytest.raises(ValueError, match="lora_targets must be one of attention, attention_mlp, got 'mlp'"):
+        TrainConfig(data_run_id="a" * 32, lora_targets="mlp")
