@@ -7,7 +7,7 @@ RUN := PATH="$(BIN):$$PATH" $(BIN)/mlflow run . --env-manager local --experiment
 ARGS ?=
 PRESET ?= presets/offline-default.yaml
 
-.PHONY: help install run run-phase1 test test-fast test-vllm bench ui clean
+.PHONY: help install run run-phase1 test test-fast test-vllm bench ui check-ui clean
 
 help:
 	@echo "make run         install, then run all three phases on the embedded default (PRESET=presets/...yaml to change)"
@@ -17,6 +17,7 @@ help:
 	@echo "make test-vllm   the vLLM backend's tests on vLLM's CPU build, in .venv-vllm"
 	@echo "make bench       measure collect throughput against the plain loop, training against the matmul rate"
 	@echo "make ui          browse the runs: mlflow ui on http://127.0.0.1:5000"
+	@echo "make check-ui    load the newest multiphase run in headless Chromium and check what the UI shows"
 
 install: $(VENV)/.installed
 
@@ -63,7 +64,13 @@ bench: install
 	$(BIN)/python benchmarks/bench_train.py $(TRAIN_ARGS)
 
 ui: install
+	@echo "Open http://127.0.0.1:5000 and choose 'Model training' at the top of the sidebar, or"
+	@echo "http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
+
+# Screenshots go to ui-screenshots/ (ignored by git).
+check-ui: install
+	$(BIN)/python tools/check_ui.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) mlruns mlflow.db

@@ -35,12 +35,19 @@ MAX_QUESTION_CHARS = 1000
 def load_questions(dataset: str, num_samples: int, test_samples: int, seed: int) -> dict[str, list[dict]]:
     """The seeded train and validation question samples of a dataset.
 
-    A question longer than ``MAX_QUESTION_CHARS`` is refused: trivia questions are short, and a
-    runaway one would blow up every batch it lands in.
+    A size of 0 leaves that split empty (and its file unread): a collect run of validation
+    questions only is the ground truth a registered judge is evaluated on. A single question
+    file is one pool: both samples are drawn from it without overlap
+    (:func:`know_thyself.data.draw_disjoint`). A question longer than ``MAX_QUESTION_CHARS`` is
+    refused: trivia questions are short, and a runaway one would blow up every batch it lands in.
     """
     sizes = {"train": num_samples, "validation": test_samples}
-    loaded = {split: data.load_split(dataset, split) for split in SPLITS}  # every file checked first
-    chosen = {split: data.sample_questions(loaded[split], sizes[split], seed) for split in SPLITS}
+    file = data.single_file(dataset)
+    if file is not None:
+        chosen = data.draw_disjoint(data.load_split(dataset, "validation"), sizes, seed, str(file))
+    else:
+        loaded = {split: data.load_split(dataset, split) for split in SPLITS if sizes[split]}  # every file checked first
+        chosen = {split: data.sample_questions(loaded[split], sizes[split], seed) if sizes[split] else [] for split in SPLITS}
     for split, records in chosen.items():
         for record in records:
             if len(record["question"]) > MAX_QUESTION_CHARS:

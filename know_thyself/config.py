@@ -132,6 +132,10 @@ def _convert(key: str, value: Any, kind: Any) -> Any:
 
 MODEL_HELP = "Model: 'smollm2-135m-instruct' (embedded), a local checkpoint folder, models:/name/version, or a Hub id."
 BATCH_HELP = "Questions per batch when sampling or judging."
+DATASET_HELP = (
+    "Questions: 'bundled', 'trivia_qa' (Hub, online), a folder with train/validation .jsonl/.json/.parquet/.csv, "
+    "or one such file (a pool that train and validation questions are drawn from without overlap)."
+)
 DTYPE_HELP = "Inference precision: 'auto' (bf16 where the hardware is fast at it), 'bfloat16', 'float16', 'float32'."
 
 
@@ -155,10 +159,10 @@ class CollectOptions(StepConfig):
     model: str = option("smollm2-135m-instruct", MODEL_HELP)
     dataset: str = option(
         "bundled",
-        "Questions: 'bundled', 'trivia_qa' (Hub, online), or a folder with train/validation .jsonl/.json/.parquet/.csv.",
+        DATASET_HELP,
     )
-    num_samples: int = option(200, "Train questions to sample (seeded).")
-    test_samples: int = option(100, "Validation questions to sample (seeded).")
+    num_samples: int = option(200, "Train questions to sample (seeded); 0 for none (collect then needs splits=validation).")
+    test_samples: int = option(100, "Validation questions to sample (seeded); 0 for none (collect then needs splits=train).")
     num_trials: int = option(5, "Answers sampled per question; the ability label comes from how many are correct.")
     temperature: float = option(0.5, "Sampling temperature of the collected answers.")
     max_new_tokens: int = option(24, "Longest answer, in tokens.")
@@ -184,8 +188,10 @@ class CollectOptions(StepConfig):
         _common_model_checks(self.model, self.dtype, self.inference_batch_size)
         _check(self.sample_seed >= -1, f"sample_seed must be -1 (use seed) or >= 0, got {self.sample_seed}")
         _check(self.tensor_parallel_size >= 1, f"tensor_parallel_size must be >= 1, got {self.tensor_parallel_size}")
-        _check(self.num_samples >= 1, f"num_samples must be >= 1, got {self.num_samples}")
-        _check(self.test_samples >= 1, f"test_samples must be >= 1, got {self.test_samples}")
+        _check(self.num_samples >= 0, f"num_samples must be >= 0, got {self.num_samples}")
+        _check(self.test_samples >= 0, f"test_samples must be >= 0, got {self.test_samples}")
+        _check(self.num_samples + self.test_samples >= 1,
+               "num_samples and test_samples are both 0; give at least one question to collect")
         _check(self.num_trials >= 1, f"num_trials must be >= 1, got {self.num_trials}")
         _check(
             self.num_trials <= MAX_TRIALS,
@@ -218,7 +224,11 @@ class CollectConfig(CollectOptions):
 
     def validate(self) -> None:
         super().validate()
-        self.split_list()
+        sizes = {"train": ("num_samples", self.num_samples), "validation": ("test_samples", self.test_samples)}
+        for split in self.split_list():
+            name, size = sizes[split]
+            _check(size >= 1, f"splits includes {split} but {name} is 0; sample some {split} questions or leave "
+                              f"{split} out of splits")
 
     def split_list(self) -> tuple[str, ...]:
         """The splits to collect, in the dataset's split order."""
@@ -361,6 +371,9 @@ class Phase1Config(TrainingOptions, CollectOptions):
         # The collect options and the training options, checked as the steps check them.
         CollectOptions.validate(self)
         TrainingOptions.validate(self)
+        # The judge learns from train questions and is reported on validation ones: both are needed.
+        _check(self.num_samples >= 1, f"num_samples must be >= 1, got {self.num_samples}; the judge trains on them")
+        _check(self.test_samples >= 1, f"test_samples must be >= 1, got {self.test_samples}; the judge is evaluated on them")
         _check(
             self.reference_sample_seed >= -1,
             f"reference_sample_seed must be -1 (off) or >= 0, got {self.reference_sample_seed}",
@@ -471,6 +484,51 @@ class MultiphaseConfig(Phase1Config):
         )
 
 
+REGISTRY_URI = re.compile(r"^models:/([^/@,\s]+)(?:/(\d+)|@([\w\-]+))$")
+JUDGE_URI_FORMS = "models:/judgment_v2/<version> or models:/judgment_v2@<alias> (judgment_v1 likewise)"
+
+
+@dataclass
+class EvaluateRegisteredConfig(StepConfig):
+    """Options of evaluate_registered: a registered judge (or two) scored on a question set of your choice."""
+
+    step: ClassVar[str] = "evaluate_registered"
+    model_uri: str = option(
+        "models:/judgment_v2@current",
+        "The registered judge: models:/<judgment_v1|judgment_v2>/<version> or @<alias>; two, comma-separated, "
+        "are scored on the same questions and compared.",
+    )
+    dataset: str = option(
+        "bundled",
+        "Questions: 'bundled', 'trivia_qa' (Hub, online), a folder with train/validation files, or one "
+        ".jsonl/.json/.parquet/.csv file (TriviaQA's nested or flat schema).",
+    )
+    split: str = option("validation", "Split of a named dataset or folder to score ('train' or 'validation'); "
+                        "a single file is scored whole as the validation split.")
+    num_questions: int = option(0, "Questions to score (a seeded sample); 0 scores them all.")
+    num_trials: int = option(0, "Answers sampled per question for the ground-truth labels; 0 uses the judge's training value.")
+    inference_batch_size: int = option(32, BATCH_HELP)
+    dtype: str = option("auto", DTYPE_HELP)
+    seed: int = option(42, "Seed for sampling the questions and the answers.")
+
+    def validate(self) -> None:
+        uris = self.uris()
+        _check(1 <= len(uris) <= 2 and all(uris),
+               f"model_uri must name one registered judge or two separated by a comma, got {self.model_uri!r}")
+        for uri in uris:
+            _check(bool(REGISTRY_URI.match(uri)),
+                   f"model_uri {uri!r} is not a registry URI; give {JUDGE_URI_FORMS}")
+        _check(len(set(uris)) == len(uris), f"model_uri names {uris[0]!r} twice; give two different versions to compare")
+        _check(self.split in ("train", "validation"), f"split must be 'train' or 'validation', got {self.split!r}")
+        _check(self.num_questions >= 0, f"num_questions must be >= 0 (0: all), got {self.num_questions}")
+        _check(0 <= self.num_trials <= MAX_TRIALS,
+               f"num_trials must be in 0..{MAX_TRIALS} (0: the judge's training value), got {self.num_trials}")
+        _check(self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        _check(self.inference_batch_size >= 1, f"inference_batch_size must be >= 1, got {self.inference_batch_size}")
+
+    def uris(self) -> list[str]:
+        """The judge URIs ``model_uri`` names, in the order given."""
+        return [part.strip() for part in self.model_uri.split(",")]
 # Dev metrics of the judge a sweep can select its best grid point by; the last three are errors
 # (lower is better), the others scores (higher is better).
 SELECT_BY_HIGHER = ("balanced_accuracy", "qwk", "macro_f1", "exact_match", "auroc", "prr")
@@ -578,6 +636,7 @@ ENTRY_POINT_CONFIGS: dict[str, type[StepConfig]] = {
     "build_knowledge_data": KnowledgeDataConfig,
     "train_knowledge": KnowledgeTrainConfig,
     "test_knowledge": TestKnowledgeConfig,
+    "evaluate_registered": EvaluateRegisteredConfig,
     "multiphase": MultiphaseConfig,
     "main": MultiphaseConfig,
     "sweep": SweepConfig,

@@ -14,9 +14,14 @@ record none of whose aliases survives answer normalisation (no response could ev
 correct); aliases that normalise to nothing beside usable ones are kept in ``aliases`` (grading
 ignores them) but left out of ``normalized_aliases``.
 
-A dataset is named in one of three ways (see :func:`load_split`): ``"bundled"`` for the small
+A dataset is named in one of four ways (see :func:`load_split`): ``"bundled"`` for the small
 set shipped inside the package, a TriviaQA Hub id such as ``"trivia_qa"`` (needs network
-access), or a local directory holding ``train.<ext>`` and ``validation.<ext>``.
+access), a local directory holding ``train.<ext>`` and ``validation.<ext>``, or a single
+``.jsonl``/``.json``/``.parquet``/``.csv`` file, which is one split on its own: asking it for any
+split gives its questions (:func:`single_file` tells such a dataset apart). A record may follow
+TriviaQA's nested schema (``answer: {value, aliases, normalized_aliases}``) or its flat form
+(``answer.value``, ``answer.aliases``, ``answer.normalized_aliases`` as top-level keys, as a
+flattened table stores them).
 """
 
 from __future__ import annotations
@@ -46,7 +51,8 @@ SPLITS = ("train", "validation")
 FORMATS = ("jsonl", "json", "parquet", "csv")
 BUNDLED_DIR = Path(__file__).parent / "trivia"
 
-# The columns a question needs; anything else in a Hub dataset or Parquet file is not read.
+# The columns a question needs (and the flat schema's ``answer.*`` columns); anything else in a
+# Hub dataset or Parquet file is not read.
 _KEPT_COLUMNS = ("question_id", "question", "answer")
 
 
@@ -68,7 +74,8 @@ def load_split(dataset: str | os.PathLike[str], split: str) -> list[dict[str, An
             ``rc.nocontext``; needs network access); or a local directory holding
             ``train.<ext>`` and ``validation.<ext>`` with ``<ext>`` one of jsonl, json,
             parquet, csv.
-        split: ``"train"`` or ``"validation"``.
+        split: ``"train"`` or ``"validation"``. A single file is one split: its questions are
+            returned whatever ``split`` asks for.
 
     Returns:
         The split's questions in file order, each in the shape described in the module doc.
@@ -88,6 +95,16 @@ def load_split(dataset: str | os.PathLike[str], split: str) -> list[dict[str, An
         return _load_split_file(_find_split_file(BUNDLED_DIR, split))
     if name.strip().lower() in HUB_ALIASES:
         return _load_from_hub(split)
+    file = single_file(name)
+    if file is not None:
+        problem = _not_a_readable_file(file)
+        if problem == "":
+            raise DataError(f"dataset file {file.resolve()} does not exist; check the path (or give "
+                            f"a folder holding train/validation files)")
+        if problem:
+            raise DataError(f"dataset {file} exists but is not a readable file: {problem}; put the "
+                            "questions in a regular file at that path")
+        return _load_split_file(file)
     directory = Path(name).expanduser()
     if not directory.is_dir():
         reason = (
@@ -97,6 +114,56 @@ def load_split(dataset: str | os.PathLike[str], split: str) -> list[dict[str, An
         )
         raise DataError(f"{_accepted_forms(name)}: {reason}")
     return _load_split_file(_find_split_file(directory, split))
+
+
+def single_file(dataset: str | os.PathLike[str]) -> Path | None:
+    """The file a dataset argument names when it is one question file, else ``None``.
+
+    A name ending in one of :data:`FORMATS` (``.jsonl``, ``.json``, ``.parquet``, ``.csv``) that is
+    not a folder is a single file, whether or not it exists yet (loading says when it does not).
+    """
+    name = os.fspath(dataset)
+    if name == BUNDLED or name.strip().lower() in HUB_ALIASES:
+        return None
+    path = Path(name).expanduser()
+    if path.suffix.lower().lstrip(".") in FORMATS and not path.is_dir():
+        return path
+    return None
+
+
+def draw_disjoint(
+    records: list[dict[str, Any]], sizes: Mapping[str, int], seed: int, source: str
+) -> dict[str, list[dict[str, Any]]]:
+    """Draw several samples of one pool of records without overlap, reproducibly.
+
+    One seeded draw of ``sum(sizes)`` records is dealt out in the order of ``sizes`` (the first
+    ``sizes[first]`` to the first key, and so on); each sample keeps the records' original order.
+    A single question file gives a collect run its train and validation questions this way.
+
+    Args:
+        records: The pool.
+        sizes: Key -> how many records (0 for none).
+        seed: Seed of the draw.
+        source: How to name the pool in errors (the file).
+
+    Raises:
+        DataError: if the sizes add up to more records than the pool holds.
+    """
+    total = sum(sizes.values())
+    if total > len(records):
+        wanted = " + ".join(f"{n} {key}" for key, n in sizes.items())
+        raise DataError(
+            f"{source} holds {len(records)} questions, fewer than the {wanted} = {total} asked for (a single "
+            f"file is one pool: its train and validation questions are drawn from it without overlap); "
+            f"lower num_samples/test_samples so that they add up to <= {len(records)}"
+        )
+    order = random.Random(seed).sample(range(len(records)), total)
+    drawn: dict[str, list[dict[str, Any]]] = {}
+    start = 0
+    for key, n in sizes.items():
+        drawn[key] = [records[i] for i in sorted(order[start:start + n])]
+        start += n
+    return drawn
 
 
 def records_from_dataset(table: datasets.Dataset, source: str) -> list[dict[str, Any]]:
@@ -112,7 +179,7 @@ def records_from_dataset(table: datasets.Dataset, source: str) -> list[dict[str,
     Returns:
         The validated records, in row order.
     """
-    kept = [column for column in _KEPT_COLUMNS if column in table.column_names]
+    kept = [column for column in table.column_names if column in _KEPT_COLUMNS or column.startswith("answer.")]
     rows = table.select_columns(kept).to_list()
     return _validate_records(enumerate(rows, start=1), source, "row")
 
@@ -187,8 +254,8 @@ def _accepted_forms(name: str) -> str:
     """The start of an error message listing the ways a dataset may be named."""
     hub_ids = ", ".join(sorted(HUB_ALIASES))
     return (
-        f"dataset {name!r} is not {BUNDLED!r}, a TriviaQA hub id ({hub_ids}), or a directory "
-        f"holding train.jsonl/validation.jsonl (or .json/.parquet/.csv)"
+        f"dataset {name!r} is not {BUNDLED!r}, a TriviaQA hub id ({hub_ids}), a directory "
+        f"holding train.jsonl/validation.jsonl (or .json/.parquet/.csv), or one .jsonl/.json/.parquet/.csv file"
     )
 
 
@@ -434,6 +501,7 @@ def _validate_record(raw: Any, where: str) -> dict[str, Any]:
     """
     if not isinstance(raw, Mapping):
         raise DataError(f"{where}: expected an object, got {type(raw).__name__}")
+    raw = _nest_flat_answer(raw)
     question_id = _require(raw, "question_id", where)
     if not isinstance(question_id, str) or not _visible(question_id):
         raise DataError(
@@ -480,6 +548,17 @@ def _validate_record(raw: Any, where: str) -> dict[str, Any]:
         "question": question,
         "answer": {"value": value, "aliases": aliases, "normalized_aliases": normalized},
     }
+
+
+def _nest_flat_answer(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A record in the flat schema (``answer.value`` etc. as top-level keys) in the nested one.
+
+    A record with an ``answer`` object, or without any ``answer.*`` key, is returned as it is.
+    """
+    flat = {key[len("answer."):]: value for key, value in raw.items() if key.startswith("answer.")}
+    if not flat or raw.get("answer") is not None:
+        return raw
+    return {**{k: v for k, v in raw.items() if not k.startswith("answer.")}, "answer": flat}
 
 
 def _visible(text: str) -> str:

@@ -296,14 +296,19 @@ def check_same_questions(rows: list[dict], reference_rows: list[dict]) -> dict[s
 
 def evaluate_judgment(
     model: Any, tokenizer: Any, rows: list[dict], scheme: str, batch_size: int = 32, with_adapter: bool = False,
-    reference_rows: list[dict] | None = None,
+    reference_rows: list[dict] | None = None, fit_rows: list[dict] | None = None,
 ) -> Evaluation:
-    """Judge every question of a collect run on both splits, beside the baselines.
+    """Judge every question of a collect run on each split it holds, beside the baselines.
+
+    The baselines and the confidence score are fitted (:func:`fit_references`) on the train split
+    of ``rows``, or on ``fit_rows`` when given: a registered judge scored on a question set of the
+    user's choice takes them from the collect run it was trained on, so none of the scored
+    questions is spent on fitting.
 
     Args:
         model: The model to evaluate, in eval mode (a PEFT model when ``with_adapter``).
         tokenizer: Its tokenizer.
-        rows: The collect run's ``responses.jsonl`` rows.
+        rows: The collect run's ``responses.jsonl`` rows; every split they hold is scored.
         scheme: The collect run's label scheme.
         batch_size: Questions per forward pass.
         with_adapter: Whether ``model`` carries a judgment adapter (adds the ``prompt_only`` method,
@@ -311,6 +316,7 @@ def evaluate_judgment(
         reference_rows: The ``responses.jsonl`` rows of a second collect of the same questions
             with another answer-sampling seed (adds the ``label_noise_ceiling`` row on the splits
             it holds; see :func:`check_same_questions`).
+        fit_rows: Labelled train rows to fit the baselines on instead of the train split of ``rows``.
 
     Each question's prompt is tokenised once and forwarded once per model (:func:`judge_split`):
     the bare model's forward serves the prompt-only judgments and the probe's features, the
@@ -318,14 +324,23 @@ def evaluate_judgment(
     """
     reference = check_same_questions(rows, reference_rows) if reference_rows is not None else {}
     by_split = {split: [r for r in rows if r["split"] == split] for split in SPLITS}
+    by_split = {split: split_rows for split, split_rows in by_split.items() if split_rows}
+    if not by_split:
+        raise ValueError("no questions to evaluate: the rows are empty")
+    if fit_rows is None and "train" not in by_split:
+        raise ValueError("no train questions to fit the baselines on: the rows hold no train split; pass fit_rows")
     judged, base_judged, features = {}, {}, {}
     for split, split_rows in by_split.items():
         questions = [r["question"] for r in split_rows]
         judged[split], base_judged[split], features[split] = judge_split(
             model, tokenizer, questions, scheme, batch_size, with_adapter
         )
-    labels = judged["train"].labels
-    references = fit_references(by_split["train"], features["train"], labels)
+    labels = next(iter(judged.values())).labels
+    if fit_rows is None:
+        references = fit_references(by_split["train"], features["train"], labels)
+    else:  # the bare model's hidden states on the fit rows (their judgments are not needed)
+        _, _, fit_features = judge_split(model, tokenizer, [r["question"] for r in fit_rows], scheme, batch_size, False)
+        references = fit_references(fit_rows, fit_features, labels)
 
     results: dict[str, float] = {f"train/correct_rate/{label}": rate for label, rate in references.rates.items()}
     table_rows, undefined, predictions = [], [], []
@@ -348,6 +363,7 @@ def evaluate_judgment(
                 {
                     "split": split,
                     "question_id": row["question_id"],
+                    "question": row["question"],
                     "actual": row["ability"],
                     "predicted": judged[split].predicted[i],
                     "probabilities": dict(zip(labels, map(float, judged[split].probabilities[i]))),

@@ -898,6 +898,7 @@ def bootstrap_interval(
     targets: Any,
     baseline: Any = None,
     *,
+    baseline_targets: Any = None,
     n_resamples: int = 1000,
     level: float = 0.95,
     seed: int = 0,
@@ -925,6 +926,9 @@ def bootstrap_interval(
         predictions: The method's per-question predictions, in the metric's input form.
         targets: Per-question targets, aligned with ``predictions``.
         baseline: Optional second method's predictions, aligned with the same questions.
+        baseline_targets: The baseline's own targets when they differ from ``targets`` on the
+            same questions (two judges of different base models, each scored against its own
+            model's labels); default ``targets``. The pairing is by question either way.
         n_resamples: Number of bootstrap resamples.
         level: Nominal coverage of the interval, strictly between 0 and 1.
         seed: Seed of the resampling; the same seed pairs every call on the same questions.
@@ -937,9 +941,14 @@ def bootstrap_interval(
     estimate = metric.kernel(prepared, truth, ones)[0]
     resampled = metric.kernel(prepared, truth, weights)
     if baseline is not None:
-        other, _ = metric.prepare(baseline, targets)
-        estimate = estimate - metric.kernel(other, truth, ones)[0]
-        resampled = resampled - metric.kernel(other, truth, weights)
+        other, other_truth = metric.prepare(baseline, targets if baseline_targets is None else baseline_targets)
+        if other_truth.size != truth.size:
+            raise ValueError(
+                f"baseline_targets cover {other_truth.size} questions, targets {truth.size}; a paired "
+                "difference needs the same questions on both sides"
+            )
+        estimate = estimate - metric.kernel(other, other_truth, ones)[0]
+        resampled = resampled - metric.kernel(other, other_truth, weights)
     defined = np.isfinite(resampled)
     n_undefined = int(n_resamples - defined.sum())
     if not math.isfinite(estimate) or not defined.any():

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from know_thyself.data import SPLITS
 from know_thyself.labels import labels_for
+from know_thyself.tracking import TAG_NOTE
 
 # The trained judge and the baselines it is compared with in the same evaluation run.
 METHODS = ("judge", "prompt_only", "probe", "majority")
@@ -107,11 +108,63 @@ def story_figure(table: pd.DataFrame):
     return figure
 
 
+def _with_interval(record: dict, column: str) -> str:
+    value = record.get(column)
+    if value is None or pd.isna(value):
+        return "-"
+    low, high = record.get(f"{column}_low"), record.get(f"{column}_high")
+    if low is None or high is None or pd.isna(low) or pd.isna(high):
+        return f"{value:.2f}"
+    return f"{value:.2f} [{low:.2f}, {high:.2f}]"
+
+
+PHASE_NAMES = {"phase1": "judgment v1 (base model)", "phase3": "judgment v2 (knowledge merged)"}
+
+
+def summary_markdown(table: pd.DataFrame) -> str:
+    """The summary as markdown for the parent run's description: a headline sentence, then phase x split.
+
+    Each judge metric carries its 95% bootstrap interval in brackets; ``judge - majority`` is the
+    paired difference in balanced accuracy.
+    """
+    records = table.to_dict("records")
+    last = [r for r in records if r["split"] == "validation"][-1:] or records[-1:]
+    lines = []
+    for record in last:
+        lines.append(
+            f"**{PHASE_NAMES.get(record['phase'], record['phase'])}, {record['split']}:** judge balanced accuracy "
+            f"{_with_interval(record, 'judge_balanced_accuracy')} vs majority "
+            f"{_with_interval(record, 'majority_balanced_accuracy')}, QWK {_with_interval(record, 'judge_qwk')}, "
+            f"AUROC {_with_interval(record, 'judge_auroc')}; QA accuracy {record['qa_accuracy']:.2f}."
+        )
+    lines += [
+        "",
+        "| phase | split | QA accuracy | judge balanced accuracy | judge QWK | judge AUROC | probe balanced accuracy "
+        "| majority balanced accuracy | judge - majority |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for record in records:
+        cells = [
+            PHASE_NAMES.get(record["phase"], record["phase"]), record["split"],
+            "-" if record["qa_accuracy"] is None or pd.isna(record["qa_accuracy"]) else f"{record['qa_accuracy']:.2f}",
+            *(_with_interval(record, column) for column in (
+                "judge_balanced_accuracy", "judge_qwk", "judge_auroc", "probe_balanced_accuracy",
+                "majority_balanced_accuracy", "judge_minus_majority_balanced_accuracy")),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "95% bootstrap intervals over questions in brackets. Figures: summary.png; table: summary.json."]
+    return "\n".join(lines)
+
+
 def log_summary(ids: dict[str, str]) -> pd.DataFrame:
-    """Log the summary table (MLflow table), the story figure and the final numbers on the active run."""
+    """Log the summary table (MLflow table), the story figure and the final numbers on the active run.
+
+    The run's description (what the MLflow UI shows on the run's page) becomes the summary in markdown.
+    """
     table = summary_table(ids)
     if table.empty:
         return table
+    mlflow.set_tag(TAG_NOTE, summary_markdown(table))
     mlflow.log_table(table, "summary.json")
     mlflow.log_figure(story_figure(table), "summary.png")
     metrics = {}

@@ -36,6 +36,10 @@ TAG_HOST = "know_thyself.host"
 TAG_PID = "know_thyself.pid"
 TAG_KILLED = "know_thyself.killed_reason"
 TAG_NOTE = "mlflow.note.content"  # the run's description in the MLflow UI
+# MLflow 3's UI opens an experiment in the view its kind names; without the tag it may guess
+# "GenAI" (traces, evaluations). This pipeline trains models: the classic runs view.
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 _PACKAGE = Path(__file__).resolve().parent
 
 
@@ -63,7 +67,35 @@ def configure_tracking() -> str:
     mlflow.set_tracking_uri(uri)
     if not any(os.environ.get(v) for v in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")):
         mlflow.set_experiment(DEFAULT_EXPERIMENT)
+    mark_model_training_experiment()
     return uri
+
+
+def mark_model_training_experiment() -> None:
+    """Tag the current experiment as a model-training experiment, unless its kind is already set.
+
+    MLflow's UI reads the experiment tag ``mlflow.experimentKind`` to choose the experiment's
+    view. An experiment named by ``MLFLOW_EXPERIMENT_NAME`` that does not exist yet is created
+    here, so that it can carry the tag from its first run on.
+    """
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME")
+    if name and not os.environ.get("MLFLOW_EXPERIMENT_ID") and mlflow.get_experiment_by_name(name) is None:
+        mlflow.set_experiment(name)
+    experiment_id = _current_experiment_id()
+    client = mlflow.MlflowClient()
+    try:
+        if TAG_EXPERIMENT_KIND not in client.get_experiment(experiment_id).tags:
+            client.set_experiment_tag(experiment_id, TAG_EXPERIMENT_KIND, EXPERIMENT_KIND)
+    except Exception as exc:  # noqa: BLE001 - a view hint is not worth failing a run over (e.g. read-only access)
+        logger.warning("could not mark experiment %s as a model-training experiment: %s", experiment_id, exc)
+
+
+def describe_run(text: str, run_id: str | None = None) -> None:
+    """Set the description the MLflow UI shows for a run (default: the active one): what it did, in a line or a table."""
+    if run_id is None:
+        mlflow.set_tag(TAG_NOTE, text)
+    else:
+        mlflow.MlflowClient().set_tag(run_id, TAG_NOTE, text)
 
 
 def check_server(uri: str, timeout: float = 5.0) -> None:

@@ -65,6 +65,20 @@ CASES = [
      "train.jsonl exists but is not a readable file: it is a folder"),
     ("a symbolic link loop", "collect", lambda t: ["--dataset", str(_split_path_made_by(t, lambda p: p.symlink_to(p.name)))],
      "train.jsonl exists but is not a readable file: it is a symbolic link loop"),
+    # One file as the dataset: its size bounds both samples together; errors still name file, line and field.
+    ("a single file smaller than both samples", "collect",
+     lambda t: ["--dataset", str(_dataset(t / "d") / "train.jsonl"), "--num_samples", "3", "--test_samples", "3"],
+     "holds 5 questions, fewer than the 3 train + 3 validation = 6 asked for"),
+    ("a bad row in a single file", "collect",
+     lambda t: ["--dataset", str(_dataset(t / "d", train=_bad_row(aliases=[])) / "train.jsonl")],
+     "train.jsonl, line 1: field 'answer.aliases'"),
+    ("a missing single file", "collect", ["--dataset", "/no/such/questions.parquet"], "dataset file /no/such/questions.parquet does not exist"),
+    ("no split at all", "collect", ["--num_samples", "0", "--test_samples", "0"], "num_samples and test_samples are both 0"),
+    ("a judge URI that is not a registry URI", "evaluate_registered", ["--model_uri", "runs:/abc/judge"],
+     "model_uri 'runs:/abc/judge' is not a registry URI"),
+    ("a judge that is not registered", "evaluate_registered", ["--model_uri", "models:/judgment_v2@current"],
+     "model_uri 'models:/judgment_v2@current' is not registered in"),
+    ("a bad split for a registered judge", "evaluate_registered", ["--split", "test"], "split must be 'train' or 'validation'"),
 ]
 
 

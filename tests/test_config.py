@@ -121,7 +121,9 @@ def test_non_numeric_learning_rate():
         ({"max_new_tokens": "513"}, "max_new_tokens must be in 1..512, got 513"),
         ({"inference_batch_size": "0"}, "inference_batch_size must be >= 1, got 0"),
         ({"num_trials": "1000000"}, "num_trials must be <= 100, got 1000000"),
-        ({"test_samples": "0"}, "test_samples must be >= 1, got 0"),
+        ({"test_samples": "-1"}, "test_samples must be >= 0, got -1"),
+        ({"num_samples": "0", "test_samples": "0"}, "num_samples and test_samples are both 0"),
+        ({"num_samples": "0"}, "splits includes train but num_samples is 0"),
         ({"model": "gpt-five"}, "unknown model 'gpt-five'"),
     ],
 )
@@ -286,6 +288,9 @@ def test_answer_seed_and_the_reference_collect():
         ({"learning_rate": 2.0}, "learning_rate"),
         ({"label_scheme": "four"}, "label_scheme"),
         ({"dtype": "int8"}, "dtype"),
+        # collect alone may leave a split out; the judge's chain needs both
+        ({"num_samples": 0}, "num_samples must be >= 1, got 0; the judge trains on them"),
+        ({"test_samples": 0}, "test_samples must be >= 1, got 0; the judge is evaluated on them"),
     ],
 )
 def test_phase1_validates_its_parts_at_construction(options, field):

@@ -323,10 +323,17 @@ def test_missing_directory_names_path(tmp_path: Path) -> None:
         load_split(str(missing), "train")
 
 
-def test_file_instead_of_directory(tmp_path: Path) -> None:
-    path = write_split(tmp_path, "train", RECORDS, "jsonl")
+def test_file_of_another_kind_instead_of_directory(tmp_path: Path) -> None:
+    path = tmp_path / "questions.txt"
+    path.write_text("What?\n")
     with pytest.raises(DataError, match="is a file, not a directory"):
         load_split(str(path), "train")
+
+
+def test_single_file_is_one_split(tmp_path: Path) -> None:
+    path = write_split(tmp_path, "train", RECORDS, "jsonl")
+    for split in ("train", "validation"):
+        assert load_split(str(path), split) == load_split(str(tmp_path), "train")
 
 
 def test_missing_split_file_names_path(tmp_path: Path) -> None:

@@ -680,3 +680,16 @@ def test_interval_bars_figure():
     assert sorted(spans) == sorted([[0.4, 0.6], [0.6, 0.8], [1 / 3, 1 / 3]])
     with pytest.raises(ValueError, match="empty"):
         interval_bars_figure({}, "bad")
+
+
+def test_paired_difference_with_each_side_against_its_own_targets():
+    from know_thyself.metrics import CONFIDENCE_METRICS, bootstrap_interval
+
+    auroc = next(m for m in CONFIDENCE_METRICS if m.name == "auroc")
+    conf_a, right_a = [0.9, 0.8, 0.3, 0.2, 0.6, 0.1], [True, True, False, False, True, False]
+    conf_b, right_b = [0.2, 0.9, 0.4, 0.7, 0.5, 0.3], [True, True, False, True, False, False]
+    interval = bootstrap_interval(auroc, conf_a, right_a, baseline=conf_b, baseline_targets=right_b)
+    assert interval.estimate == pytest.approx(auroc(conf_a, right_a) - auroc(conf_b, right_b))
+    assert interval.low <= interval.estimate <= interval.high
+    with pytest.raises(ValueError, match="same questions"):
+        bootstrap_interval(auroc, conf_a, right_a, baseline=conf_b[:5], baseline_targets=right_b[:5])

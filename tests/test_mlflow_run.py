@@ -91,6 +91,10 @@ def chain(tmp_path_factory, tiny_model_dir):
     ids["phase1"] = run.ok("phase1", **chain_params)["phase1"]
     ids["multiphase"] = run.ok("multiphase", **chain_params)["multiphase"]
     ids["main"] = run.ok("main", **chain_params)["multiphase"]
+    # The judge multiphase registered, scored on one file of questions.
+    ids["evaluate_registered"] = run.ok(
+        "evaluate_registered", model_uri="models:/judgment_v2@current", dataset=dataset / "validation.jsonl"
+    )["evaluate_registered"]
     return run, ids
 
 
@@ -112,6 +116,9 @@ def test_every_entry_point_runs_through_mlflow_run(chain):
     assert sweep.data.tags["best_run_id"] == ids["best"]
     # `main` is multiphase under another name: the same parameters reuse every finished step.
     assert client.get_run(ids["main"]).data.params == client.get_run(ids["multiphase"]).data.params
+    downstream = client.get_run(ids["evaluate_registered"])
+    assert downstream.data.tags["mlflow.note.content"].startswith("judgment_v2/")
+    assert "validation/judge/balanced_accuracy" in downstream.data.metrics
 
 
 @pytest.mark.parametrize("parameter", ["adapter_run_id", "collect_run_id", "model"])

@@ -69,7 +69,11 @@ def test_every_phase_and_step_is_nested_under_the_parent(pipeline):
     for key in steps:
         run = mlflow.get_run(ids[key])
         assert run.info.status == "FINISHED", key
+        # Every step and phase run says in one line what it did (its description in the UI).
+        note = run.data.tags.get("mlflow.note.content", "")
+        assert note and "\n" not in note, (key, note)
         phase_run = mlflow.get_run(run.data.tags["mlflow.parentRunId"])
+        assert phase_run.data.tags["mlflow.note.content"].startswith(phase_run.info.run_name.replace("phase", "Phase "))
         assert phase_run.info.run_name == key.split("/")[0]
         assert phase_run.data.tags["mlflow.parentRunId"] == parent
     summary = mlflow.load_table("summary.json", run_ids=[parent])
@@ -78,6 +82,15 @@ def test_every_phase_and_step_is_nested_under_the_parent(pipeline):
     assert "phase3/validation/judge_exact_match" in mlflow.get_run(parent).data.metrics
     assert "phase1/validation/judge_balanced_accuracy" in mlflow.get_run(parent).data.metrics
     assert {"judge_balanced_accuracy", "judge_qwk", "judge_auroc", "judge_minus_majority_balanced_accuracy_low"} <= set(summary.columns)
+    # The parent's description is the summary in markdown, with the headline numbers and intervals.
+    note = mlflow.get_run(parent).data.tags["mlflow.note.content"]
+    assert note.startswith("**judgment v2 (knowledge merged), validation:** judge balanced accuracy")
+    validation = summary[(summary["phase"] == "phase3") & (summary["split"] == "validation")].iloc[0]
+    assert f"{validation['judge_balanced_accuracy']:.2f} [{validation['judge_balanced_accuracy_low']:.2f}, " in note
+    assert "| judgment v1 (base model) | train |" in note
+    # The experiment opens in MLflow's model-training view.
+    experiment = mlflow.get_experiment(mlflow.get_run(parent).info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent)}
     assert {"summary.png", "summary.json"} <= artifacts
 

@@ -14,7 +14,7 @@ from know_thyself.config import JudgmentDataConfig
 from know_thyself.judgment_data import ARTIFACT_DIR, build_examples
 from know_thyself.labels import labels_for
 from know_thyself.steps.collect import require_collect_run
-from know_thyself.tracking import StepRun, log_jsonl, read_jsonl_artifact, step_run
+from know_thyself.tracking import StepRun, describe_run, log_jsonl, read_jsonl_artifact, step_run
 
 
 def run_build_judgment_data(cfg: JudgmentDataConfig, reuse: bool = True) -> StepRun:
@@ -26,10 +26,13 @@ def run_build_judgment_data(cfg: JudgmentDataConfig, reuse: bool = True) -> Step
             return run
         rows = read_jsonl_artifact(upstream.info.run_id, RESPONSES)
         mlflow.log_param("label_scheme", scheme)
+        sizes = []
         for split in SPLITS:
             examples = build_examples([r for r in rows if r["split"] == split], scheme)
             counts = Counter(e["label"] for e in examples)
             mlflow.log_metrics({f"{split}/label_count/{label}": counts.get(label, 0) for label in labels_for(scheme)})
             mlflow.log_metric(f"{split}/examples", len(examples))
             log_jsonl(examples, f"{ARTIFACT_DIR}/{split}.jsonl")
+            sizes.append(f"{len(examples)} {split} ({', '.join(f'{counts.get(label, 0)} {label}' for label in labels_for(scheme))})")
+        describe_run(f"Turned the ability labels of collect run {upstream.info.run_id} into judgment examples: {'; '.join(sizes)}.")
     return run

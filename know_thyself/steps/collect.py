@@ -21,10 +21,11 @@ from know_thyself.collect import (
     question_set_digest,
 )
 from know_thyself.config import CollectConfig
+from know_thyself.labels import labels_for
 from know_thyself.memory import check_sampling_memory
 from know_thyself.models import check_model_exists
 from know_thyself.sampling import resolve_backend
-from know_thyself.tracking import StepRun, find_finished_run, log_jsonl, require_step_run, step_run
+from know_thyself.tracking import StepRun, describe_run, find_finished_run, log_jsonl, require_step_run, step_run
 
 TAG_QUESTION_SET = "know_thyself.question_set"
 
@@ -49,7 +50,20 @@ def run_collect(cfg: CollectConfig, reuse: bool = True, run_name: str | None = N
             log_jsonl(result.rows, RESPONSES)
             if cfg.split_list() == SPLITS:
                 mlflow.log_figure(ability_figure(result.metrics, cfg.label_scheme), "ability_distribution.png")
+            describe_run(collect_line(cfg, result.metrics))
     return run
+
+
+def collect_line(cfg: CollectConfig, metrics: dict[str, float]) -> str:
+    """The run's one-line description: what was sampled, and what came out per split."""
+    labels = labels_for(cfg.label_scheme)
+    parts = []
+    for split in cfg.split_list():
+        shares = "/".join(f"{metrics[f'{split}/ability/{label}']:.0%}" for label in labels)
+        parts.append(f"{split}: {int(metrics[f'{split}/questions'])} questions, QA accuracy "
+                     f"{metrics[f'{split}/qa_accuracy']:.2f}, {'/'.join(labels)} {shares}")
+    return (f"Sampled {cfg.num_trials} answers per question from {cfg.model} on {cfg.dataset} (temperature "
+            f"{cfg.temperature}) and labelled each question's ability; " + "; ".join(parts) + ".")
 
 
 def require_collect_run(run_id: str, option: str, needs: tuple[str, ...] = SPLITS) -> Any:

@@ -12,11 +12,14 @@ import mlflow
 
 from know_thyself.collect import RESPONSES, check_reference_collect
 from know_thyself.config import EvaluateConfig
-from know_thyself.evaluate import TRAINING_STEPS, check_same_questions, evaluate_judgment
+from know_thyself.downstream import describe, headline
+from know_thyself.evaluate import TRAINING_STEPS, Evaluation, check_same_questions, evaluate_judgment
 from know_thyself.models import check_model_exists, load_model
 from know_thyself.steps.collect import require_collect_run
-from know_thyself.tracking import StepRun, downloaded, log_jsonl, read_jsonl_artifact, require_step_run, step_run
+from know_thyself.tracking import StepRun, describe_run, downloaded, log_jsonl, read_jsonl_artifact, require_step_run, step_run
 from know_thyself.training import ADAPTER_DIR, load_adapter
+
+PREDICTIONS = "predictions.jsonl"
 
 
 def run_evaluate_judgment(cfg: EvaluateConfig, reuse: bool = True, run_name: str | None = None) -> StepRun:
@@ -47,12 +50,21 @@ def run_evaluate_judgment(cfg: EvaluateConfig, reuse: bool = True, run_name: str
             model, tokenizer, rows, scheme, cfg.inference_batch_size, with_adapter=bool(cfg.adapter_run_id),
             reference_rows=reference_rows,
         )
-        mlflow.log_metrics(result.metrics)
-        mlflow.log_table(result.table, "comparison.json")
-        for name, table in result.tables.items():
-            mlflow.log_table(table, name)
-        for name, figure in result.figures.items():
-            mlflow.log_figure(figure, name)
-        mlflow.set_tag("undefined_metrics", ", ".join(result.undefined) if result.undefined else "none")
-        log_jsonl(result.predictions, "predictions.jsonl")
+        log_evaluation(result)
+        what = "the judge (base + judgment adapter)" if cfg.adapter_run_id else "the bare model, prompted to judge"
+        describe_run(f"Scored {what} of {cfg.model} on collect run {cfg.collect_run_id}'s questions; validation: "
+                     f"{describe(headline(result.metrics, 'validation'))} (majority baseline balanced accuracy "
+                     f"{result.metrics.get('validation/majority/balanced_accuracy', float('nan')):.2f}).")
     return run
+
+
+def log_evaluation(result: Evaluation, exclude: frozenset[str] = frozenset()) -> None:
+    """Log an evaluation into the active run: metrics (less ``exclude``, logged elsewhere), tables, figures, predictions."""
+    mlflow.log_metrics({k: v for k, v in result.metrics.items() if k not in exclude})
+    mlflow.log_table(result.table, "comparison.json")
+    for name, table in result.tables.items():
+        mlflow.log_table(table, name)
+    for name, figure in result.figures.items():
+        mlflow.log_figure(figure, name)
+    mlflow.set_tag("undefined_metrics", ", ".join(result.undefined) if result.undefined else "none")
+    log_jsonl(result.predictions, PREDICTIONS)

@@ -13,7 +13,7 @@ from know_thyself.collect import SPLITS
 from know_thyself.config import TestKnowledgeConfig
 from know_thyself.knowledge import check_comparable, knowledge_gains
 from know_thyself.steps.collect import TAG_QUESTION_SET, require_collect_run
-from know_thyself.tracking import StepRun, step_run
+from know_thyself.tracking import StepRun, describe_run, step_run
 
 
 def run_test_knowledge(cfg: TestKnowledgeConfig, reuse: bool = True) -> StepRun:
@@ -39,4 +39,11 @@ def run_test_knowledge(cfg: TestKnowledgeConfig, reuse: bool = True) -> StepRun:
             values = knowledge_gains(before.data.metrics, after.data.metrics)
             mlflow.log_metrics(values)
             mlflow.log_figure(plots.before_after_figure(values, SPLITS), "knowledge_before_after.png")
+            describe_run(
+                "Validation QA accuracy before -> after knowledge training: "
+                f"{values['before/validation/qa_accuracy_trials']:.2f} -> {values['after/validation/qa_accuracy_trials']:.2f} "
+                f"over trials, {values['before/validation/qa_accuracy_greedy']:.2f} -> "
+                f"{values['after/validation/qa_accuracy_greedy']:.2f} greedy (train: "
+                f"{values['before/train/qa_accuracy_trials']:.2f} -> {values['after/train/qa_accuracy_trials']:.2f})."
+            )
     return run

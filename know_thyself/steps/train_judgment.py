@@ -16,7 +16,7 @@ from know_thyself.config import TrainConfig, TrainingOptions
 from know_thyself.judgment_data import ARTIFACT_DIR, balance_examples, label_counts
 from know_thyself.models import check_model_exists
 from know_thyself.registry import log_judge
-from know_thyself.tracking import StepRun, read_jsonl_artifact, require_step_run, step_run
+from know_thyself.tracking import StepRun, describe_run, read_jsonl_artifact, require_step_run, step_run
 from know_thyself.training import log_adapter, train_lora
 
 
@@ -34,6 +34,11 @@ def run_train_judgment(cfg: TrainConfig, reuse: bool = True) -> StepRun:
                 if adapter_dir is not None:
                     # The judge as a loadable pyfunc: base model named, adapter inside, no local paths.
                     log_judge(str(adapter_dir), cfg.model, scheme)
+                    describe_run(
+                        f"Trained the judgment LoRA adapter (r {cfg.lora_r}) on {cfg.model} with {len(examples)} examples "
+                        f"({cfg.balance} balancing) for {trainer.state.global_step} steps; logged the judge as a "
+                        "pyfunc model under judge/."
+                    )
     return run
 
 

@@ -12,7 +12,7 @@ from know_thyself.config import KnowledgeTrainConfig
 from know_thyself.knowledge import DATA_FILE
 from know_thyself.models import check_model_exists
 from know_thyself.registry import KNOWLEDGE_ARTIFACT, requirements
-from know_thyself.tracking import StepRun, read_jsonl_artifact, require_step_run, step_run
+from know_thyself.tracking import StepRun, describe_run, read_jsonl_artifact, require_step_run, step_run
 from know_thyself.training import log_adapter, train_lora
 
 
@@ -22,7 +22,8 @@ def run_train_knowledge(cfg: KnowledgeTrainConfig, reuse: bool = True) -> StepRu
     check_model_exists(cfg.model)
     with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
         if not run.reused:
-            trainer = train_lora(read_jsonl_artifact(upstream.info.run_id, DATA_FILE), cfg)
+            examples = read_jsonl_artifact(upstream.info.run_id, DATA_FILE)
+            trainer = train_lora(examples, cfg)
             log_adapter(trainer, cfg.model)
             if trainer.is_world_process_zero():
                 merged = trainer.model.merge_and_unload()
@@ -33,4 +34,6 @@ def run_train_knowledge(cfg: KnowledgeTrainConfig, reuse: bool = True) -> StepRu
                     task="text-generation",
                     pip_requirements=requirements(),
                 )
+                describe_run(f"Trained the knowledge LoRA adapter on {cfg.model} with {len(examples)} question-answer "
+                             f"examples for {trainer.state.global_step} steps and merged it into the base (model/).")
     return run

@@ -1,0 +1,282 @@
+"""The evaluate_registered step: a registered judge (or two) scored on a question set of the user's choice.
+
+Everything the evaluation needs is found from the registered version itself:
+
+* the judge: the version's source run, a ``train_judgment`` run holding the adapter;
+* its base model: the version's ``base_model`` tag (for ``judgment_v2`` a merged
+  ``models:/knowledge_base/<version>``), else the training run's ``model`` parameter;
+* the judge's training collect run (training run -> ``data_run_id`` -> ``collect_run_id``),
+  which supplies the sampling settings of the ground truth (trials, temperature, answer length,
+  label scheme) and the labelled train questions that the baselines and the confidence score
+  are fitted on (majority label, prior, per-label correctness rates, probe). The scored question
+  set is not split in two for that: every question of it is scored, and nothing about it is
+  learned from its own labels.
+
+The ground truth is a collect run of the base model on the chosen questions (validation split
+only, or train only when ``split=train``; a single file is scored whole as validation); an
+identical finished collect run is reused. Each judge's evaluation is a child run linked to its
+model version (tags on both sides; its headline metrics also logged as metrics of the version's
+MLflow logged model, against the question set as a dataset). With two judges the parent run
+also holds the paired comparison. The parent run continues the run ``mlflow run`` opened.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+import pandas as pd
+
+from know_thyself import data, downstream
+from know_thyself.collect import RESPONSES
+from know_thyself.config import REGISTRY_URI, CollectConfig, EvaluateRegisteredConfig
+from know_thyself.evaluate import evaluate_judgment
+from know_thyself.labels import labels_for
+from know_thyself.models import check_model_exists, load_model
+from know_thyself.steps.collect import require_collect_run, run_collect
+from know_thyself.steps.evaluate_judgment import PREDICTIONS, log_evaluation
+from know_thyself.tracking import (
+    TAG_NOTE,
+    TAG_STEP,
+    chain_run,
+    close_stale_runs,
+    downloaded,
+    read_jsonl_artifact,
+    require_step_run,
+    step_run,
+)
+from know_thyself.training import ADAPTER_DIR, load_adapter
+
+logger = logging.getLogger(__name__)
+
+STEP = "evaluate_registered"
+# The step of each judge's own evaluation run (a child of the evaluate_registered run).
+JUDGE_STEP = "evaluate_registered_judge"
+STEPS = (STEP, JUDGE_STEP, "collect")
+JUDGES = ("judgment_v1", "judgment_v2")
+TAG_MODEL = "know_thyself.registered_model"
+TAG_VERSION = "know_thyself.model_version"
+TAG_QUESTIONS = "know_thyself.questions"
+
+
+@dataclass
+class RegisteredJudge:
+    """A registered judge version and the runs it leads to."""
+
+    uri: str
+    name: str
+    version: str
+    run_id: str
+    base_model: str
+    model_id: str | None
+    training_collect: Any
+
+    @property
+    def title(self) -> str:
+        """``judgment_v2/3``."""
+        return f"{self.name}/{self.version}"
+
+    @property
+    def scheme(self) -> str:
+        return self.training_collect.data.params.get("label_scheme", "three")
+
+
+@dataclass
+class Outcome:
+    """What the step made: run ids by name (for chaining by hand) and the report it prints."""
+
+    run_ids: dict[str, str]
+    report: str
+
+
+def resolve_judge(uri: str) -> RegisteredJudge:
+    """The registered version ``uri`` names, checked to be a judge, with its base model and training runs.
+
+    Raises:
+        ValueError: naming the URI and the fix, when the version does not exist or is not a judge.
+    """
+    match = REGISTRY_URI.match(uri)
+    if match is None:
+        raise ValueError(f"model_uri {uri!r} is not a registry URI; give models:/judgment_v2/<version> or @<alias>")
+    name, number, alias = match.groups()
+    client = mlflow.MlflowClient()
+    try:
+        version = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, number)
+    except Exception as exc:  # noqa: BLE001 - MlflowException for a missing name, version or alias
+        if exc.__class__.__name__ not in ("MlflowException", "RestException"):
+            raise
+        raise ValueError(
+            f"model_uri {uri!r} is not registered in {mlflow.get_tracking_uri()} ({_registered_judges(client)}); "
+            "check the name and version or alias on the MLflow UI's Models page, or point MLFLOW_TRACKING_URI "
+            "at the store that holds it"
+        ) from None
+    source = client.get_run(version.run_id) if version.run_id else None
+    step = source.data.tags.get(TAG_STEP, "") if source is not None else ""
+    if step != "train_judgment":
+        what = " (the knowledge-merged base model, not a judge)" if step == "train_knowledge" else ", not a judge"
+        made_by = f"made by a {step} run" if step else "not made by this pipeline's train_judgment step"
+        raise ValueError(
+            f"model_uri {uri!r} is {name} version {version.version}{what}, {made_by}; give a judgment_v1 or "
+            "judgment_v2 version, e.g. models:/judgment_v2@current"
+        )
+    data_run = require_step_run(source.data.params.get("data_run_id", ""), "build_judgment_data",
+                                f"the data_run_id of {uri}'s training run")
+    collected = require_collect_run(data_run.data.params.get("collect_run_id", ""), f"the collect run behind {uri}")
+    base = version.tags.get("base_model") or source.data.params.get("model", "")
+    return RegisteredJudge(uri, name, str(version.version), source.info.run_id, base,
+                           version.model_id or _logged_model_id(source), collected)
+
+
+def _registered_judges(client: Any) -> str:
+    found = [f"{v.name}/{v.version}" for name in JUDGES for v in client.search_model_versions(f"name = '{name}'")]
+    return f"judges registered there: {', '.join(sorted(found))}" if found else "no judge is registered there yet"
+
+
+def _logged_model_id(run: Any) -> str | None:
+    """The MLflow logged model of the judge the training run logged (MLflow 3), if the store has one."""
+    try:
+        models = mlflow.search_logged_models(
+            experiment_ids=[run.info.experiment_id],
+            filter_string=f"source_run_id = '{run.info.run_id}' AND name = 'judge'",
+            output_format="list",
+        )
+    except Exception:  # noqa: BLE001 - an older server without logged models: tags still link the runs
+        logger.debug("no logged models for run %s", run.info.run_id, exc_info=True)
+        return None
+    return models[0].model_id if models else None
+
+
+def run_evaluate_registered(cfg: EvaluateRegisteredConfig, reuse: bool = True) -> Outcome:
+    """Score each judge ``cfg.model_uri`` names on the question set; compare two. See the module doc."""
+    judges = [resolve_judge(uri) for uri in cfg.uris()]
+    if len({judge.title for judge in judges}) < len(judges):
+        raise ValueError(f"model_uri {cfg.model_uri!r} names {judges[0].title} twice; give two different versions")
+    if len({judge.scheme for judge in judges}) > 1:
+        raise ValueError(f"the judges of {cfg.model_uri!r} use different label schemes "
+                         f"({', '.join(j.scheme for j in judges)}); compare judges of one scheme")
+    single = data.single_file(cfg.dataset) is not None
+    split = "validation" if single else cfg.split
+    available = len(data.load_split(cfg.dataset, split))  # a bad file fails here, before any run
+    count = cfg.num_questions or available
+    if count > available:
+        raise ValueError(f"num_questions is {count} but {cfg.dataset!r} ({split}) holds {available} questions; "
+                         f"lower num_questions to <= {available} (0 scores them all)")
+    collects = [_collect_config(cfg, judge, split, count) for judge in judges]
+    for judge in judges:
+        check_model_exists(judge.base_model)
+    label = downstream.dataset_label(cfg.dataset, split, single)
+    close_stale_runs(STEPS)
+    ids: dict[str, str] = {}
+    with chain_run(STEP, cfg.params()) as parent:
+        ids[STEP] = parent.info.run_id
+        lines = []
+        for judge, collect_cfg in zip(judges, collects):
+            collect_id = run_collect(collect_cfg, reuse=reuse).run_id
+            run_id = _evaluate_one(cfg, judge, collect_id, split, label, reuse)
+            ids[f"{judge.title}/collect"], ids[f"{judge.title}/evaluation"] = collect_id, run_id
+            lines.append(_link_version(judge, run_id, split, label, collect_cfg))
+        mlflow.set_tags({TAG_QUESTIONS: label, "know_thyself.judges": ", ".join(j.title for j in judges)})
+        if len(judges) == 1:
+            values = mlflow.get_run(ids[f"{judges[0].title}/evaluation"]).data.metrics
+            mlflow.log_metrics({f"{split}/judge/{k}": v for k, v in downstream.headline(values, split).items()})
+            note = lines[0]
+        else:
+            table = _compare(judges, [ids[f"{j.title}/evaluation"] for j in judges], split)
+            note = "\n\n".join([downstream.comparison_markdown(table, (judges[0].title, judges[1].title), count),
+                                *(f"* {line}" for line in lines)])
+            lines.append(note)
+        mlflow.set_tag(TAG_NOTE, note)
+    return Outcome(ids, "\n".join(lines))
+
+
+def _collect_config(cfg: EvaluateRegisteredConfig, judge: RegisteredJudge, split: str, count: int) -> CollectConfig:
+    """The ground-truth collect run: the judge's base on the chosen questions, sampled as in its training."""
+    trained = judge.training_collect.data.params
+    return CollectConfig(
+        model=judge.base_model,
+        dataset=cfg.dataset,
+        num_samples=count if split == "train" else 0,
+        test_samples=count if split == "validation" else 0,
+        splits=split,
+        num_trials=cfg.num_trials or int(trained.get("num_trials", 5)),
+        temperature=float(trained.get("temperature", 0.5)),
+        max_new_tokens=int(trained.get("max_new_tokens", 24)),
+        label_scheme=judge.scheme,
+        inference_batch_size=cfg.inference_batch_size,
+        dtype=cfg.dtype,
+        seed=cfg.seed,
+    )
+
+
+def _evaluate_one(cfg: EvaluateRegisteredConfig, judge: RegisteredJudge, collect_id: str, split: str, label: str,
+                  reuse: bool) -> str:
+    """The judge's evaluation run on the collected questions (reused when an identical one finished)."""
+    params = {
+        "model_uri": f"models:/{judge.name}/{judge.version}",
+        "judge_run_id": judge.run_id,
+        "base_model": judge.base_model,
+        "collect_run_id": collect_id,
+        "training_collect_run_id": judge.training_collect.info.run_id,
+        "inference_batch_size": str(cfg.inference_batch_size),
+        "dtype": cfg.dtype,
+    }
+    with step_run(JUDGE_STEP, params, reuse=reuse, run_name=f"evaluate {judge.title}") as run:
+        if run.reused:
+            return run.run_id
+        rows = read_jsonl_artifact(collect_id, RESPONSES)
+        trained_on = [r for r in read_jsonl_artifact(judge.training_collect.info.run_id, RESPONSES) if r["split"] == "train"]
+        model, tokenizer = load_model(judge.base_model, dtype=cfg.dtype)
+        with downloaded(judge.run_id, ADAPTER_DIR) as adapter_dir:
+            model = load_adapter(model, adapter_dir)
+        result = evaluate_judgment(model, tokenizer, rows, judge.scheme, cfg.inference_batch_size,
+                                   with_adapter=True, fit_rows=trained_on)
+        seen = {" ".join(r["question"].lower().split()) for r in trained_on}
+        overlap = sum(" ".join(r["question"].lower().split()) in seen for r in rows) / len(rows)
+        result.metrics[f"{split}/overlap_with_judge_training"] = overlap
+        linked = {f"{split}/judge/{k}": v for k, v in downstream.headline(result.metrics, split).items()}
+        if judge.model_id:
+            questions = pd.DataFrame({"question_id": [r["question_id"] for r in rows], "question": [r["question"] for r in rows]})
+            dataset = mlflow.data.from_pandas(questions, name=label)
+            mlflow.log_metrics(linked, model_id=judge.model_id, dataset=dataset)
+            log_evaluation(result, exclude=frozenset(linked))
+        else:
+            log_evaluation(result)
+        mlflow.set_tags({TAG_MODEL: judge.name, TAG_VERSION: judge.version, TAG_QUESTIONS: label,
+                         "know_thyself.model_uri": judge.uri})
+        mlflow.set_tag(TAG_NOTE, f"Scored {judge.title} on {len(rows)} questions ({label}): "
+                                 f"{downstream.describe(downstream.headline(result.metrics, split))}.")
+    return run.run_id
+
+
+def _link_version(judge: RegisteredJudge, run_id: str, split: str, label: str, collect_cfg: CollectConfig) -> str:
+    """Tag the model version with the evaluation's headline; return the line that describes it."""
+    values = mlflow.get_run(run_id).data.metrics
+    questions = collect_cfg.num_samples + collect_cfg.test_samples
+    summary = downstream.describe(downstream.headline(values, split))
+    overlap = values.get(f"{split}/overlap_with_judge_training", 0.0)
+    line = (f"{judge.title} on {questions} questions ({label}): {summary}; ground truth from {collect_cfg.model} "
+            f"with {collect_cfg.num_trials} trials per question; {overlap:.0%} of the questions were among "
+            f"its training questions (run {run_id})")
+    client = mlflow.MlflowClient()
+    client.set_model_version_tag(judge.name, judge.version, f"downstream.{label}", f"{summary} on {questions} questions (run {run_id})")
+    client.set_model_version_tag(judge.name, judge.version, "downstream.last_run_id", run_id)
+    return line
+
+
+def _compare(judges: list[RegisteredJudge], run_ids: list[str], split: str) -> pd.DataFrame:
+    """The paired comparison of two judges' evaluation runs, logged into the active (parent) run."""
+    labels = labels_for(judges[0].scheme)
+    predictions, rates = [], []
+    for run_id in run_ids:
+        predictions.append([p for p in read_jsonl_artifact(run_id, PREDICTIONS) if p["split"] == split])
+        values = mlflow.get_run(run_id).data.metrics
+        rates.append({label: values[f"train/correct_rate/{label}"] for label in labels})
+    table, values = downstream.paired_comparison(
+        predictions[0], predictions[1], labels, rates[0], rates[1], (judges[0].title, judges[1].title)
+    )
+    mlflow.log_table(table, "paired_comparison.json")
+    mlflow.log_metrics({f"{split}/{key}": value for key, value in values.items()})
+    mlflow.set_tags({"know_thyself.first": judges[0].title, "know_thyself.second": judges[1].title})
+    return table

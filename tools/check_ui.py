@@ -1,0 +1,195 @@
+"""Check in a real browser that the MLflow UI tells the pipeline's story.
+
+Usage: python tools/check_ui.py [--store sqlite:///mlflow.db] [--run-id <parent run id>] [--screenshots DIR]
+
+Starts `mlflow ui` on a free local port against the tracking store, loads the experiment page
+and the parent run's page (by default the newest `multiphase` run) in headless Chromium, and
+checks that the rendered pages show the run names (the parent on the experiment page; the parent
+and its child runs on the run page) and the parent's description (the summary's first line and
+the first cell of each table row). Screenshots of both pages go to DIR (default
+ui-screenshots/, which git ignores); --log-screenshots also logs them as artifacts (ui/) of the
+parent run. Exits 0 when everything is on the pages, 1 naming what is missing, 2 when Chromium
+is not installed (Debian: apt-get install chromium).
+
+MLflow 3.17 shows an experiment in its GenAI or its model-training view according to a switch
+at the top of its sidebar, remembered per browser; the pages are loaded with
+`?workflowType=machine_learning`, the link that opens the model-training view directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+VIEW = "workflowType=machine_learning"
+
+
+def find_chromium() -> str | None:
+    """The Chromium binary: ``$CHROMIUM`` or the first of the usual names on PATH."""
+    if os.environ.get("CHROMIUM"):
+        return os.environ["CHROMIUM"]
+    return next((found for name in CHROMIUM_NAMES if (found := shutil.which(name))), None)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_ui(store: str, port: int, log: Path) -> subprocess.Popen:
+    """``mlflow ui`` on 127.0.0.1:port in its own process group; returns once /health answers."""
+    handle = log.open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store, "--host", "127.0.0.1", "--port", str(port)],
+        stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"mlflow ui exited with {process.returncode}; see {log}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                if response.status == 200:
+                    return process
+        except OSError:
+            time.sleep(0.5)
+    stop_ui(process)
+    raise RuntimeError(f"mlflow ui did not answer on port {port} within 90 s; see {log}")
+
+
+def stop_ui(process: subprocess.Popen) -> None:
+    """End the ``mlflow ui`` process group this script started."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _chromium(chromium: str, url: str, wait_ms: int, *extra: str) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory(prefix="check-ui-profile-") as profile:
+        return subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             f"--user-data-dir={profile}", f"--virtual-time-budget={wait_ms}", "--window-size=1600,1100", *extra, url],
+            capture_output=True, text=True, timeout=180,
+        )
+
+
+def rendered_text(chromium: str, url: str, wait_ms: int) -> str:
+    """The visible text of the page once its scripts ran (``--dump-dom``), whitespace collapsed."""
+    dom = _chromium(chromium, url, wait_ms, "--dump-dom").stdout
+    text = re.sub(r"<(script|style)\b.*?</\1>", " ", dom, flags=re.S)
+    text = re.sub(r"<[^>]+>", " ", text)
+    return " ".join(html.unescape(text).split())
+
+
+def screenshot(chromium: str, url: str, wait_ms: int, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _chromium(chromium, url, wait_ms, f"--screenshot={target}")
+
+
+def _squash(text: str) -> str:
+    """Text without whitespace: markup between words renders as spaces that the source does not have."""
+    return re.sub(r"\s+", "", text)
+
+
+def expected_summary(note: str) -> list[str]:
+    """What of a markdown description must show: its first line, and each table row's first cell."""
+    lines = [line.strip() for line in note.splitlines() if line.strip()]
+    if not lines:
+        return []
+    wanted = [re.sub(r"[*_`]", "", lines[0])]
+    for line in lines[1:]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if line.startswith("|") and cells and not set(cells[0]) <= set("-: "):
+            wanted.append(re.sub(r"[*_`]", "", cells[0]))
+    return list(dict.fromkeys(wanted))
+
+
+def missing(text: str, wanted: list[str]) -> list[str]:
+    squashed = _squash(text)
+    return [item for item in wanted if _squash(item) not in squashed]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--store", default=os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db")
+    parser.add_argument("--run-id", default="", help="the parent run to check (default: the newest multiphase run)")
+    parser.add_argument("--screenshots", default="ui-screenshots", help="folder for the screenshots")
+    parser.add_argument("--log-screenshots", action="store_true", help="also log them as artifacts (ui/) of the run")
+    parser.add_argument("--expect", action="append", default=[], help="more text the run page must show")
+    parser.add_argument("--wait-ms", type=int, default=10000, help="virtual time the page gets to render")
+    args = parser.parse_args(argv)
+
+    chromium = find_chromium()
+    if chromium is None:
+        print("Chromium is not installed (Debian: apt-get install chromium); set $CHROMIUM to use another binary")
+        return 2
+    import mlflow
+
+    client = mlflow.MlflowClient(args.store)
+    if args.run_id:
+        run = client.get_run(args.run_id)
+    else:
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        runs = client.search_runs(experiments, "tags.`know_thyself.step` = 'multiphase'", order_by=["attributes.start_time DESC"],
+                                  max_results=1)
+        if not runs:
+            print(f"no multiphase run in {args.store}; run the pipeline first (make run) or pass --run-id")
+            return 1
+        run = runs[0]
+    experiment_id, run_id = run.info.experiment_id, run.info.run_id
+    children = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}'")
+    note = run.data.tags.get("mlflow.note.content", "")
+    expectations = {
+        "experiment page": [run.info.run_name],
+        "run page": [run.info.run_name, *(c.info.run_name for c in children), *expected_summary(note), *args.expect],
+    }
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    urls = {
+        "experiment page": f"{base}/#/experiments/{experiment_id}?{VIEW}",
+        "run page": f"{base}/#/experiments/{experiment_id}/runs/{run_id}?{VIEW}",
+    }
+    shots = Path(args.screenshots)
+    shots.mkdir(parents=True, exist_ok=True)
+    process = start_ui(args.store, port, shots / "mlflow-ui.log")
+    problems = []
+    try:
+        for page, url in urls.items():
+            absent = missing(rendered_text(chromium, url, args.wait_ms), expectations[page])
+            if absent:  # a slow first render: once more with more time
+                absent = missing(rendered_text(chromium, url, args.wait_ms * 3), expectations[page])
+            problems += [f"{page} ({url}) does not show {item!r}" for item in absent]
+            screenshot(chromium, url, args.wait_ms, shots / f"{page.replace(' ', '_')}.png")
+    finally:
+        stop_ui(process)
+    if args.log_screenshots:
+        for image in sorted(shots.glob("*.png")):
+            client.log_artifact(run_id, str(image), "ui")
+    for problem in problems:
+        print(problem)
+    if not problems:
+        checked = sum(len(v) for v in expectations.values())
+        print(f"ok: {checked} texts on the experiment and run pages of run {run_id}; screenshots in {shots}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
