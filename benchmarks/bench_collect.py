@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from child import report, run_child  # benchmarks/child.py, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 SEED, TRAIN_QUESTIONS, SAMPLES, MAX_NEW_TOKENS = 42, 1, 5, 24
 
@@ -186,16 +188,11 @@ def _child(argv: list[str]) -> None:
         result = measure_sampling(variant, dtype, int(batch), int(questions), float(temperature))
     else:
         result = plain_script(int(rest[0]), float(rest[1]), rest[2])
-    print("RESULT " + json.dumps(result))
+    report(result)
 
 
 def _run_child(*args: str) -> dict:
-    env = dict(os.environ, TQDM_DISABLE="1", TRANSFORMERS_VERBOSITY="error", PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        raise RuntimeError(f"benchmark child {args} failed:\n{out.stderr[-3000:]}")
-    line = next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return run_child(__file__, *args)
 
 
 def _seconds(runs: list[dict]) -> str:

@@ -47,6 +47,8 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from child import report, run_child  # benchmarks/child.py, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 8
 LABELS = ("can", "uncertain", "cannot")
@@ -185,16 +187,11 @@ def _child(argv: list[str]) -> None:
     else:
         only_labels, grouped, base_dtype, n_examples, steps, kind = rest
         result = measure_training(only_labels == "1", grouped == "1", base_dtype, int(n_examples), int(steps), kind)
-    print("RESULT " + json.dumps(result))
+    report(result)
 
 
 def _run_child(*args: str) -> dict:
-    env = dict(os.environ, TQDM_DISABLE="1", TRANSFORMERS_VERBOSITY="error", PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        raise RuntimeError(f"benchmark child {args} failed:\n{out.stderr[-3000:]}")
-    line = next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return run_child(__file__, *args)
 
 
 def _load() -> str:
