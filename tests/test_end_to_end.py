@@ -17,7 +17,9 @@ def test_phase1_through_mlflow_run(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["MLFLOW_TRACKING_URI"] = store
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # `python` of this environment
-    params = {"num_samples": 8, "test_samples": 6, "num_trials": 2, "max_steps": 4, "batch_size": 4}
+    # Enough balanced training (oversampled, the default) that a judge predicting one label for
+    # every question fails the check below; small enough for a couple of minutes on 2 cores.
+    params = {"num_samples": 48, "test_samples": 6, "num_trials": 2, "max_steps": 16, "batch_size": 8}
     command = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "phase1", "--env-manager", "local",
                "--experiment-name", "e2e"]
     for key, value in params.items():
@@ -38,7 +40,7 @@ def test_phase1_through_mlflow_run(tmp_path):
         assert by_name[name].info.status == "FINISHED"
 
     collected = by_name["collect"].data.metrics
-    assert collected["train/questions"] == 8 and collected["validation/questions"] == 6
+    assert collected["train/questions"] == 48 and collected["validation/questions"] == 6
     assert sum(collected[f"validation/ability/{label}"] for label in ("can", "uncertain", "cannot")) == pytest.approx(1)
     assert "responses.jsonl" in {a.path for a in client.list_artifacts(by_name["collect"].info.run_id)}
     assert not any(name.startswith("evaluate_baseline") for name in by_name)  # the bare model is a row of the one evaluation
@@ -53,3 +55,7 @@ def test_phase1_through_mlflow_run(tmp_path):
     adapter = {a.path for a in client.list_artifacts(train.info.run_id, "adapter")}
     assert "adapter/adapter_model.safetensors" in adapter
     assert "judgment_v1/validation/judge/exact_match" in parent.data.metrics
+    # The trained judge must not collapse onto one label (the failure oversampling exists to prevent).
+    predicted = {label for split in ("train", "validation") for label in ("can", "uncertain", "cannot")
+                 if run.data.metrics.get(f"{split}/judge/predicted/{label}", 0.0) > 0}
+    assert len(predicted) >= 2, f"the trained judge predicted only {predicted} for every question"
