@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from know_thyself.collect import answer_seed_of
 from know_thyself.data import SPLITS
 from know_thyself.prompts import answer_completion, answer_messages
 
@@ -52,6 +53,11 @@ def check_comparable(
                 f"the two collect runs differ in {key} ({before.get(key)!r} vs {after.get(key)!r}); compare "
                 "collect runs of the same questions, sampled with the same settings"
             )
+    if answer_seed_of(before) != answer_seed_of(after):
+        raise ValueError(
+            f"the two collect runs sampled their answers with different seeds ({answer_seed_of(before)!r} vs "
+            f"{answer_seed_of(after)!r}, from seed and sample_seed); compare collect runs sampled with the same seed"
+        )
     if before_questions and after_questions and before_questions != after_questions:
         raise ValueError(
             "the two collect runs sampled different questions (the dataset changed between them); compare "

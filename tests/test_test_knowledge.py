@@ -38,6 +38,16 @@ def test_runs_sampled_differently_are_refused(tracking, key, value):
     assert _runs_of("test_knowledge") == []
 
 
+def test_runs_with_different_answer_seeds_are_refused(tracking):
+    before, after = _collect_run(), _collect_run(sample_seed="7")
+    with pytest.raises(ValueError, match=r"different seeds \('42' vs '7'"):
+        run_test_knowledge(config.TestKnowledgeConfig(collect_before_run_id=before, collect_after_run_id=after))
+    # sample_seed -1 means "the seed itself": the same answers as a run without sample_seed
+    same = _collect_run(sample_seed="-1", model="merged")
+    assert run_test_knowledge(config.TestKnowledgeConfig(collect_before_run_id=before, collect_after_run_id=same))
+    assert _runs_of("test_knowledge") != []
+
+
 def test_comparable_runs_give_the_gain(tracking):
     before, after = _collect_run(), _collect_run(model="merged")
     run = run_test_knowledge(config.TestKnowledgeConfig(collect_before_run_id=before, collect_after_run_id=after))
