@@ -33,3 +33,18 @@ def test_none_keeps_the_examples_and_both_modes_are_seeded():
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="balance must be none or oversample"):
         balance_examples(EXAMPLES, "undersample")
+
+
+def test_the_judge_trains_on_random_batches_not_length_groups(monkeypatch):
+    """Oversampled copies share a length: length grouping would put them in one batch."""
+    from know_thyself.config import TrainingOptions
+    from know_thyself.steps import train_judgment
+
+    seen = {}
+    monkeypatch.setattr(train_judgment, "train_lora", lambda examples, cfg, mt=None, group_by_length=None: seen.update(
+        group_by_length=group_by_length, n=len(examples)))
+    monkeypatch.setattr(train_judgment.mlflow, "log_metrics", lambda metrics: None)
+    examples = [{"prompt": [], "completion": [{"role": "assistant", "content": label}], "label": label}
+                for label in ("can", "cannot", "cannot", "cannot")]
+    train_judgment.fit_judge(examples, TrainingOptions(), "oversample")
+    assert seen == {"group_by_length": False, "n": 6}  # `can` oversampled to `cannot`'s 3

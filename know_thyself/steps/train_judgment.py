@@ -57,4 +57,5 @@ def fit_judge(examples: list[dict], training: TrainingOptions, balance: str, mod
     """
     examples = balance_examples(examples, balance, training.seed)
     mlflow.log_metrics({f"train/balanced_count/{label}": n for label, n in label_counts(examples).items()})
-    return train_lora(examples, training, model_and_tokenizer)
+    # Random batches: oversampled copies share a length, and length grouping would batch them together.
+    return train_lora(examples, training, model_and_tokenizer, group_by_length=False)
