@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from child import report, run_child  # benchmarks/child.py, beside this script
+from child import load_average as _load, report, run_child  # benchmarks/child.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED, TRAIN_QUESTIONS, SAMPLES, MAX_NEW_TOKENS = 42, 1, 5, 24
@@ -197,13 +197,6 @@ def _run_child(*args: str) -> dict:
 
 def _seconds(runs: list[dict]) -> str:
     return ", ".join(f"{r['seconds']:.1f}" for r in runs)
-
-
-def _load() -> str:
-    try:
-        return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "load average unknown"
 
 
 def main() -> None:

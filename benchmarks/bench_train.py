@@ -47,7 +47,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from child import report, run_child  # benchmarks/child.py, beside this script
+from child import load_average as _load, report, run_child  # benchmarks/child.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 8
@@ -192,13 +192,6 @@ def _child(argv: list[str]) -> None:
 
 def _run_child(*args: str) -> dict:
     return run_child(__file__, *args)
-
-
-def _load() -> str:
-    try:
-        return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "load average unknown"
 
 
 def main() -> None:

@@ -29,3 +29,11 @@ def run_child(script: str, *args: str) -> dict:
         raise RuntimeError(f"benchmark child {args} failed:\n{out.stderr[-3000:]}")
     line = next(line for line in out.stdout.splitlines() if line.startswith(PREFIX))
     return json.loads(line[len(PREFIX):])
+
+
+def load_average() -> str:
+    """The machine's load average, for the benchmark's header (timings are only as quiet as this)."""
+    try:
+        return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "load average unknown"
