@@ -21,6 +21,7 @@ from transformers import TrainerCallback
 
 from know_thyself.config import TrainConfig
 from know_thyself.models import bf16_supported, load_model
+from know_thyself.prefix_cache import common_prefix_length
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,11 @@ SCORE_LABEL_POSITIONS_ONLY = True
 # predicted `uncertain` for 86% of the validation questions and `can` for none, where the run
 # before it, with random batches, predicted all three labels.
 GROUP_BY_LENGTH = True
+# Run the token prefix that every training example shares (the system text and worked examples
+# of the prompt) once per batch instead of once per example; see :func:`share_prompt_prefix`.
+SHARE_PROMPT_PREFIX = True
+# A shorter shared prefix saves too little to be worth the second backbone call.
+MIN_SHARED_PREFIX = 8
 
 
 @contextlib.contextmanager
@@ -66,6 +72,67 @@ def label_positions_only() -> Iterator[None]:
         yield
     finally:
         trl_utils._use_triton = original
+
+
+def share_prompt_prefix(model: Any, prefix_ids: list[int]) -> None:
+    """Make the backbone of ``model`` run a batch's shared token prefix once, for every row together.
+
+    Every knowledge example starts with the same ~107 tokens (the answer prompt's system text and
+    worked examples) before its ~18 of question and answer; judgment examples share the judgment
+    prompt's system text. Causal attention means those positions' keys, values and hidden states
+    depend on the prefix alone, so they are the same in every row. The patched backbone runs the
+    prefix once (batch 1, with gradients), expands its KV cache to the batch, and runs the rows'
+    remaining tokens after it. The output has the same shape and, without dropout, the same values
+    as the plain forward; the gradients of the prefix's computation are summed over the rows by the
+    expansion, as the plain forward sums them. LoRA dropout draws one mask for the shared positions
+    instead of one per row.
+
+    Batches that do not begin with the prefix in every row, or that ask for something else (a
+    cache, embeddings, hidden states of every layer), take the backbone's own forward.
+
+    Args:
+        model: The PEFT-wrapped causal LM the trainer trains (``get_base_model().base_model`` is
+            the backbone TRL's fused LM head calls).
+        prefix_ids: The shared token ids (the right-padded batches put them at positions 0..P-1).
+    """
+    import torch
+    from transformers import DynamicCache
+    from transformers.modeling_outputs import BaseModelOutputWithPast
+
+    backbone = model.get_base_model().base_model
+    original = backbone.forward
+    prefix = torch.tensor(prefix_ids, dtype=torch.long)
+    width = len(prefix_ids)
+
+    def forward(input_ids: Any = None, attention_mask: Any = None, position_ids: Any = None, **kwargs: Any) -> Any:
+        shared = (
+            input_ids is not None
+            and input_ids.shape[1] > width
+            and kwargs.get("past_key_values") is None
+            and kwargs.get("inputs_embeds") is None
+            and not kwargs.get("output_hidden_states")
+            and not kwargs.get("output_attentions")
+            and position_ids is None
+            and torch.equal(input_ids[:, :width], prefix.to(input_ids.device).expand(input_ids.shape[0], -1))
+            and (attention_mask is None or bool(attention_mask[:, :width].all()))
+        )
+        if not shared:
+            return original(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **kwargs)
+        rows = input_ids.shape[0]
+        kwargs.pop("use_cache", None)
+        head = original(input_ids=input_ids[:1, :width], use_cache=True, **kwargs)
+        cache = DynamicCache(config=backbone.config)
+        for layer, source in zip(cache.layers, head.past_key_values.layers):
+            layer.update(source.keys.expand(rows, -1, -1, -1), source.values.expand(rows, -1, -1, -1))
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        tail = original(
+            input_ids=input_ids[:, width:], attention_mask=attention_mask, past_key_values=cache, use_cache=False, **kwargs
+        )
+        hidden = torch.cat([head.last_hidden_state.expand(rows, -1, -1), tail.last_hidden_state], dim=1)
+        return BaseModelOutputWithPast(last_hidden_state=hidden)
+
+    backbone.forward = forward
 
 
 def _sft_trainer_class() -> type:
@@ -162,7 +229,7 @@ def build_trainer(
         use_cpu=not on_gpu,
         gradient_checkpointing=False,
     )
-    return _sft_trainer_class()(
+    trainer = _sft_trainer_class()(
         model=model,
         args=args,
         train_dataset=dataset,
@@ -170,6 +237,12 @@ def build_trainer(
         peft_config=lora_config(cfg),
         callbacks=[MlflowMetricsCallback()],
     )
+    if SHARE_PROMPT_PREFIX:
+        token_lists = trainer.train_dataset["input_ids"]
+        shared = common_prefix_length(token_lists)
+        if shared >= MIN_SHARED_PREFIX:
+            share_prompt_prefix(trainer.model, list(token_lists[0][:shared]))
+    return trainer
 
 
 def train_lora(

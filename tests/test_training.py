@@ -139,3 +139,49 @@ def test_length_grouping_keeps_every_example_and_its_loss_mask(tiny_model_dir, t
         padding[grouped], seen[grouped] = pads, sorted(rows)
     assert seen[True] == seen[False]
     assert padding[True] < padding[False]
+
+
+def test_shared_prompt_prefix_keeps_the_loss_and_gradients(tiny_model_dir, tmp_path, monkeypatch):
+    """The examples' shared prefix run once per batch: the same loss and LoRA gradients as row by row."""
+    from know_thyself import training
+
+    cfg = _cfg(tiny_model_dir, lora_dropout=0.0)
+    results, widths = {}, {}
+    for shared in (False, True):
+        monkeypatch.setattr(training, "SHARE_PROMPT_PREFIX", shared)
+        trainer = build_trainer(EXAMPLES, cfg, str(tmp_path))
+        batch = _batch(trainer)
+        backbone = trainer.model.get_base_model().base_model
+        seen = []
+        for layer in backbone.layers[:1]:
+            layer.register_forward_pre_hook(lambda module, args, kwargs: seen.append(tuple(args[0].shape[:2])),
+                                            with_kwargs=True)
+        loss = trainer.compute_loss(trainer.model, dict(batch))
+        loss.backward()
+        grads = {n: p.grad.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+        results[shared], widths[shared] = (loss.detach(), grads), seen
+    rows, width = batch["input_ids"].shape
+    prefix = training.common_prefix_length(trainer.train_dataset["input_ids"])
+    assert prefix >= training.MIN_SHARED_PREFIX
+    assert widths[False] == [(rows, width)]  # every row's every token
+    assert widths[True] == [(1, prefix), (rows, width - prefix)]  # the prefix once, then the rest of each row
+    (loss_plain, grads_plain), (loss_shared, grads_shared) = results[False], results[True]
+    assert torch.allclose(loss_plain, loss_shared, atol=1e-5)
+    assert grads_plain.keys() == grads_shared.keys() and grads_plain
+    for name in grads_plain:
+        assert torch.allclose(grads_plain[name], grads_shared[name], atol=1e-5, rtol=1e-3), name
+
+
+def test_shared_prompt_prefix_steps_aside_for_other_batches(tiny_model_dir, tmp_path):
+    """A batch whose rows do not all start with the prefix takes the backbone's own forward."""
+    trainer = build_trainer(EXAMPLES, _cfg(tiny_model_dir, lora_dropout=0.0), str(tmp_path))
+    batch = dict(_batch(trainer))
+    batch["input_ids"] = batch["input_ids"].clone()
+    batch["input_ids"][0, 0] = (batch["input_ids"][0, 0] + 1) % 100
+    backbone = trainer.model.get_base_model().base_model
+    seen = []
+    backbone.layers[0].register_forward_pre_hook(lambda module, args, kwargs: seen.append(tuple(args[0].shape[:2])),
+                                                 with_kwargs=True)
+    loss = trainer.compute_loss(trainer.model, batch)
+    assert torch.isfinite(loss)
+    assert seen == [tuple(batch["input_ids"].shape)]
