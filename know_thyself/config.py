@@ -282,6 +282,13 @@ class EvaluateConfig(StepConfig):
         )
 
 
+# What Phase 2's QA examples teach (know_thyself.knowledge.restate_in_own_words).
+KNOWLEDGE_TARGETS = ("reference", "own_words")
+KNOWLEDGE_TARGETS_HELP = (
+    "'reference' (the reference answer as it stands) or 'own_words' (the model's own sentence stating "
+    "the reference answer, where the grader accepts it; it forgets less of what it was not taught)."
+)
+
 # Which linear layers of each transformer block get LoRA adapters: the attention projections, or
 # those and the MLP projections too (where much of a model's factual recall is stored).
 LORA_TARGETS = ("attention", "attention_mlp")
@@ -417,9 +424,15 @@ class KnowledgeDataConfig(StepConfig):
 
     step: ClassVar[str] = "build_knowledge_data"
     collect_run_id: str = option("", "Run id of a finished collect run whose train questions become QA examples.")
+    targets: str = option("reference", KNOWLEDGE_TARGETS_HELP)
+    model: str = option("", "The model that restates the answers (targets own_words); default: the collect run's model.")
 
     def validate(self) -> None:
         check_run_id("collect_run_id", self.collect_run_id)
+        _check(self.targets in KNOWLEDGE_TARGETS,
+               f"targets must be one of {', '.join(KNOWLEDGE_TARGETS)}, got {self.targets!r}")
+        if self.model:
+            resolve_model(self.model)
 
 
 @dataclass
@@ -460,6 +473,7 @@ class MultiphaseConfig(Phase1Config):
     knowledge_epochs: float = option(2.0, "Epochs of knowledge (QA) training in Phase 2.")
     knowledge_learning_rate: float = option(1e-3, "Learning rate of knowledge (QA) training in Phase 2.")
     knowledge_lora_targets: str = option("attention_mlp", "Phase 2's LoRA layers; see lora_targets.")
+    knowledge_targets: str = option("reference", "Phase 2's answer targets; " + KNOWLEDGE_TARGETS_HELP)
     phase: int = option(0, "Run phases up to this one (1, 2 or 3), reusing finished earlier steps; 0 runs all.")
 
     def validate(self) -> None:
@@ -473,11 +487,18 @@ class MultiphaseConfig(Phase1Config):
             self.knowledge_lora_targets in LORA_TARGETS,
             f"knowledge_lora_targets must be one of {', '.join(LORA_TARGETS)}, got {self.knowledge_lora_targets!r}",
         )
+        _check(self.knowledge_targets in KNOWLEDGE_TARGETS,
+               f"knowledge_targets must be one of {', '.join(KNOWLEDGE_TARGETS)}, got {self.knowledge_targets!r}")
         _check(self.phase in (0, 1, 2, 3), f"phase must be 0 (all), 1, 2 or 3, got {self.phase}")
 
     def phase1(self) -> Phase1Config:
         """The Phase 1 part of this config (the judgment chain's options)."""
         return self.derive(Phase1Config)
+
+    def knowledge_data(self, collect_run_id: str) -> KnowledgeDataConfig:
+        """The build_knowledge_data step's config on Phase 1's collect run (targets restated by this config's model)."""
+        return self.derive(KnowledgeDataConfig, collect_run_id=collect_run_id, targets=self.knowledge_targets,
+                           model=self.model if self.knowledge_targets == "own_words" else "")
 
     def knowledge(self, data_run_id: str) -> KnowledgeTrainConfig:
         """The train_knowledge step's config on a build_knowledge_data run (``knowledge_epochs`` epochs)."""

@@ -9,11 +9,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from know_thyself.collect import answer_seed_of
 from know_thyself.data import SPLITS
-from know_thyself.prompts import answer_completion, answer_messages
+from know_thyself.grading import is_correct
+from know_thyself.prompts import answer_completion, answer_messages, render, restate_messages
 
 DATA_FILE = "knowledge_data/train.jsonl"
+# A restatement longer than this (characters) has wandered off; the reference answer is kept.
+MAX_RESTATEMENT_CHARS = 160
 # Collect parameters that must agree for a before/after comparison: the same questions, sampled alike.
 COMPARABLE_PARAMS = (
     "dataset", "num_samples", "test_samples", "seed", "num_trials", "temperature", "max_new_tokens", "label_scheme",
@@ -30,6 +35,35 @@ def build_qa_examples(rows: list[dict]) -> list[dict]:
         }
         for row in rows
     ]
+
+
+def restate_in_own_words(rows: list[dict], examples: list[dict], sampler: Any, max_new_tokens: int = 40) -> int:
+    """Replace each example's target by the model's own sentence stating the reference answer.
+
+    The base model mostly answers in a sentence that restates the question ("The capital of
+    Japan is Tokyo."); trained on terse reference answers it starts answering tersely, and
+    recalls worse on questions it was not trained on. Here the model itself answers each question
+    with the reference answer given as a hint (greedy), and its sentence becomes the target where
+    the grader accepts it (it contains the answer or an alias) and it is short; otherwise the
+    reference answer stays.
+
+    Args:
+        rows: The ``responses.jsonl`` rows the examples were built from (same order).
+        examples: QA examples from :func:`build_qa_examples`; changed in place.
+        sampler: A sampler over the model being taught (its ``tokenizer`` renders the prompts).
+        max_new_tokens: Longest restatement, in tokens.
+
+    Returns:
+        How many targets were replaced.
+    """
+    prompts = [render(sampler.tokenizer, restate_messages(row["question"], row["answer"])) for row in rows]
+    restated = sampler.sample(prompts, 1, max_new_tokens=max_new_tokens, temperature=0.0, seed=0).greedy if rows else []
+    replaced = 0
+    for row, example, sentence in zip(rows, examples, restated):
+        if sentence and len(sentence) <= MAX_RESTATEMENT_CHARS and is_correct(sentence, row["aliases"]):
+            example["completion"] = answer_completion(sentence)
+            replaced += 1
+    return replaced
 
 
 def check_comparable(

@@ -29,6 +29,9 @@ ANSWER_EXAMPLES = (
     ("Who wrote the play Waiting for Godot?", "Samuel Beckett"),
 )
 
+# Knowledge targets in the model's own words: the model restates a reference answer it is given.
+RESTATE_SYSTEM = "You are a quiz contestant. Answer the trivia question in one short sentence."
+
 Message = dict[str, str]
 
 
@@ -45,6 +48,14 @@ def answer_messages(question: str) -> list[Message]:
 def answer_completion(answer: str) -> list[Message]:
     """The assistant turn that teaches ``answer`` (knowledge training data)."""
     return [{"role": "assistant", "content": answer.strip()}]
+
+
+def restate_messages(question: str, answer: str) -> list[Message]:
+    """Chat messages that ask the model to answer ``question`` in a sentence, the correct ``answer`` given as a hint."""
+    return [
+        {"role": "system", "content": RESTATE_SYSTEM},
+        {"role": "user", "content": f"{question.strip()} (The correct answer is {answer.strip()}.)"},
+    ]
 
 
 def judgment_messages(question: str, scheme: str = "three") -> list[Message]:

@@ -1,6 +1,7 @@
 """The build_knowledge_data step: QA SFT examples from a collect run's train questions.
 
-Logs ``knowledge_data/train.jsonl``.
+Logs ``knowledge_data/train.jsonl``. With ``targets=own_words`` the model restates each reference
+answer in its own sentence first (:func:`know_thyself.knowledge.restate_in_own_words`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ import mlflow
 
 from know_thyself.collect import RESPONSES
 from know_thyself.config import KnowledgeDataConfig
-from know_thyself.knowledge import DATA_FILE, build_qa_examples
+from know_thyself.knowledge import DATA_FILE, build_qa_examples, restate_in_own_words
+from know_thyself.models import check_model_exists
 from know_thyself.steps.collect import require_collect_run
 from know_thyself.tracking import StepRun, describe_run, log_jsonl, read_jsonl_artifact, step_run
 
@@ -17,12 +19,23 @@ from know_thyself.tracking import StepRun, describe_run, log_jsonl, read_jsonl_a
 def run_build_knowledge_data(cfg: KnowledgeDataConfig, reuse: bool = True) -> StepRun:
     """Log ``knowledge_data/train.jsonl`` built from the collect run's train split."""
     upstream = require_collect_run(cfg.collect_run_id, "collect_run_id", needs=("train",))
-    with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
+    params = cfg.params()
+    if cfg.targets == "own_words":
+        params["model"] = cfg.model or upstream.data.params.get("model", "")
+        check_model_exists(params["model"])
+    with step_run(cfg.step, params, reuse=reuse) as run:
         if not run.reused:
             rows = [r for r in read_jsonl_artifact(upstream.info.run_id, RESPONSES) if r["split"] == "train"]
             examples = build_qa_examples(rows)
+            how = "the reference answers"
+            if cfg.targets == "own_words":
+                from know_thyself.sampling import load_sampler
+
+                replaced = restate_in_own_words(rows, examples, load_sampler("transformers", params["model"]))
+                mlflow.log_metric("train/own_words_targets", replaced)
+                how = f"{replaced} answers restated in {params['model']}'s own words, the reference answer for the rest"
             log_jsonl(examples, DATA_FILE)
             mlflow.log_metric("train/examples", len(examples))
             describe_run(f"Built {len(examples)} question-answer examples from the train questions of collect run "
-                         f"{upstream.info.run_id}.")
+                         f"{upstream.info.run_id}: {how}.")
     return run

@@ -9,7 +9,7 @@ left RUNNING are marked KILLED first.
 from __future__ import annotations
 
 from know_thyself.collect import load_questions
-from know_thyself.config import KnowledgeDataConfig, MultiphaseConfig, TestKnowledgeConfig
+from know_thyself.config import MultiphaseConfig, TestKnowledgeConfig
 from know_thyself.models import check_model_exists
 from know_thyself.registry import JUDGE_ARTIFACT, KNOWLEDGE_ARTIFACT, register
 from know_thyself.steps import phase1 as phase1_chain
@@ -46,7 +46,7 @@ def run_multiphase(cfg: MultiphaseConfig, reuse: bool = True) -> dict[str, str]:
         ids["judgment_v1"] = register(phase1["train_judgment"], JUDGE_ARTIFACT, "judgment_v1", {**tags, "base_model": cfg.model})
         if last >= 2:
             with chain_run("phase2"):
-                data_id = run_build_knowledge_data(KnowledgeDataConfig(collect_run_id=phase1["collect"]), reuse).run_id
+                data_id = run_build_knowledge_data(cfg.knowledge_data(phase1["collect"]), reuse).run_id
                 train_id = run_train_knowledge(cfg.knowledge(data_id), reuse).run_id
                 describe_run(f"Phase 2, knowledge: question-answer examples from the train questions, a LoRA "
                              f"adapter trained on them and merged into {cfg.model} (registered as knowledge_base).")
