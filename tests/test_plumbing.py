@@ -32,6 +32,15 @@ def test_preset_args_of_a_real_preset():
     assert args[0] == "-P" and all(a == "-P" for a in args[::2])
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "presets").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_preset_is_valid_and_names_each_option_once(path):
+    """mlflow run refuses a repeated -P; every preset must validate and set each option once."""
+    args = presets.mlflow_run_args(path)
+    names = [a.split("=", 1)[0] for a in args[1::2]]
+    assert names and len(names) == len(set(names))
+    assert presets.load_preset(path).knowledge_targets in ("reference", "own_words")
+
+
 def test_pyyaml_is_declared():
     text = (ROOT / "pyproject.toml").read_text()
     import yaml
