@@ -76,13 +76,21 @@ class SharedPrefix:
         """A fresh ``DynamicCache`` holding the prefix for ``batch`` rows (None without a prefix)."""
         if not self.ids:
             return None
-        from transformers import DynamicCache
+        return expanded_cache(model.config, self.layers, batch)
 
-        cache = DynamicCache(config=model.config)
-        for layer, (keys, values) in zip(cache.layers, self.layers):
-            # ``update`` concatenates onto an empty tensor: the expanded view is copied, not aliased.
-            layer.update(keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1))
-        return cache
+
+def expanded_cache(config: Any, layers: Sequence[tuple[torch.Tensor, torch.Tensor]], batch: int) -> Any:
+    """A fresh ``DynamicCache`` holding one row's per-layer ``(keys, values)`` for ``batch`` rows.
+
+    ``update`` concatenates onto an empty tensor, so the expanded views are copied, not aliased;
+    gradients, where the tensors carry them, flow back through the expansion (summed over rows).
+    """
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=config)
+    for layer, (keys, values) in zip(cache.layers, layers):
+        layer.update(keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1))
+    return cache
 
 
 @dataclass

@@ -21,7 +21,7 @@ from transformers import TrainerCallback
 
 from know_thyself.config import TrainConfig
 from know_thyself.models import bf16_supported, load_model
-from know_thyself.prefix_cache import common_prefix_length
+from know_thyself.prefix_cache import common_prefix_length, expanded_cache
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,6 @@ def share_prompt_prefix(model: Any, prefix_ids: list[int]) -> None:
         prefix_ids: The shared token ids (the right-padded batches put them at positions 0..P-1).
     """
     import torch
-    from transformers import DynamicCache
     from transformers.modeling_outputs import BaseModelOutputWithPast
 
     backbone = model.get_base_model().base_model
@@ -121,9 +120,8 @@ def share_prompt_prefix(model: Any, prefix_ids: list[int]) -> None:
         rows = input_ids.shape[0]
         kwargs.pop("use_cache", None)
         head = original(input_ids=input_ids[:1, :width], use_cache=True, **kwargs)
-        cache = DynamicCache(config=backbone.config)
-        for layer, source in zip(cache.layers, head.past_key_values.layers):
-            layer.update(source.keys.expand(rows, -1, -1, -1), source.values.expand(rows, -1, -1, -1))
+        shared_kv = [(layer.keys, layer.values) for layer in head.past_key_values.layers]
+        cache = expanded_cache(backbone.config, shared_kv, rows)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         tail = original(
@@ -198,10 +196,9 @@ def build_trainer(
             pass False for data with repeated examples.
     """
     from datasets import Dataset
-
-    grouped = GROUP_BY_LENGTH if group_by_length is None else group_by_length
     from trl import SFTConfig
 
+    grouped = GROUP_BY_LENGTH if group_by_length is None else group_by_length
     if not examples:
         raise ValueError("there are no training examples; check the upstream data step")
     model, tokenizer = model_and_tokenizer or load_model(cfg.model, dtype="float32")
