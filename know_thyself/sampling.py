@@ -150,8 +150,7 @@ def inverse_cdf_sample(logits: torch.Tensor, temperature: float, generator: torc
     """
     if temperature == 0:
         return logits.argmax(dim=-1)
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
-    cdf = probs.cumsum(dim=-1)
+    cdf = torch.softmax(logits / temperature, dim=-1, dtype=torch.float32).cumsum_(dim=-1)
     u = torch.rand((cdf.shape[0], 1), generator=generator, device=cdf.device) * cdf[:, -1:]
     return torch.searchsorted(cdf, u).squeeze(-1).clamp_(max=cdf.shape[-1] - 1)
 
@@ -270,13 +269,17 @@ class TransformersSampler:
         logprob_sum = torch.zeros(rows, dtype=torch.float64, device=device)
         stop = self.stop.to(device)
         for step in range(max_new_tokens):
-            chosen = logits.argmax(dim=-1)
-            if temperature > 0:
-                sampled = (~greedy).nonzero().squeeze(-1)
-                chosen[sampled] = inverse_cdf_sample(logits[sampled], temperature, generator)
-            ended = stop[chosen]
             g = greedy.nonzero().squeeze(-1)
-            logprob = torch.log_softmax(logits[g].float(), dim=-1).gather(-1, chosen[g, None]).squeeze(-1)
+            greedy_logits = logits[g].float()
+            if temperature > 0:
+                # Every row is drawn (a row-index copy of the sampled rows' logits costs more than
+                # drawing the few greedy rows too); the greedy rows then take their argmax.
+                chosen = inverse_cdf_sample(logits, temperature, generator)
+                chosen[g] = greedy_logits.argmax(dim=-1)
+            else:
+                chosen = logits.argmax(dim=-1)
+            ended = stop[chosen]
+            logprob = torch.log_softmax(greedy_logits, dim=-1).gather(-1, chosen[g, None]).squeeze(-1)
             counted = active[g] & ~ended[g]  # answer tokens: before the stop token
             logprob_sum.index_add_(0, alive[g], torch.where(counted, logprob, 0.0).double())
             tokens[alive[active], step] = chosen[active]
