@@ -289,6 +289,11 @@ KNOWLEDGE_TARGETS_HELP = (
     "the reference answer, where the grader accepts it; it forgets less of what it was not taught)."
 )
 
+KNOWLEDGE_FRACTION_HELP = (
+    "Share of the collect run's train questions that Phase 2 teaches (a seeded draw); the rest stay "
+    "untaught, so that Phase 3's judge sees questions the model learned beside ones it did not."
+)
+
 # Which linear layers of each transformer block get LoRA adapters: the attention projections, or
 # those and the MLP projections too (where much of a model's factual recall is stored).
 LORA_TARGETS = ("attention", "attention_mlp")
@@ -426,11 +431,14 @@ class KnowledgeDataConfig(StepConfig):
     collect_run_id: str = option("", "Run id of a finished collect run whose train questions become QA examples.")
     targets: str = option("reference", KNOWLEDGE_TARGETS_HELP)
     model: str = option("", "The model that restates the answers (targets own_words); default: the collect run's model.")
+    fraction: float = option(1.0, KNOWLEDGE_FRACTION_HELP)
+    seed: int = option(42, "Seed of the draw of the taught questions (with fraction below 1).")
 
     def validate(self) -> None:
         check_run_id("collect_run_id", self.collect_run_id)
         _check(self.targets in KNOWLEDGE_TARGETS,
                f"targets must be one of {', '.join(KNOWLEDGE_TARGETS)}, got {self.targets!r}")
+        _check(0.0 < self.fraction <= 1.0, f"fraction must be in (0, 1], got {self.fraction}")
         if self.model:
             resolve_model(self.model)
 
@@ -459,10 +467,15 @@ class TestKnowledgeConfig(StepConfig):
     collect_after_run_id: str = option(
         "", "Run id of the collect run of the model after knowledge training (the same questions, sampled alike)."
     )
+    knowledge_data_run_id: str = option(
+        "", "Run id of the build_knowledge_data run of the training; adds the accuracy on the taught and the "
+        "untaught train questions apart (optional).",
+    )
 
     def validate(self) -> None:
         check_run_id("collect_before_run_id", self.collect_before_run_id)
         check_run_id("collect_after_run_id", self.collect_after_run_id)
+        check_run_id("knowledge_data_run_id", self.knowledge_data_run_id, optional=True)
 
 
 @dataclass
@@ -474,6 +487,7 @@ class MultiphaseConfig(Phase1Config):
     knowledge_learning_rate: float = option(1e-3, "Learning rate of knowledge (QA) training in Phase 2.")
     knowledge_lora_targets: str = option("attention_mlp", "Phase 2's LoRA layers; see lora_targets.")
     knowledge_targets: str = option("reference", "Phase 2's answer targets; " + KNOWLEDGE_TARGETS_HELP)
+    knowledge_fraction: float = option(1.0, KNOWLEDGE_FRACTION_HELP)
     phase: int = option(0, "Run phases up to this one (1, 2 or 3), reusing finished earlier steps; 0 runs all.")
 
     def validate(self) -> None:
@@ -489,6 +503,7 @@ class MultiphaseConfig(Phase1Config):
         )
         _check(self.knowledge_targets in KNOWLEDGE_TARGETS,
                f"knowledge_targets must be one of {', '.join(KNOWLEDGE_TARGETS)}, got {self.knowledge_targets!r}")
+        _check(0.0 < self.knowledge_fraction <= 1.0, f"knowledge_fraction must be in (0, 1], got {self.knowledge_fraction}")
         _check(self.phase in (0, 1, 2, 3), f"phase must be 0 (all), 1, 2 or 3, got {self.phase}")
 
     def phase1(self) -> Phase1Config:
@@ -498,7 +513,8 @@ class MultiphaseConfig(Phase1Config):
     def knowledge_data(self, collect_run_id: str) -> KnowledgeDataConfig:
         """The build_knowledge_data step's config on Phase 1's collect run (targets restated by this config's model)."""
         return self.derive(KnowledgeDataConfig, collect_run_id=collect_run_id, targets=self.knowledge_targets,
-                           model=self.model if self.knowledge_targets == "own_words" else "")
+                           model=self.model if self.knowledge_targets == "own_words" else "",
+                           fraction=self.knowledge_fraction)
 
     def knowledge(self, data_run_id: str) -> KnowledgeTrainConfig:
         """The train_knowledge step's config on a build_knowledge_data run (``knowledge_epochs`` epochs)."""

@@ -1,7 +1,8 @@
 """Phase 2 (knowledge): QA examples that teach the model the answers, and what the knowledge test compares.
 
 * QA examples: the collect step's answer prompt -> ``answer.value``, from the train questions
-  of a collect run, so what is learned shows up in grading (step ``build_knowledge_data``);
+  of a collect run (all of them, or a seeded share: :func:`choose_taught`), so what is learned
+  shows up in grading (step ``build_knowledge_data``);
 * the merged model: LoRA SFT on them, then ``merge_and_unload`` (step ``train_knowledge``);
 * the knowledge test compares QA accuracy before and after from two collect runs of the same
   questions, sampled alike (step ``test_knowledge``).
@@ -9,6 +10,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from know_thyself.collect import answer_seed_of
@@ -23,6 +25,56 @@ MAX_RESTATEMENT_CHARS = 160
 COMPARABLE_PARAMS = (
     "dataset", "num_samples", "test_samples", "seed", "num_trials", "temperature", "max_new_tokens", "label_scheme",
 )
+
+
+def choose_taught(rows: list[dict], fraction: float, seed: int) -> list[dict]:
+    """The rows whose questions Phase 2 teaches: a seeded draw of ``round(fraction * len(rows))`` (at least one).
+
+    With every train question taught and learned, Phase 3 measures almost every train question
+    as ``can``, and its judge has one label to learn. Leaving a share untaught keeps the
+    questions the model did not learn beside the ones it did. The rows keep their order.
+    """
+    if fraction >= 1.0 or not rows:
+        return list(rows)
+    count = max(1, round(fraction * len(rows)))
+    chosen = set(random.Random(seed).sample(range(len(rows)), count))
+    return [row for i, row in enumerate(rows) if i in chosen]
+
+
+def taught_gains(before: list[dict], after: list[dict], taught_ids: set[str]) -> dict[str, float]:
+    """QA accuracy before and after on the taught and the untaught train questions, and the gains.
+
+    Named like :func:`knowledge_gains`' values with ``taught`` / ``untaught`` for the split
+    (``before/taught/qa_accuracy_greedy``, ``taught/qa_accuracy_gain_greedy``, ...); a group
+    without questions is left out.
+
+    Args:
+        before: ``responses.jsonl`` rows of the collect run before knowledge training.
+        after: The same questions' rows after it.
+        taught_ids: Question ids of the QA examples trained on.
+    """
+    after_by_id = {row["question_id"]: row for row in after if row["split"] == "train"}
+    values: dict[str, float] = {}
+    for group, wanted in (("taught", True), ("untaught", False)):
+        ids = [row["question_id"] for row in before if row["split"] == "train" and (row["question_id"] in taught_ids) == wanted]
+        missing = [i for i in ids if i not in after_by_id]
+        if missing:
+            raise ValueError(
+                f"{len(missing)} train questions of the collect run before knowledge training are missing from the "
+                f"one after it (e.g. {missing[0]!r}); compare collect runs of the same questions"
+            )
+        if not ids:
+            continue
+        before_by_id = {row["question_id"]: row for row in before}
+        for when, rows in (("before", before_by_id), ("after", after_by_id)):
+            values[f"{when}/{group}/qa_accuracy_trials"] = sum(rows[i]["accuracy"] for i in ids) / len(ids)
+            values[f"{when}/{group}/qa_accuracy_greedy"] = sum(bool(rows[i]["greedy_correct"]) for i in ids) / len(ids)
+        for kind in ("trials", "greedy"):
+            values[f"{group}/qa_accuracy_gain_{kind}"] = (
+                values[f"after/{group}/qa_accuracy_{kind}"] - values[f"before/{group}/qa_accuracy_{kind}"]
+            )
+        values[f"{group}/questions"] = float(len(ids))
+    return values
 
 
 def build_qa_examples(rows: list[dict]) -> list[dict]:

@@ -6,7 +6,7 @@ import mlflow
 import pytest
 
 from know_thyself import config
-from know_thyself.knowledge import MAX_RESTATEMENT_CHARS, build_qa_examples, restate_in_own_words
+from know_thyself.knowledge import MAX_RESTATEMENT_CHARS, build_qa_examples, choose_taught, restate_in_own_words
 from know_thyself.prompts import RESTATE_SYSTEM
 from know_thyself.sampling import Answers
 from know_thyself.steps.build_knowledge_data import run_build_knowledge_data
@@ -90,3 +90,32 @@ def test_the_chain_passes_its_model_only_for_own_words():
     chain = config.MultiphaseConfig(knowledge_targets="own_words")
     data = chain.knowledge_data("a" * 32)
     assert (data.targets, data.model, data.collect_run_id) == ("own_words", chain.model, "a" * 32)
+
+
+def test_a_share_of_the_questions_is_taught_in_order_and_seeded():
+    rows = [{"question_id": f"q{i}"} for i in range(10)]
+    taught = choose_taught(rows, 0.3, seed=7)
+    assert len(taught) == 3
+    assert [r["question_id"] for r in taught] == sorted((r["question_id"] for r in taught), key=lambda q: int(q[1:]))
+    assert taught == choose_taught(rows, 0.3, seed=7) and taught != choose_taught(rows, 0.3, seed=8)
+    assert choose_taught(rows, 1.0, seed=7) == rows
+    assert len(choose_taught(rows, 0.01, seed=7)) == 1  # at least one question
+
+
+def test_the_step_teaches_the_share_it_is_given(tracking):
+    collect = _collect_run("unused")
+    run = run_build_knowledge_data(config.KnowledgeDataConfig(collect_run_id=collect, fraction=0.5, seed=3))
+    examples = read_jsonl_artifact(run.run_id, "knowledge_data/train.jsonl")
+    chosen = [r["question_id"] for r in choose_taught([r for r in ROWS], 0.5, 3)]
+    assert [e["question_id"] for e in examples] == chosen and len(chosen) == 2
+    metrics = mlflow.get_run(run.run_id).data.metrics
+    assert (metrics["train/examples"], metrics["train/untaught_questions"]) == (2.0, 2.0)
+
+
+@pytest.mark.parametrize("fraction", [0.0, -0.5, 1.5])
+def test_a_fraction_outside_zero_to_one_is_refused(fraction):
+    with pytest.raises(ValueError, match=r"fraction must be in \(0, 1\]"):
+        config.KnowledgeDataConfig(collect_run_id="a" * 32, fraction=fraction)
+    with pytest.raises(ValueError, match=r"knowledge_fraction must be in \(0, 1\]"):
+        config.MultiphaseConfig(knowledge_fraction=fraction)
+    assert config.MultiphaseConfig(knowledge_fraction=0.4).knowledge_data("a" * 32).fraction == 0.4

@@ -1,5 +1,7 @@
 """test_knowledge refuses comparisons that would mean nothing: one run twice, or runs sampled differently."""
 
+import json
+
 import mlflow
 import pytest
 
@@ -54,3 +56,42 @@ def test_comparable_runs_give_the_gain(tracking):
     metrics = mlflow.get_run(run.run_id).data.metrics
     assert metrics["validation/qa_accuracy_gain_greedy"] == 0.0
     assert metrics["before/train/qa_accuracy_trials"] == 0.5
+
+
+def _collect_with_rows(rows: list[dict], **changes) -> str:
+    run_id = _collect_run(**changes)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_text("".join(json.dumps(r) + "\n" for r in rows), "responses.jsonl")
+    return run_id
+
+
+def _row(qid: str, accuracy: float, greedy: bool, split: str = "train") -> dict:
+    return {"question_id": qid, "split": split, "accuracy": accuracy, "greedy_correct": greedy}
+
+
+def test_taught_and_untaught_questions_are_reported_apart(tracking):
+    before = [_row("a", 0.2, False), _row("b", 0.0, False), _row("c", 0.6, True), _row("d", 0.4, False),
+              _row("v", 1.0, True, "validation")]
+    after = [_row("a", 1.0, True), _row("b", 0.8, True), _row("c", 0.4, False), _row("d", 0.4, True),
+             _row("v", 0.0, False, "validation")]
+    with mlflow.start_run(tags={TAG_STEP: "build_knowledge_data"}) as data:
+        mlflow.log_text('{"question_id": "a"}\n{"question_id": "b"}\n', "knowledge_data/train.jsonl")
+    cfg = config.TestKnowledgeConfig(collect_before_run_id=_collect_with_rows(before),
+                                     collect_after_run_id=_collect_with_rows(after, model="merged"),
+                                     knowledge_data_run_id=data.info.run_id)
+    metrics = mlflow.get_run(run_test_knowledge(cfg).run_id).data.metrics
+    # taught a, b: greedy 0/2 -> 2/2, trials (0.2 + 0.0) / 2 -> (1.0 + 0.8) / 2
+    assert metrics["before/taught/qa_accuracy_greedy"] == 0.0 and metrics["after/taught/qa_accuracy_greedy"] == 1.0
+    assert metrics["taught/qa_accuracy_gain_trials"] == pytest.approx(0.9 - 0.1)
+    # untaught c, d: greedy 1/2 -> 1/2, trials 0.5 -> 0.4; validation is not among them
+    assert metrics["untaught/qa_accuracy_gain_greedy"] == 0.0
+    assert metrics["after/untaught/qa_accuracy_trials"] == pytest.approx(0.4)
+    assert (metrics["taught/questions"], metrics["untaught/questions"]) == (2.0, 2.0)
+
+
+def test_a_knowledge_data_run_of_another_step_is_refused(tracking):
+    before, after = _collect_run(), _collect_run(model="merged")
+    cfg = config.TestKnowledgeConfig(collect_before_run_id=before, collect_after_run_id=after, knowledge_data_run_id=before)
+    with pytest.raises(Exception, match="knowledge_data_run_id .* is a collect run, not a build_knowledge_data run"):
+        run_test_knowledge(cfg)
+    assert _runs_of("test_knowledge") == []

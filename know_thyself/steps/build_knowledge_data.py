@@ -1,6 +1,7 @@
 """The build_knowledge_data step: QA SFT examples from a collect run's train questions.
 
-Logs ``knowledge_data/train.jsonl``. With ``targets=own_words`` the model restates each reference
+Logs ``knowledge_data/train.jsonl``: every train question, or a seeded share of them
+(``fraction``). With ``targets=own_words`` the model restates each reference
 answer in its own sentence first (:func:`know_thyself.knowledge.restate_in_own_words`).
 """
 
@@ -10,7 +11,7 @@ import mlflow
 
 from know_thyself.collect import RESPONSES
 from know_thyself.config import KnowledgeDataConfig
-from know_thyself.knowledge import DATA_FILE, build_qa_examples, restate_in_own_words
+from know_thyself.knowledge import DATA_FILE, build_qa_examples, choose_taught, restate_in_own_words
 from know_thyself.models import check_model_exists
 from know_thyself.steps.collect import require_collect_run
 from know_thyself.tracking import StepRun, describe_run, log_jsonl, read_jsonl_artifact, step_run
@@ -25,7 +26,8 @@ def run_build_knowledge_data(cfg: KnowledgeDataConfig, reuse: bool = True) -> St
         check_model_exists(params["model"])
     with step_run(cfg.step, params, reuse=reuse) as run:
         if not run.reused:
-            rows = [r for r in read_jsonl_artifact(upstream.info.run_id, RESPONSES) if r["split"] == "train"]
+            train = [r for r in read_jsonl_artifact(upstream.info.run_id, RESPONSES) if r["split"] == "train"]
+            rows = choose_taught(train, cfg.fraction, cfg.seed)
             examples = build_qa_examples(rows)
             how = "the reference answers"
             if cfg.targets == "own_words":
@@ -35,7 +37,7 @@ def run_build_knowledge_data(cfg: KnowledgeDataConfig, reuse: bool = True) -> St
                 mlflow.log_metric("train/own_words_targets", replaced)
                 how = f"{replaced} answers restated in {params['model']}'s own words, the reference answer for the rest"
             log_jsonl(examples, DATA_FILE)
-            mlflow.log_metric("train/examples", len(examples))
-            describe_run(f"Built {len(examples)} question-answer examples from the train questions of collect run "
-                         f"{upstream.info.run_id}: {how}.")
+            mlflow.log_metrics({"train/examples": len(examples), "train/untaught_questions": len(train) - len(rows)})
+            describe_run(f"Built {len(examples)} question-answer examples from {len(rows)} of the {len(train)} train "
+                         f"questions of collect run {upstream.info.run_id}: {how}.")
     return run

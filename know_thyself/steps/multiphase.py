@@ -58,7 +58,8 @@ def run_multiphase(cfg: MultiphaseConfig, reuse: bool = True) -> dict[str, str]:
             with chain_run("phase3"):
                 phase3 = phase1_chain.judgment_chain(cfg.phase1(), merged, reuse, suffix="v2")
                 test_cfg = TestKnowledgeConfig(
-                    collect_before_run_id=phase1["collect"], collect_after_run_id=phase3["collect"]
+                    collect_before_run_id=phase1["collect"], collect_after_run_id=phase3["collect"],
+                    knowledge_data_run_id=ids["phase2/build_knowledge_data"],
                 )
                 phase3["test_knowledge"] = run_test_knowledge(test_cfg, reuse).run_id
                 describe_run(f"Phase 3, judgment v2 on the merged model {merged}: {phase1_chain.CHAIN_LINE} "

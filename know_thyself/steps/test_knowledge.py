@@ -1,7 +1,8 @@
 """The test_knowledge step: QA accuracy before and after knowledge training, from two collect runs.
 
 Logs before/after QA accuracy (trial-based and greedy) on both splits, the gains, and
-``knowledge_before_after.png``.
+``knowledge_before_after.png``. Given the build_knowledge_data run, also on the taught and the
+untaught train questions apart.
 """
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ from __future__ import annotations
 import mlflow
 
 from know_thyself import plots
-from know_thyself.collect import SPLITS
+from know_thyself.collect import RESPONSES, SPLITS
 from know_thyself.config import TestKnowledgeConfig
-from know_thyself.knowledge import check_comparable, knowledge_gains
+from know_thyself.knowledge import DATA_FILE, check_comparable, knowledge_gains, taught_gains
 from know_thyself.steps.collect import TAG_QUESTION_SET, require_collect_run
-from know_thyself.tracking import StepRun, describe_run, step_run
+from know_thyself.tracking import StepRun, describe_run, read_jsonl_artifact, require_step_run, step_run
 
 
 def run_test_knowledge(cfg: TestKnowledgeConfig, reuse: bool = True) -> StepRun:
@@ -33,12 +34,20 @@ def run_test_knowledge(cfg: TestKnowledgeConfig, reuse: bool = True) -> StepRun:
         before.data.params, after.data.params,
         before.data.tags.get(TAG_QUESTION_SET), after.data.tags.get(TAG_QUESTION_SET),
     )
+    if cfg.knowledge_data_run_id:
+        require_step_run(cfg.knowledge_data_run_id, "build_knowledge_data", "knowledge_data_run_id")
     with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
         if not run.reused:
             mlflow.log_params({f"model_{when}": r.data.params.get("model", "") for when, r in (("before", before), ("after", after))})
             values = knowledge_gains(before.data.metrics, after.data.metrics)
+            groups = list(SPLITS)
+            if cfg.knowledge_data_run_id:
+                taught = {e["question_id"] for e in read_jsonl_artifact(cfg.knowledge_data_run_id, DATA_FILE)}
+                values.update(taught_gains(read_jsonl_artifact(before.info.run_id, RESPONSES),
+                                           read_jsonl_artifact(after.info.run_id, RESPONSES), taught))
+                groups += [g for g in ("taught", "untaught") if f"{g}/questions" in values]
             mlflow.log_metrics(values)
-            mlflow.log_figure(plots.before_after_figure(values, SPLITS), "knowledge_before_after.png")
+            mlflow.log_figure(plots.before_after_figure(values, groups), "knowledge_before_after.png")
             describe_run(
                 "Validation QA accuracy before -> after knowledge training: "
                 f"{values['before/validation/qa_accuracy_trials']:.2f} -> {values['after/validation/qa_accuracy_trials']:.2f} "
