@@ -53,10 +53,11 @@ def taught_gains(before: list[dict], after: list[dict], taught_ids: set[str]) ->
         after: The same questions' rows after it.
         taught_ids: Question ids of the QA examples trained on.
     """
+    before_by_id = {row["question_id"]: row for row in before if row["split"] == "train"}
     after_by_id = {row["question_id"]: row for row in after if row["split"] == "train"}
     values: dict[str, float] = {}
     for group, wanted in (("taught", True), ("untaught", False)):
-        ids = [row["question_id"] for row in before if row["split"] == "train" and (row["question_id"] in taught_ids) == wanted]
+        ids = [i for i in before_by_id if (i in taught_ids) == wanted]
         missing = [i for i in ids if i not in after_by_id]
         if missing:
             raise ValueError(
@@ -65,7 +66,6 @@ def taught_gains(before: list[dict], after: list[dict], taught_ids: set[str]) ->
             )
         if not ids:
             continue
-        before_by_id = {row["question_id"]: row for row in before}
         for when, rows in (("before", before_by_id), ("after", after_by_id)):
             values[f"{when}/{group}/qa_accuracy_trials"] = sum(rows[i]["accuracy"] for i in ids) / len(ids)
             values[f"{when}/{group}/qa_accuracy_greedy"] = sum(bool(rows[i]["greedy_correct"]) for i in ids) / len(ids)
