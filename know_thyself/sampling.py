@@ -273,15 +273,16 @@ class TransformersSampler:
         for step in range(max_new_tokens):
             g = greedy.nonzero().squeeze(-1)
             greedy_logits = logits[g].float()
+            greedy_choice = greedy_logits.argmax(dim=-1)
             if temperature > 0:
                 # Every row is drawn (a row-index copy of the sampled rows' logits costs more than
                 # drawing the few greedy rows too); the greedy rows then take their argmax.
                 chosen = inverse_cdf_sample(logits, temperature, generator)
-                chosen[g] = greedy_logits.argmax(dim=-1)
+                chosen[g] = greedy_choice
             else:
-                chosen = logits.argmax(dim=-1)
+                chosen = greedy_choice  # every row is a greedy row
             ended = stop[chosen]
-            logprob = torch.log_softmax(greedy_logits, dim=-1).gather(-1, chosen[g, None]).squeeze(-1)
+            logprob = torch.log_softmax(greedy_logits, dim=-1).gather(-1, greedy_choice[:, None]).squeeze(-1)
             counted = active[g] & ~ended[g]  # answer tokens: before the stop token
             logprob_sum.index_add_(0, alive[g], torch.where(counted, logprob, 0.0).double())
             tokens[alive[active], step] = chosen[active]
