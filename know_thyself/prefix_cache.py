@@ -12,6 +12,12 @@ with the padding masked out (``attention_mask`` 0) and explicit ``position_ids``
 from the prefix (``P, P+1, ...`` over each row's own suffix tokens, whatever its padding). The
 result equals a forward over each full prompt on its own, up to floating-point rounding.
 
+With a *cascade* (:func:`prefill` with ``cascade=True``, under :func:`cascade_attention_on`)
+the prefix is not copied at all: the rows' cache holds only their suffixes (and what is decoded
+after them), and :func:`cascade_attention` attends to the prefix's single copy of keys and
+values for every row, one matrix product for the whole batch, joined with each row's own part.
+On a 2-core CPU this decodes the sampler's batches about 1.3x faster than the copied prefix.
+
 The prefix is the longest common *token* prefix of the tokenised prompts, so splitting a prompt's
 token ids at it and concatenating the parts gives back exactly its tokenisation. It is capped
 so that every row keeps at least one suffix token (the position whose logits are read).
@@ -19,11 +25,15 @@ so that every row keeps at least one suffix token (the position whose logits are
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+# The name under which :func:`cascade_attention` is registered with transformers.
+CASCADE_ATTENTION = "know_thyself_cascade"
 
 
 def common_prefix_length(token_lists: Sequence[Sequence[int]]) -> int:
@@ -99,13 +109,21 @@ class Prefill:
 
     logits: torch.Tensor  # (batch, vocab): next-token logits at each row's last prompt token
     hidden: torch.Tensor | None  # (batch, hidden): last layer's hidden state there, when asked for
-    cache: Any  # the KV cache over prefix + suffixes
-    attention_mask: torch.Tensor  # (batch, prefix + suffix width)
+    cache: Any  # the KV cache over prefix + suffixes (over the suffixes only with a cascade)
+    attention_mask: torch.Tensor  # (batch, cached width): 1 where a cached token is attended to
     next_positions: torch.Tensor  # (batch, 1): the position id of each row's next token
+    shared_prefix_kv: Any = None  # with a cascade: the prefix's keys/values, once for the batch
+
+    def step_inputs(self, attention_mask: torch.Tensor) -> dict[str, Any]:
+        """The mask (and prefix) arguments of a decode step's forward, given the 2-D mask so far."""
+        if self.shared_prefix_kv is None:
+            return {"attention_mask": attention_mask}
+        return {"attention_mask": attention_mask[:, None, None, :].bool(), "shared_prefix_kv": self.shared_prefix_kv}
 
 
 def prefill(
-    model: Any, prefix: SharedPrefix, suffixes: Sequence[Sequence[int]], pad_id: int, hidden: bool = False
+    model: Any, prefix: SharedPrefix, suffixes: Sequence[Sequence[int]], pad_id: int, hidden: bool = False,
+    cascade: bool = False,
 ) -> Prefill:
     """Prefill ``suffixes`` (token id lists) after the shared ``prefix``; logits at the last position only.
 
@@ -115,6 +133,9 @@ def prefill(
         suffixes: Each row's token ids after the prefix (at least one each).
         pad_id: The id written into padding (masked out; its value does not matter).
         hidden: Also return the last layer's hidden state at each row's last token.
+        cascade: Keep the prefix out of the rows' cache and attend to its single copy
+            (:func:`cascade_attention`); the caller runs the model under
+            :func:`cascade_attention_on` and passes :meth:`Prefill.step_inputs` to every step.
     """
     if any(len(s) == 0 for s in suffixes):
         raise ValueError("every prompt needs at least one token after the shared prefix")
@@ -127,15 +148,24 @@ def prefill(
         suffix_mask[row, width - len(tokens) :] = 1
     ids, suffix_mask = ids.to(device), suffix_mask.to(device)
     positions = len(prefix) + (suffix_mask.cumsum(-1) - 1).clamp_(min=0)
-    mask = torch.cat([suffix_mask.new_ones((batch, len(prefix))), suffix_mask], dim=-1)
+    if cascade and len(prefix):
+        from transformers import DynamicCache
+
+        causal = torch.ones((width, width), dtype=torch.bool, device=device).tril_()
+        mask, cache, extra = suffix_mask, DynamicCache(config=model.config), {"shared_prefix_kv": prefix.layers}
+        forward_mask = causal[None, None] & suffix_mask[:, None, None, :].bool()
+    else:
+        mask = torch.cat([suffix_mask.new_ones((batch, len(prefix))), suffix_mask], dim=-1)
+        cache, extra, forward_mask = prefix.cache_for(model, batch), {}, mask
     out = model(
         input_ids=ids,
-        attention_mask=mask,
+        attention_mask=forward_mask,
         position_ids=positions,
-        past_key_values=prefix.cache_for(model, batch),
+        past_key_values=cache,
         use_cache=True,
         logits_to_keep=1,
         output_hidden_states=hidden,
+        **extra,
     )
     return Prefill(
         logits=out.logits[:, -1, :],
@@ -143,6 +173,7 @@ def prefill(
         cache=out.past_key_values,
         attention_mask=mask,
         next_positions=positions[:, -1:] + 1,
+        shared_prefix_kv=extra.get("shared_prefix_kv"),
     )
 
 
@@ -232,3 +263,85 @@ def fp32_logits(head: Any, hidden: torch.Tensor, model_logits: torch.Tensor) -> 
     if logits.shape != model_logits.shape or float((logits - model_logits).abs().max()) > tolerance:
         return model_logits
     return logits
+
+
+def cascade_attention(
+    module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor | None,
+    dropout: float = 0.0, scaling: float | None = None, shared_prefix_kv: Any = None, **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """Attention over a shared prefix that is stored once, then over each row's own keys.
+
+    A transformers attention function (registered as ``CASCADE_ATTENTION``). ``key``/``value``
+    hold only each row's own tokens (after the prefix); ``shared_prefix_kv[layer]`` holds the
+    prefix's ``(keys, values)`` once, shape (1, kv_heads, P, head_dim). Every row attends to all
+    of the prefix (it has no padding) and to its own tokens under ``attention_mask``, a boolean
+    (batch, 1, queries, own keys) mask (True: attend). The prefix's scores for all rows and heads
+    are one matrix product against the single copy of its keys, so the prefix is neither copied
+    per row nor read once per row; the two parts' softmaxes are joined through their maxima and
+    sums. For inference: ``dropout`` is not applied. Without ``shared_prefix_kv`` this is
+    transformers' SDPA attention (dropout included).
+    """
+    if shared_prefix_kv is None:
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
+    if kwargs.get("softcap") is not None or kwargs.get("sliding_window") is not None:
+        raise ValueError("cascade attention supports plain causal attention only (no softcap, no sliding window)")
+    prefix_keys, prefix_values = shared_prefix_kv[module.layer_idx]
+    batch, heads, queries, dim = query.shape
+    kv_heads = key.shape[1]
+    groups = heads // kv_heads
+    scale = scaling if scaling is not None else dim**-0.5
+    # Query head h reads key head h // groups: a key head's query heads and query positions form
+    # one block of rows, (batch, kv_heads, groups * queries, dim). Products in the model's dtype,
+    # softmax in float32, as SDPA does.
+    q = (query * scale).reshape(batch, kv_heads, groups * queries, dim)
+    rows = groups * queries
+    # Prefix: (kv_heads, batch * rows, dim) @ (kv_heads, dim, P), one product for the whole batch.
+    prefix_scores = torch.matmul(
+        q.transpose(0, 1).reshape(kv_heads, batch * rows, dim), prefix_keys[0].to(q.dtype).transpose(-1, -2)
+    )
+    prefix_scores = prefix_scores.float().view(kv_heads, batch, rows, -1).transpose(0, 1)  # (batch, kv_heads, rows, P)
+    own_scores = torch.matmul(q, key.transpose(-1, -2)).float()  # (batch, kv_heads, rows, own)
+    own = key.shape[2]
+    if attention_mask is None and queries > 1:  # no padding: causal over the own tokens
+        causal = torch.ones((queries, own), dtype=torch.bool, device=query.device).tril_(own - queries)
+        attention_mask = causal[None, None]
+    if attention_mask is not None:
+        mask = attention_mask[:, :, -queries:, -own:]  # boolean, as SDPA's mask function builds it
+        if groups > 1:
+            mask = mask.repeat(1, 1, groups, 1)
+        own_scores = own_scores.masked_fill(~mask, float("-inf"))
+    top = torch.maximum(prefix_scores.amax(-1), own_scores.amax(-1)).unsqueeze(-1)
+    prefix_weights, own_weights = (prefix_scores - top).exp_(), (own_scores - top).exp_()
+    total = prefix_weights.sum(-1, keepdim=True) + own_weights.sum(-1, keepdim=True)
+    prefix_weights = prefix_weights.transpose(0, 1).reshape(kv_heads, batch * rows, -1).to(value.dtype)
+    prefix_out = torch.matmul(prefix_weights, prefix_values[0].to(value.dtype))
+    prefix_out = prefix_out.view(kv_heads, batch, rows, dim).transpose(0, 1)
+    out = (prefix_out.float() + torch.matmul(own_weights.to(value.dtype), value).float()) / total
+    out = out.view(batch, kv_heads, groups, queries, dim).reshape(batch, heads, queries, dim)
+    return out.transpose(1, 2).contiguous().to(query.dtype), None
+
+
+def _register_cascade_attention() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+    AttentionInterface.register(CASCADE_ATTENTION, cascade_attention)
+    # The same masks as SDPA, so that a forward without a shared prefix is SDPA's in every way.
+    ALL_MASK_ATTENTION_FUNCTIONS.register(CASCADE_ATTENTION, sdpa_mask)
+
+
+@contextmanager
+def cascade_attention_on(model: Any) -> Iterator[None]:
+    """Run ``model`` with :func:`cascade_attention` inside the block; its own attention after."""
+    _register_cascade_attention()
+    config = model.config
+    before = config._attn_implementation
+    config._attn_implementation = CASCADE_ATTENTION
+    try:
+        yield
+    finally:
+        config._attn_implementation = before
