@@ -8,7 +8,8 @@ stop tokens, and clean text the same way (:func:`clean_answer`), so they grade a
 
 * ``transformers`` (:class:`TransformersSampler`, the default on CPU and single GPU): the token
   prefix every prompt shares (the answer prompt's system text and worked examples) is prefilled
-  once (:mod:`know_thyself.prefix_cache`); each batch prefills only the questions after it. Each
+  once (:mod:`know_thyself.prefix_cache`); each batch prefills only the questions after it, and
+  on CPU its rows attend to one copy of the prefix's keys and values (cascade attention). Each
   question's KV cache is then shared by ``num_samples + 1`` rows: the samples and the greedy
   answer, decoded together by an own loop over ``model(...)``. Rows leave the batch as they end
   (EOS or a newline); questions are sorted by length; sampling is inverse-CDF (one uniform number
@@ -23,6 +24,7 @@ stop tokens, and clean text the same way (:func:`clean_answer`), so they grade a
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -32,7 +34,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from know_thyself.prefix_cache import SharedPrefix, common_prefix_length, prefill, tokenize
+from know_thyself.prefix_cache import SharedPrefix, cascade_attention_on, common_prefix_length, prefill, tokenize
 
 ProgressFn = Callable[[int, int], None]  # (questions finished in this call, samples in them)
 
@@ -191,13 +193,18 @@ class TransformersSampler:
             CPU, ``GPU_COMPACT_FRACTION`` on a GPU.
         shared_prefix: Prefill the prompts' common token prefix once and reuse it (on by
             default; off recomputes it in every batch, for comparison).
+        cascade: Keep one copy of the shared prefix's keys and values for the whole batch and
+            attend to it with :func:`know_thyself.prefix_cache.cascade_attention`, instead of
+            copying it into every row's cache (the rows' caches then hold only the question and
+            the answer). Default: on CPU, where it is measured faster (``benchmarks/RESULTS.md``);
+            off on a GPU, where SDPA's fused kernels over the copied prefix are not yet compared.
     """
 
     name = "transformers"
 
     def __init__(
         self, model: Any, tokenizer: Any, batch_size: int = 32, compact_fraction: float | None = None,
-        shared_prefix: bool = True,
+        shared_prefix: bool = True, cascade: bool | None = None,
     ) -> None:
         _check_batch_size(batch_size)
         if compact_fraction is None:
@@ -208,6 +215,9 @@ class TransformersSampler:
         self.batch_size, self.compact_fraction, self.shared_prefix = batch_size, compact_fraction, shared_prefix
         vocab = model.get_output_embeddings().weight.shape[0]
         self.stop = stop_token_mask(tokenizer, vocab, eos_ids(tokenizer, model))
+        if cascade is None:
+            cascade = model.device.type == "cpu"
+        self.cascade = cascade and shared_prefix
         self._prefix: SharedPrefix | None = None
         self._prefix_key: list[int] = []
 
@@ -233,13 +243,16 @@ class TransformersSampler:
         generator = torch.Generator(device=self.model.device).manual_seed(seed)
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         results: list[tuple] = [None] * len(ids)  # type: ignore[list-item]
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            suffixes = [ids[i][len(prefix) :] for i in chunk]
-            for i, result in zip(chunk, self._decode(prefix, suffixes, num_samples, max_new_tokens, temperature, generator)):
-                results[i] = result
-            if progress is not None:
-                progress(len(chunk), len(chunk) * num_samples)
+        context = cascade_attention_on(self.model) if self.cascade else contextlib.nullcontext()
+        with context:
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start : start + self.batch_size]
+                suffixes = [ids[i][len(prefix) :] for i in chunk]
+                decoded = self._decode(prefix, suffixes, num_samples, max_new_tokens, temperature, generator)
+                for i, result in zip(chunk, decoded):
+                    results[i] = result
+                if progress is not None:
+                    progress(len(chunk), len(chunk) * num_samples)
         return Answers(
             samples=[r[0] for r in results],
             greedy=[r[1] for r in results],
@@ -257,7 +270,7 @@ class TransformersSampler:
         # Per question: num_samples sampled rows, then its greedy row. At temperature 0 the
         # samples are greedy as well, and one row serves them all.
         per_question = 1 if temperature == 0 else num_samples + 1
-        start = prefill(model, prefix, suffixes, self.tokenizer.pad_token_id)
+        start = prefill(model, prefix, suffixes, self.tokenizer.pad_token_id, cascade=self.cascade)
         cache = start.cache
         cache.batch_repeat_interleave(per_question)  # each question's prefill shared by its rows
         logits = start.logits.repeat_interleave(per_question, dim=0)
@@ -297,8 +310,8 @@ class TransformersSampler:
                 greedy, active = greedy[keep], active[keep]
             mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
             out = model(
-                input_ids=chosen[:, None], attention_mask=mask, position_ids=next_pos, past_key_values=cache,
-                use_cache=True,
+                input_ids=chosen[:, None], position_ids=next_pos, past_key_values=cache, use_cache=True,
+                **start.step_inputs(mask),
             )
             cache, logits, next_pos = out.past_key_values, out.logits[:, -1, :], next_pos + 1
         decoded = [row[row >= 0].tolist() for row in tokens.cpu()]

@@ -1,5 +1,6 @@
 """The samplers and the shared-prefix cache: the fast loop against model.generate (token for token),
-log-probabilities against teacher forcing, determinism, compaction, and the inverse-CDF draw."""
+log-probabilities against teacher forcing, determinism, compaction, cascade attention on the model,
+and the inverse-CDF draw."""
 
 import math
 
@@ -8,7 +9,15 @@ import pytest
 import torch
 
 from know_thyself.judge import judge, judgment_forward
-from know_thyself.prefix_cache import SharedPrefix, common_prefix_length, last_position, tokenize
+from know_thyself.prefix_cache import (
+    CASCADE_ATTENTION,
+    SharedPrefix,
+    cascade_attention_on,
+    common_prefix_length,
+    last_position,
+    prefill,
+    tokenize,
+)
 from know_thyself.prompts import answer_messages, judgment_messages, render
 from know_thyself.sampling import (
     Answers,
@@ -97,14 +106,18 @@ def test_the_greedy_answer_stops_before_its_stop_token(tiny):
     assert answer_span([5, 5], torch.zeros(8, dtype=torch.bool)) == 2
 
 
-def test_shared_prefix_and_compaction_do_not_change_greedy_answers(talkative):
+def test_shared_prefix_cascade_and_compaction_do_not_change_greedy_answers(talkative):
     model, tokenizer = talkative
     prompts = _prompts(tokenizer)
     reference = TransformersSampler(model, tokenizer, batch_size=5, shared_prefix=False).sample(prompts, 2, 12, 0.5)
     for fraction in (0.0, 0.5, 1.0):
-        other = TransformersSampler(model, tokenizer, batch_size=2, compact_fraction=fraction).sample(prompts, 2, 12, 0.5)
-        assert other.greedy_tokens == reference.greedy_tokens
-        assert np.allclose(other.greedy_mean_logprob, reference.greedy_mean_logprob, atol=1e-4)
+        for cascade in (True, False):
+            sampler = TransformersSampler(model, tokenizer, batch_size=2, compact_fraction=fraction, cascade=cascade)
+            assert sampler.cascade == cascade
+            other = sampler.sample(prompts, 2, 12, 0.5)
+            assert other.greedy_tokens == reference.greedy_tokens
+            assert np.allclose(other.greedy_mean_logprob, reference.greedy_mean_logprob, atol=1e-4)
+    assert not TransformersSampler(model, tokenizer, shared_prefix=False, cascade=True).cascade  # needs the prefix
 
 
 def test_the_shared_prefix_is_prefilled_once_per_model(tiny):
@@ -202,6 +215,50 @@ def test_prefix_cache_forward_equals_a_full_forward(tiny, messages):
             out = model(input_ids=torch.tensor([row]), output_hidden_states=True)
             assert torch.allclose(logits[i], out.logits[0, -1].float(), atol=1e-4)
             assert torch.allclose(hidden[i], out.hidden_states[-1][0, -1].float(), atol=1e-4)
+
+
+@pytest.mark.parametrize("messages", [answer_messages, judgment_messages])
+def test_cascade_prefill_and_decode_equal_the_copied_prefix(tiny, messages):
+    model, tokenizer = tiny
+    ids = tokenize(tokenizer, [render(tokenizer, messages(q)) for q in QUESTIONS])
+    length = common_prefix_length(ids)
+    prefix = SharedPrefix(model, ids[0][:length])
+    suffixes = [row[length:] for row in ids]
+    with torch.inference_mode():
+        copied = prefill(model, prefix, suffixes, tokenizer.pad_token_id, hidden=True)
+        with cascade_attention_on(model):
+            cascade = prefill(model, prefix, suffixes, tokenizer.pad_token_id, hidden=True, cascade=True)
+        assert cascade.cache.get_seq_length() == max(len(s) for s in suffixes)  # no prefix in the rows' cache
+        assert torch.allclose(cascade.logits, copied.logits, atol=1e-4)
+        assert torch.allclose(cascade.hidden, copied.hidden, atol=1e-4)
+        token = copied.logits.argmax(-1)[:, None]
+        outs = []
+        for start in (copied, cascade):
+            mask = torch.cat([start.attention_mask, start.attention_mask.new_ones((len(suffixes), 1))], dim=-1)
+            with cascade_attention_on(model):
+                outs.append(model(
+                    input_ids=token, position_ids=start.next_positions, past_key_values=start.cache, use_cache=True,
+                    **start.step_inputs(mask),
+                ).logits)
+        assert torch.allclose(outs[0], outs[1], atol=1e-4)
+
+
+def test_inside_the_block_a_forward_without_prefix_is_the_model_s_own(tiny):
+    # A plain forward (2-D padding mask, no shared prefix) inside the block must build the same
+    # masks as outside it; the model's attention setting comes back afterwards, errors included.
+    model, tokenizer = tiny
+    before = model.config._attn_implementation
+    batch = tokenizer([render(tokenizer, answer_messages(q)) for q in QUESTIONS[:3]], return_tensors="pt",
+                      padding=True, add_special_tokens=False)
+    with torch.inference_mode():
+        expected = model(**batch).logits
+        with cascade_attention_on(model):
+            assert model.config._attn_implementation == CASCADE_ATTENTION
+            inside = model(**batch).logits
+    assert torch.allclose(inside, expected, atol=1e-5)
+    with pytest.raises(RuntimeError), cascade_attention_on(model):
+        raise RuntimeError("a failure inside the block")
+    assert model.config._attn_implementation == before
 
 
 def test_judge_and_features_share_one_forward(tiny):
