@@ -157,16 +157,17 @@ def prefill(
     else:
         mask = torch.cat([suffix_mask.new_ones((batch, len(prefix))), suffix_mask], dim=-1)
         cache, extra, forward_mask = prefix.cache_for(model, batch), {}, mask
-    out = model(
-        input_ids=ids,
-        attention_mask=forward_mask,
-        position_ids=positions,
-        past_key_values=cache,
-        use_cache=True,
-        logits_to_keep=1,
-        output_hidden_states=hidden,
-        **extra,
-    )
+    with contiguous_head_input(model):
+        out = model(
+            input_ids=ids,
+            attention_mask=forward_mask,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+            output_hidden_states=hidden,
+            **extra,
+        )
     return Prefill(
         logits=out.logits[:, -1, :],
         hidden=out.hidden_states[-1][:, -1, :] if hidden else None,
@@ -175,6 +176,29 @@ def prefill(
         next_positions=positions[:, -1:] + 1,
         shared_prefix_kv=extra.get("shared_prefix_kv"),
     )
+
+
+@contextmanager
+def contiguous_head_input(model: Any) -> Iterator[None]:
+    """Inside the block, the output projection gets its input as a contiguous tensor.
+
+    With ``logits_to_keep=1`` the head's input is the last position of each row, a strided view
+    of (batch, 1, hidden). For such a 3-D view and a weight that does not require gradients (a
+    model frozen under a PEFT adapter), ``torch.matmul`` does not fold the batch into one matrix
+    product: it broadcasts the (vocab, hidden) weight to every row and copies it, batch x vocab x
+    hidden elements per call (about 0.9G for 32 rows of SmolLM2, 1.5 s on a 2-core CPU, 4x the
+    rest of the forward). A contiguous input folds into one product. Nothing changes for a model
+    without an output projection.
+    """
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is None:
+        yield
+        return
+    handle = head.register_forward_pre_hook(lambda module, args: (args[0].contiguous(), *args[1:]))
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def tokenize(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:

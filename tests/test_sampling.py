@@ -217,6 +217,33 @@ def test_prefix_cache_forward_equals_a_full_forward(tiny, messages):
             assert torch.allclose(hidden[i], out.hidden_states[-1][0, -1].float(), atol=1e-4)
 
 
+def test_a_frozen_model_s_head_does_not_copy_its_weight_per_row(tiny):
+    # A model frozen under an adapter: its head's weight does not require gradients. torch.matmul
+    # then broadcast the (vocab, hidden) weight to every row of the strided last-position input
+    # and copied it (a batched product over a weight-sized tensor per row); the forward took 4x
+    # as long. The head must run as one matrix product, with the same logits.
+    model, tokenizer = tiny
+    prompts = [render(tokenizer, judgment_messages(q)) for q in QUESTIONS]
+    ids = tokenize(tokenizer, prompts)
+    prefix = SharedPrefix(model, ids[0][: common_prefix_length(ids)])
+    suffixes = [row[len(prefix) :] for row in ids]
+    with torch.inference_mode():
+        trainable = prefill(model, prefix, suffixes, tokenizer.pad_token_id).logits
+    vocab = model.get_output_embeddings().weight.shape[0]
+    model.requires_grad_(False)
+    try:
+        with torch.profiler.profile(record_shapes=True) as profile, torch.inference_mode():
+            frozen = prefill(model, prefix, suffixes, tokenizer.pad_token_id).logits
+    finally:
+        model.requires_grad_(True)
+    batched_over_vocab = [
+        event for event in profile.events()
+        if event.name == "aten::bmm" and any(vocab in shape for shape in event.input_shapes)
+    ]
+    assert batched_over_vocab == []
+    assert torch.allclose(frozen, trainable, atol=1e-5)
+
+
 @pytest.mark.parametrize("messages", [answer_messages, judgment_messages])
 def test_cascade_prefill_and_decode_equal_the_copied_prefix(tiny, messages):
     model, tokenizer = tiny
