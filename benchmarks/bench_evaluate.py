@@ -11,7 +11,10 @@ model forwards are timed; the metrics after them are the same either way.
   the adapter (judge forward with the adapter, prompt-only forward with it switched off, probe
   forward): five forwards per question;
 * after: one forward of the bare model (logits and hidden state together) and one with the
-  adapter, over prompts tokenised once (:func:`know_thyself.evaluate.judge_split`).
+  adapter, over prompts tokenised once (:func:`know_thyself.evaluate.judge_split`);
+* after, head copied: the same, but the LM head gets its input as the model passes it (a strided
+  view of the last positions), so that ``torch.matmul`` copies the frozen head's weight for
+  every row (what :func:`know_thyself.prefix_cache.contiguous_head_input` prevents).
 
 Both run in the same process, alternating, ``--repeats`` times; medians and their ratio are printed.
 """
@@ -30,13 +33,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
+    import contextlib
+
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
     from peft import LoraConfig, get_peft_model
 
-    from know_thyself import data
+    from know_thyself import data, prefix_cache
     from know_thyself.evaluate import adapter_off, judge_split
     from know_thyself.judge import judge
     from know_thyself.models import load_model
@@ -64,19 +69,29 @@ def main() -> None:
         for questions in splits.values():
             judge_split(adapted, tokenizer, questions, "three", 32, with_adapter=True)
 
-    times: dict[str, list[float]] = {"before": [], "after": []}
+    def head_copied() -> None:
+        fixed = prefix_cache.contiguous_head_input
+        prefix_cache.contiguous_head_input = lambda model: contextlib.nullcontext()
+        try:
+            after()
+        finally:
+            prefix_cache.contiguous_head_input = fixed
+
+    variants = {"before": before, "after": after, "after, head copied": head_copied}
+    times: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(args.repeats):
-        for name, run in (("before", before), ("after", after)):
+        for name, run in variants.items():
             started = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - started)
     print(f"{2 * args.questions} questions, dtype {model.dtype}, {torch.get_num_threads()} threads, "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end")
     for name, runs in times.items():
-        print(f"{name:7} {statistics.median(runs):7.1f} s   (runs: {', '.join(f'{t:.1f}' for t in runs)})")
-    paired = [b / a for b, a in zip(times["before"], times["after"])]
-    print(f"before / after: {statistics.median(times['before']) / statistics.median(times['after']):.2f}x "
-          f"(paired by repetition: {', '.join(f'{x:.2f}' for x in paired)})")
+        print(f"{name:18} {statistics.median(runs):7.1f} s   (runs: {', '.join(f'{t:.1f}' for t in runs)})")
+    for name in ("before", "after, head copied"):
+        paired = [b / a for b, a in zip(times[name], times["after"])]
+        print(f"{name} / after: {statistics.median(times[name]) / statistics.median(times['after']):.2f}x "
+              f"(paired by repetition: {', '.join(f'{x:.2f}' for x in paired)})")
 
 
 if __name__ == "__main__":
