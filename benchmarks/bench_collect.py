@@ -60,25 +60,32 @@ def _questions(questions: int) -> list[dict]:
     return chosen["train"] + chosen["validation"]
 
 
-def plain_loop(model, tokenizer, prompts: list[str], temperature: float, batch: int) -> tuple[list[list[str]], int]:
+def plain_loop(
+    model, tokenizer, prompts: list[str], temperature: float, batch: int, max_new_tokens: int = MAX_NEW_TOKENS,
+    stop_ids: list[int] | None = None,
+) -> tuple[list[list[str]], int]:
     """The straightforward loop: ``generate`` with ``num_return_sequences``, ``batch`` prompts a call.
 
-    Returns the cleaned answers per prompt and the tokens generated (up to each row's EOS).
+    ``stop_ids`` end a row (default: the model's generation config decides, and tokens are counted
+    up to the tokenizer's EOS). Returns the cleaned answers per prompt and the tokens generated
+    (up to each row's stop token).
     """
     import torch
 
     from know_thyself.sampling import clean_answer
 
     answers, tokens = [], 0
-    eos = torch.tensor([tokenizer.eos_token_id])
+    stop_kwargs = {"eos_token_id": stop_ids} if stop_ids else {}
+    stop = torch.tensor(stop_ids or [tokenizer.eos_token_id], device=model.device)
     for start in range(0, len(prompts), batch):
         chunk = prompts[start : start + batch]
-        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
         with torch.inference_mode():
-            out = model.generate(**enc, max_new_tokens=MAX_NEW_TOKENS, do_sample=True, temperature=temperature,
-                                 top_k=0, top_p=1.0, num_return_sequences=SAMPLES, pad_token_id=tokenizer.pad_token_id)
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature,
+                                 top_k=0, top_p=1.0, num_return_sequences=SAMPLES, pad_token_id=tokenizer.pad_token_id,
+                                 **stop_kwargs)
         generated = out[:, enc["input_ids"].shape[1]:]
-        ended = torch.isin(generated, eos)
+        ended = torch.isin(generated, stop)
         tokens += int(torch.where(ended.any(-1), ended.int().argmax(-1) + 1, generated.shape[1]).sum())
         texts = [clean_answer(t) for t in tokenizer.batch_decode(generated, skip_special_tokens=True)]
         answers.extend(texts[i * SAMPLES : (i + 1) * SAMPLES] for i in range(len(chunk)))

@@ -3,8 +3,8 @@
 Prepared for a lent GPU machine, which has torch, transformers and accelerate but neither the
 project's other dependencies nor the model files: the models are built from their configurations
 with random weights (the SmolLM2-135M and Qwen2.5-0.5B shapes), and the tokenizer travels as a
-small folder saved here beforehand. Only ``know_thyself.sampling`` and the modules it needs
-(torch, numpy, transformers) are imported.
+small folder saved here beforehand. Only the project's modules that need nothing but torch,
+numpy and transformers are imported (sampling, prompts, data), and ``bench_collect.plain_loop``.
 
 Usage:
 
@@ -24,7 +24,8 @@ What it measures, per shape:
    for token.
 3. **Throughput**, bf16: ``--questions`` questions of the bundled set in the project's answer
    prompt, 5 samples each at temperature 1.0, at most 32 new tokens, ``--batch`` questions a
-   call. The baseline is ``generate(num_return_sequences=5)``, samples only; the fast sampler
+   call. The baseline is ``generate(num_return_sequences=5)``, samples only (``bench_collect``'s
+   plain loop); the fast sampler
    also decodes each question's greedy answer. Both stop on the same token set (EOS and every
    token that contains a newline). Twice: at fixed length (random weights almost never draw a
    stop token) and with real stop tokens, made by raising the EOS logit so that a sampled
@@ -56,8 +57,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_collect import plain_loop  # noqa: E402  (benchmarks/, beside this script)
+from know_thyself import data  # noqa: E402
 from know_thyself.prompts import answer_messages, render  # noqa: E402
-from know_thyself.sampling import PlainSampler, TransformersSampler, answer_span, eos_ids  # noqa: E402
+from know_thyself.sampling import PlainSampler, TransformersSampler, eos_ids  # noqa: E402
 
 SAMPLES, MAX_NEW_TOKENS, TEMPERATURE, SEED = 5, 32, 1.0, 0
 
@@ -107,7 +110,7 @@ def build_model(shape: str, dtype: torch.dtype, device: str, eos: int, mean_answ
     model.config.tie_word_embeddings = False
     if mean_answer_tokens:
         with torch.no_grad():
-            ids = torch.randint(0, config.vocab_size, (8, 64), device=device, generator=None)
+            ids = torch.randint(0, config.vocab_size, (8, 64), device=device)
             logits = model(input_ids=ids).logits.float()
             others = torch.cat([logits[..., :eos], logits[..., eos + 1 :]], dim=-1).logsumexp(-1)
             p = 1.0 / mean_answer_tokens
@@ -118,10 +121,7 @@ def build_model(shape: str, dtype: torch.dtype, device: str, eos: int, mean_answ
 
 def load_prompts(tokenizer, questions: int) -> list[str]:
     """The first ``questions`` bundled questions (train split, then validation) in the answer prompt."""
-    records = []
-    for split in ("train", "validation"):
-        with open(ROOT / "know_thyself" / "trivia" / f"{split}.jsonl", encoding="utf-8") as f:
-            records.extend(json.loads(line) for line in f if line.strip())
+    records = data.load_split("bundled", "train") + data.load_split("bundled", "validation")
     if questions > len(records):
         raise SystemExit(f"--questions {questions}: the bundled set has {len(records)} questions")
     return [render(tokenizer, answer_messages(r["question"])) for r in records[:questions]]
@@ -130,27 +130,6 @@ def load_prompts(tokenizer, questions: int) -> list[str]:
 def sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-
-
-def generate_samples(model, tokenizer, prompts, batch, stop_ids, temperature, max_new_tokens) -> int:
-    """The baseline: ``generate`` with ``num_return_sequences``; returns the tokens decoded."""
-    tokens = 0
-    stop = torch.tensor(stop_ids, device=model.device)
-    for start in range(0, len(prompts), batch):
-        enc = tokenizer(prompts[start : start + batch], return_tensors="pt", padding=True,
-                        add_special_tokens=False).to(model.device)
-        with torch.inference_mode():
-            out = model.generate(
-                **enc, max_new_tokens=max_new_tokens, num_return_sequences=SAMPLES, eos_token_id=stop_ids,
-                pad_token_id=tokenizer.pad_token_id, **(
-                    dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if temperature > 0
-                    else dict(do_sample=False)
-                ),
-            )
-        generated = out[:, enc["input_ids"].shape[1] :]
-        ended = torch.isin(generated, stop)
-        tokens += int(torch.where(ended.any(-1), ended.int().argmax(-1) + 1, generated.shape[1]).sum())
-    return tokens
 
 
 def timed(device: str, fn, repeats: int) -> tuple[float, object]:
@@ -175,20 +154,11 @@ def check_plain(model, tokenizer, prompts) -> str:
         return f"failed: {type(error).__name__}: {error}"
 
 
-def greedy_agreement(model, tokenizer, prompts, batch, stop_ids, stop_mask) -> dict:
-    """The fast sampler's greedy answers against ``generate``'s, token for token."""
-    sampler = TransformersSampler(model, tokenizer, batch_size=batch)
-    fast = sampler.sample(prompts, 1, 16, temperature=0.0, seed=SEED).greedy_tokens
-    reference = []
-    for start in range(0, len(prompts), batch):
-        enc = tokenizer(prompts[start : start + batch], return_tensors="pt", padding=True,
-                        add_special_tokens=False).to(model.device)
-        with torch.inference_mode():
-            out = model.generate(**enc, max_new_tokens=16, do_sample=False, eos_token_id=stop_ids,
-                                 pad_token_id=tokenizer.pad_token_id)
-        for row in out[:, enc["input_ids"].shape[1] :].tolist():
-            reference.append(row[: answer_span(row, stop_mask)])
-    same = sum(a == b for a, b in zip(fast, reference))
+def greedy_agreement(model, tokenizer, prompts, batch) -> dict:
+    """The fast sampler's greedy answers against ``generate``'s (the plain backend's), token for token."""
+    fast = TransformersSampler(model, tokenizer, batch_size=batch).sample(prompts, 1, 16, temperature=0.0, seed=SEED)
+    reference = PlainSampler(model, tokenizer, batch_size=batch).sample(prompts, 1, 16, temperature=0.0, seed=SEED)
+    same = sum(a == b for a, b in zip(fast.greedy_tokens, reference.greedy_tokens))
     return {"questions": len(prompts), "identical": same}
 
 
@@ -208,8 +178,8 @@ def throughput(model, tokenizer, prompts, args, stop_ids, label: str) -> list[di
         rows.append(entry)
         return entry
 
-    seconds, tokens = timed(device, lambda: generate_samples(
-        model, tokenizer, prompts, args.batch, stop_ids, TEMPERATURE, MAX_NEW_TOKENS), args.repeats)
+    seconds, (_, tokens) = timed(device, lambda: plain_loop(
+        model, tokenizer, prompts, TEMPERATURE, args.batch, MAX_NEW_TOKENS, stop_ids), args.repeats)
     base = row("generate, samples only (baseline)", seconds, tokens,
                tokens_per_row=round(tokens / (len(prompts) * SAMPLES), 2))
     variants = [(f"fast, compact at {f:.2f}, copied prefix", f, False) for f in COMPACT_FRACTIONS]
@@ -263,12 +233,11 @@ def main() -> None:
         print(f"{shape}:", flush=True)
         eos = tokenizer.eos_token_id
         fp32 = build_model(shape, torch.float32, device, eos, None)
-        stop_mask = TransformersSampler(fp32, tokenizer).stop
-        stop_ids = stop_mask.nonzero().squeeze(-1).tolist()
+        stop_ids = TransformersSampler(fp32, tokenizer).stop.nonzero().squeeze(-1).tolist()
         entry = {"stop_tokens": len(stop_ids), "eos": eos_ids(tokenizer, fp32)}
         entry["plain_backend"] = check_plain(fp32, tokenizer, prompts)
         print(f"  plain backend on {device}: {entry['plain_backend']}", flush=True)
-        entry["greedy_agreement_fp32"] = greedy_agreement(fp32, tokenizer, prompts[:64], 32, stop_ids, stop_mask)
+        entry["greedy_agreement_fp32"] = greedy_agreement(fp32, tokenizer, prompts[:64], 32)
         print(f"  greedy agreement, fp32: {entry['greedy_agreement_fp32']}", flush=True)
         del fp32
         entry["throughput"] = []
