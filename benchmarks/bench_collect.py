@@ -34,7 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from child import load_average as _load, report, run_child  # benchmarks/child.py, beside this script
+from child import load_average as _load  # benchmarks/child.py, beside this script
+from child import report, run_child
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED, TRAIN_QUESTIONS, SAMPLES, MAX_NEW_TOKENS = 42, 1, 5, 24
@@ -54,7 +55,7 @@ VARIANTS = {
 
 
 def _questions(questions: int) -> list[dict]:
-    from know_thyself.collect import load_questions
+    from know_thyself.evaluation.ability import load_questions
 
     chosen = load_questions("bundled", TRAIN_QUESTIONS, questions, SEED)
     return chosen["train"] + chosen["validation"]
@@ -72,7 +73,7 @@ def plain_loop(
     """
     import torch
 
-    from know_thyself.sampling import clean_answer
+    from know_thyself.inference.sampling.base import clean_answer
 
     answers, tokens = [], 0
     stop_kwargs = {"eos_token_id": stop_ids} if stop_ids else {}
@@ -98,15 +99,19 @@ def measure_sampling(kind: str, dtype: str, batch: int, questions: int, temperat
 
     import torch
 
-    from know_thyself.grading import is_correct
-    from know_thyself.models import checkpoint_path, load_model, load_tokenizer
-    from know_thyself.prompts import answer_messages, render
-    from know_thyself.sampling import PlainSampler, TransformersSampler
+    from know_thyself.data.grading import is_correct
+    from know_thyself.data.prompts import answer_messages, render
+    from know_thyself.inference.models import (
+        checkpoint_path,
+        load_model,
+        load_tokenizer,
+    )
+    from know_thyself.inference.sampling import PlainSampler, TransformersSampler
 
     records = _questions(questions)
     torch.manual_seed(SEED)
     if kind == "vllm":
-        from know_thyself.vllm_backend import VllmSampler
+        from know_thyself.inference.sampling.vllm import VllmSampler
 
         tokenizer = load_tokenizer("smollm2-135m-instruct")
         sampler = VllmSampler(checkpoint_path("smollm2-135m-instruct"), tokenizer, seed=SEED)
@@ -140,10 +145,10 @@ def measure_sampling(kind: str, dtype: str, batch: int, questions: int, temperat
 
 def plain_script(questions: int, temperature: float, out_dir: str) -> dict:
     """The plain loop end to end, as a user's script would do it: load, sample, grade, write."""
-    from know_thyself.data import write_jsonl
-    from know_thyself.grading import is_correct
-    from know_thyself.models import load_model
-    from know_thyself.prompts import answer_messages, render
+    from know_thyself.data.grading import is_correct
+    from know_thyself.data.prompts import answer_messages, render
+    from know_thyself.data.questions import write_jsonl
+    from know_thyself.inference.models import load_model
 
     records = _questions(questions)
     model, tokenizer = load_model("smollm2-135m-instruct", dtype="float32", device="cpu")
@@ -225,7 +230,7 @@ def main() -> None:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by every child process
     import torch
 
-    from know_thyself.models import bf16_supported, embedded_checkpoint
+    from know_thyself.inference.models import bf16_supported, embedded_checkpoint
 
     embedded_checkpoint()  # dequantise once, outside every measurement
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "

@@ -11,10 +11,10 @@ model forwards are timed; the metrics after them are the same either way.
   the adapter (judge forward with the adapter, prompt-only forward with it switched off, probe
   forward): five forwards per question;
 * after: one forward of the bare model (logits and hidden state together) and one with the
-  adapter, over prompts tokenised once (:func:`know_thyself.evaluate.judge_split`);
+  adapter, over prompts tokenised once (:func:`know_thyself.evaluation.judgment.judge_split`);
 * after, head copied: the same, but the LM head gets its input as the model passes it (a strided
   view of the last positions), so that ``torch.matmul`` copies the frozen head's weight for
-  every row (what :func:`know_thyself.prefix_cache.contiguous_head_input` prevents).
+  every row (what :func:`know_thyself.inference.prefix_cache.contiguous_head_input` prevents).
 
 Both run in the same process, alternating, ``--repeats`` times; medians and their ratio are printed.
 """
@@ -41,11 +41,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     from peft import LoraConfig, get_peft_model
 
-    from know_thyself import data, prefix_cache
-    from know_thyself.evaluate import adapter_off, judge_split
-    from know_thyself.judge import judge
-    from know_thyself.models import load_model
-    from know_thyself.scores import prompt_features
+    from know_thyself import data
+    from know_thyself.evaluation.judgment import adapter_off, judge_split
+    from know_thyself.evaluation.probe import prompt_features
+    from know_thyself.inference import prefix_cache
+    from know_thyself.inference.judgments import judge
+    from know_thyself.inference.models import load_model
 
     model, tokenizer = load_model("smollm2-135m-instruct", dtype="auto", device="cpu")
     torch.manual_seed(0)

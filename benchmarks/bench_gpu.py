@@ -58,9 +58,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench_collect import plain_loop  # noqa: E402  (benchmarks/, beside this script)
+
 from know_thyself import data  # noqa: E402
-from know_thyself.prompts import answer_messages, render  # noqa: E402
-from know_thyself.sampling import PlainSampler, TransformersSampler, eos_ids  # noqa: E402
+from know_thyself.data.prompts import answer_messages, render  # noqa: E402
+from know_thyself.inference.sampling import PlainSampler, TransformersSampler  # noqa: E402
+from know_thyself.inference.sampling.base import eos_ids
 
 SAMPLES, MAX_NEW_TOKENS, TEMPERATURE, SEED = 5, 32, 1.0, 0
 
@@ -209,7 +211,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.save_tokenizer:
-        from know_thyself.models import load_tokenizer
+        from know_thyself.inference.models import load_tokenizer
 
         load_tokenizer("smollm2-135m-instruct").save_pretrained(args.save_tokenizer)
         print(f"tokenizer saved to {args.save_tokenizer}")

@@ -6,7 +6,7 @@ Usage: python benchmarks/bench_train.py [--examples 400] [--steps 8] [--repeats 
 Workload: judgment SFT examples (the judgment prompt of a bundled train question, completion one
 label word, labels cycling through can / uncertain / cannot; ``--kind knowledge``: the answer
 prompt with its worked examples, the short answer as completion), trained with the project's own
-trainer (:func:`know_thyself.training.build_trainer`: TRL's SFTTrainer, LoRA r 16 on the
+trainer (:func:`know_thyself.training.lora.build_trainer`: TRL's SFTTrainer, LoRA r 16 on the
 attention projections, batch 8, completion-only loss, bf16 autocast where the CPU is fast at
 it) on the embedded SmolLM2-135M-Instruct for ``--steps`` optimiser steps. Model load and dataset
 preparation are timed apart from training.
@@ -39,19 +39,17 @@ timings, the machine's capability.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from child import load_average as _load  # benchmarks/child.py, beside this script
+from child import report, run_child
 from transformers import TrainerCallback
-
-from child import load_average as _load, report, run_child  # benchmarks/child.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 8
@@ -73,7 +71,12 @@ MEASURED_NOT_KEPT = ("both, frozen base weights stored in bf16",)
 def examples(n: int, kind: str = "judgment") -> list[dict]:
     """``n`` SFT examples from bundled train questions: judgment examples, or knowledge (QA) examples."""
     from know_thyself import data
-    from know_thyself.prompts import answer_completion, answer_messages, judgment_completion, judgment_messages
+    from know_thyself.data.prompts import (
+        answer_completion,
+        answer_messages,
+        judgment_completion,
+        judgment_messages,
+    )
 
     records = data.load_split("bundled", "train")[:n]
     if kind == "knowledge":
@@ -122,9 +125,9 @@ def measure_training(only_labels: bool, grouped: bool, base_dtype: str, n_exampl
     """Train one variant for ``steps`` optimiser steps in this process and return its numbers."""
     import torch
 
-    from know_thyself import training
     from know_thyself.config import TrainConfig
-    from know_thyself.models import load_model
+    from know_thyself.inference.models import load_model
+    from know_thyself.training import lora as training
 
     training.SCORE_LABEL_POSITIONS_ONLY = only_labels
     training.GROUP_BY_LENGTH = grouped
@@ -133,7 +136,7 @@ def measure_training(only_labels: bool, grouped: bool, base_dtype: str, n_exampl
     model, tokenizer = load_model("smollm2-135m-instruct", dtype=base_dtype, device="cpu")
     loaded = time.perf_counter()
     n_params = matmul_parameters(model)
-    cfg = TrainConfig(data_run_id="0" * 32, max_steps=steps, batch_size=BATCH)
+    cfg = TrainConfig(data_run_id="0" * 32, max_steps=steps, batch_size=BATCH, lora_targets="attention")
     trainer = training.build_trainer(examples(n_examples, kind), cfg, tempfile.mkdtemp(), (model, tokenizer))
     built = time.perf_counter()
     counted = {"per_batch": [], "padded_per_batch": [], "trained": 0}
@@ -218,7 +221,7 @@ def main() -> None:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by every child process
     import torch
 
-    from know_thyself.models import bf16_supported, embedded_checkpoint
+    from know_thyself.inference.models import bf16_supported, embedded_checkpoint
 
     embedded_checkpoint()  # dequantise once, outside every measurement
     everything = list(VARIANTS.items())

@@ -1,7 +1,17 @@
 """know-thyself: teach a language model to predict, before answering, whether it will answer
-a trivia question correctly, with every step tracked in MLflow."""
+a trivia question correctly, with every step tracked in MLflow.
+
+The library is grouped by layer, each importing only the ones before it: ``data`` (questions,
+grading, labels, prompts), ``inference`` (models, samplers, judgments), ``config`` (one typed
+config per step), ``training`` and ``evaluation``, ``tracking`` (everything MLflow), then
+``steps`` (one module per entry point) and ``cli``. See docs/architecture.md.
+"""
+
+from know_thyself import legacy
 
 __version__ = "0.1.0"
+
+legacy.install()
 
 
 def judge_questions(uri: str, questions: list[str]):
@@ -9,6 +19,6 @@ def judge_questions(uri: str, questions: list[str]):
 
     ``know_thyself.judge_questions("models:/judgment_v2@current", ["Who wrote Hamlet?"])``
     """
-    from know_thyself.registry import judge_questions as _judge_questions
+    from know_thyself.tracking.registry import judge_questions as _judge_questions
 
     return _judge_questions(uri, questions)

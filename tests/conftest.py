@@ -1,8 +1,14 @@
-"""Shared fixtures: a temporary tracking store per test, and a tiny randomly initialised model."""
+"""Shared fixtures: a temporary tracking store per test, a tiny randomly initialised model, a small dataset.
+
+The tiers: ``tests/unit/<package>/`` (one folder per library package), ``tests/steps/`` (the steps
+and entry points), ``tests/e2e/`` (whole pipelines, servers, launches, the embedded model: marked
+``slow`` here, run by ``make test`` and skipped by ``make test-fast``).
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import mlflow
@@ -14,12 +20,34 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 
+E2E = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/e2e/ is slow: it runs a pipeline, a server, a launch or the embedded model."""
+    for item in items:
+        if E2E in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite tracking store with MLflow's tables and nothing else, created once per session.
+
+    Creating the tables runs MLflow's migrations (seconds); each test copies the file instead.
+    """
+    folder = tmp_path_factory.mktemp("empty-store")
+    mlflow.MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
+    return folder / "mlflow.db"
+
+
 @pytest.fixture
-def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store: Path) -> Path:
     """A fresh SQLite tracking store and artifact folder in a temporary working directory."""
     monkeypatch.chdir(tmp_path)
     for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
         monkeypatch.delenv(var, raising=False)
+    shutil.copyfile(empty_store, tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     from know_thyself.tracking import configure_tracking
 
@@ -33,7 +61,7 @@ def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def tokenizer_dir() -> Path:
     """The embedded SmolLM2 checkpoint (its tokenizer and chat template serve the tiny model)."""
-    from know_thyself.models import embedded_checkpoint
+    from know_thyself.inference.models import embedded_checkpoint
 
     return embedded_checkpoint()
 
@@ -69,7 +97,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path
 @pytest.fixture
 def tiny(tiny_model_dir: str):
     """``(model, tokenizer)`` of the tiny model in fp32, loaded the way the pipeline loads models."""
-    from know_thyself.models import load_model
+    from know_thyself.inference.models import load_model
 
     return load_model(tiny_model_dir, dtype="float32", device="cpu")
 
@@ -77,7 +105,7 @@ def tiny(tiny_model_dir: str):
 @pytest.fixture
 def trivia_dir(tmp_path: Path) -> Path:
     """A small dataset folder (train 12, validation 8 questions) in TriviaQA's schema."""
-    from know_thyself.data import write_jsonl
+    from know_thyself.data.questions import write_jsonl
 
     capitals = [
         ("France", "Paris"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Japan", "Tokyo"),

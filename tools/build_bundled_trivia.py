@@ -1,4 +1,4 @@
-"""Build the bundled trivia set (know_thyself/trivia/{train,validation}.jsonl) from its sources.
+"""Build the bundled trivia set (know_thyself/data/trivia/{train,validation}.jsonl) from its sources.
 
 Usage: python tools/build_bundled_trivia.py
 
@@ -19,10 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from know_thyself.grading import normalize_answer  # noqa: E402
+from know_thyself.data.grading import normalize_answer  # noqa: E402
 
 SOURCES = ROOT / "datasets_src" / "trivia"
-TARGET = ROOT / "know_thyself" / "trivia"
+TARGET = ROOT / "know_thyself" / "data" / "trivia"
 VALIDATION_EVERY = (0, 6)  # ranks (mod 13) that go to validation: about 2 questions in 13
 
 

@@ -9,18 +9,24 @@ from collections import Counter
 
 import mlflow
 
-from know_thyself.collect import RESPONSES, SPLITS
 from know_thyself.config import JudgmentDataConfig
-from know_thyself.judgment_data import ARTIFACT_DIR, build_examples
-from know_thyself.labels import labels_for
+from know_thyself.data.labels import labels_for, scheme_of
+from know_thyself.evaluation.ability import RESPONSES, SPLITS
 from know_thyself.steps.collect import require_collect_run
-from know_thyself.tracking import StepRun, describe_run, log_jsonl, read_jsonl_artifact, step_run
+from know_thyself.tracking import (
+    StepRun,
+    describe_run,
+    log_jsonl,
+    read_jsonl_artifact,
+    step_run,
+)
+from know_thyself.training.judgment_examples import ARTIFACT_DIR, build_examples
 
 
 def run_build_judgment_data(cfg: JudgmentDataConfig, reuse: bool = True) -> StepRun:
     """Build and log ``judgment_data/{train,validation}.jsonl`` with the label counts as metrics."""
     upstream = require_collect_run(cfg.collect_run_id, "collect_run_id")
-    scheme = upstream.data.params.get("label_scheme", "three")
+    scheme = scheme_of(upstream.data.params)
     with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
         if run.reused:
             return run

@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import mlflow
 
-from know_thyself.collect import RESPONSES
 from know_thyself.config import KnowledgeDataConfig
-from know_thyself.knowledge import DATA_FILE, build_qa_examples, choose_taught, restate_in_own_words
-from know_thyself.models import check_model_exists
+from know_thyself.evaluation.ability import RESPONSES
+from know_thyself.inference.models import check_model_exists
 from know_thyself.steps.collect import require_collect_run
-from know_thyself.tracking import StepRun, describe_run, log_jsonl, read_jsonl_artifact, step_run
+from know_thyself.tracking import (
+    StepRun,
+    describe_run,
+    log_jsonl,
+    read_jsonl_artifact,
+    step_run,
+)
+from know_thyself.training.knowledge_examples import (
+    DATA_FILE,
+    build_qa_examples,
+    choose_taught,
+    restate_in_own_words,
+)
 
 
 def run_build_knowledge_data(cfg: KnowledgeDataConfig, reuse: bool = True) -> StepRun:
@@ -31,7 +42,7 @@ def run_build_knowledge_data(cfg: KnowledgeDataConfig, reuse: bool = True) -> St
             examples = build_qa_examples(rows)
             how = "the reference answers"
             if cfg.targets == "own_words":
-                from know_thyself.sampling import load_sampler
+                from know_thyself.inference.sampling import load_sampler
 
                 replaced = restate_in_own_words(rows, examples, load_sampler("transformers", params["model"]))
                 mlflow.log_metric("train/own_words_targets", replaced)

@@ -11,7 +11,9 @@ from typing import Any
 
 import mlflow
 
-from know_thyself.collect import (
+from know_thyself.config import CollectConfig
+from know_thyself.data.labels import labels_for
+from know_thyself.evaluation.ability import (
     RESPONSES,
     SPLITS,
     ability_figure,
@@ -20,12 +22,17 @@ from know_thyself.collect import (
     load_questions,
     question_set_digest,
 )
-from know_thyself.config import CollectConfig
-from know_thyself.labels import labels_for
-from know_thyself.memory import check_sampling_memory
-from know_thyself.models import check_model_exists
-from know_thyself.sampling import resolve_backend
-from know_thyself.tracking import StepRun, describe_run, find_finished_run, log_jsonl, require_step_run, step_run
+from know_thyself.inference.memory import check_sampling_memory
+from know_thyself.inference.models import check_model_exists
+from know_thyself.inference.sampling import resolve_backend
+from know_thyself.tracking import (
+    StepRun,
+    describe_run,
+    find_finished_run,
+    log_jsonl,
+    require_step_run,
+    step_run,
+)
 
 TAG_QUESTION_SET = "know_thyself.question_set"
 

@@ -2,7 +2,7 @@
 
 Fetches the collect run (and the train_judgment run of the adapter, and a reference collect of
 the same questions for the label-noise ceiling) once, loads the model, and logs what
-:func:`know_thyself.evaluate.evaluate_judgment` measured: the metrics, the comparison table, the
+:func:`know_thyself.evaluation.judgment.evaluate_judgment` measured: the metrics, the comparison table, the
 confusion tables, the figures and ``predictions.jsonl``.
 """
 
@@ -10,16 +10,31 @@ from __future__ import annotations
 
 import mlflow
 
-from know_thyself.collect import RESPONSES, check_reference_collect
 from know_thyself.config import EvaluateConfig
-from know_thyself.downstream import describe, headline
-from know_thyself.evaluate import TRAINING_STEPS, Evaluation, check_same_questions, evaluate_judgment
-from know_thyself.models import check_model_exists, load_model
+from know_thyself.data.labels import scheme_of
+from know_thyself.evaluation.ability import RESPONSES, check_reference_collect
+from know_thyself.evaluation.comparison import describe, headline
+from know_thyself.evaluation.judgment import (
+    Evaluation,
+    check_same_questions,
+    evaluate_judgment,
+)
+from know_thyself.inference.models import check_model_exists, load_model
 from know_thyself.steps.collect import require_collect_run
-from know_thyself.tracking import StepRun, describe_run, downloaded, log_jsonl, read_jsonl_artifact, require_step_run, step_run
-from know_thyself.training import ADAPTER_DIR, load_adapter
+from know_thyself.tracking import (
+    StepRun,
+    describe_run,
+    downloaded,
+    log_jsonl,
+    read_jsonl_artifact,
+    require_step_run,
+    step_run,
+)
+from know_thyself.training.lora import ADAPTER_DIR, load_adapter
 
 PREDICTIONS = "predictions.jsonl"
+# The steps whose runs hold a judgment adapter.
+TRAINING_STEPS = ("train_judgment",)
 
 
 def run_evaluate_judgment(cfg: EvaluateConfig, reuse: bool = True, run_name: str | None = None) -> StepRun:
@@ -41,7 +56,7 @@ def run_evaluate_judgment(cfg: EvaluateConfig, reuse: bool = True, run_name: str
             return run
         if rows is None:
             rows = read_jsonl_artifact(collected.info.run_id, RESPONSES)
-        scheme = collected.data.params.get("label_scheme", "three")
+        scheme = scheme_of(collected.data.params)
         model, tokenizer = load_model(cfg.model, dtype=cfg.dtype)
         if cfg.adapter_run_id:
             with downloaded(cfg.adapter_run_id, ADAPTER_DIR) as adapter_dir:

@@ -24,30 +24,29 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 import mlflow
 import pandas as pd
 
-from know_thyself import data, downstream
-from know_thyself.collect import RESPONSES
-from know_thyself.config import REGISTRY_URI, CollectConfig, EvaluateRegisteredConfig
-from know_thyself.evaluate import evaluate_judgment
-from know_thyself.labels import labels_for
-from know_thyself.models import check_model_exists, load_model
-from know_thyself.steps.collect import require_collect_run, run_collect
+from know_thyself import data
+from know_thyself.config import CollectConfig, EvaluateRegisteredConfig
+from know_thyself.data.labels import labels_for
+from know_thyself.evaluation import comparison as downstream
+from know_thyself.evaluation.ability import RESPONSES
+from know_thyself.evaluation.judgment import evaluate_judgment
+from know_thyself.inference.models import check_model_exists, load_model
+from know_thyself.steps.collect import run_collect
 from know_thyself.steps.evaluate_judgment import PREDICTIONS, log_evaluation
 from know_thyself.tracking import (
     TAG_NOTE,
-    TAG_STEP,
     chain_run,
     close_stale_runs,
     downloaded,
     read_jsonl_artifact,
-    require_step_run,
     step_run,
 )
-from know_thyself.training import ADAPTER_DIR, load_adapter
+from know_thyself.tracking.judges import RegisteredJudge, resolve_judge, tag_version
+from know_thyself.training.lora import ADAPTER_DIR, load_adapter
 
 logger = logging.getLogger(__name__)
 
@@ -55,32 +54,9 @@ STEP = "evaluate_registered"
 # The step of each judge's own evaluation run (a child of the evaluate_registered run).
 JUDGE_STEP = "evaluate_registered_judge"
 STEPS = (STEP, JUDGE_STEP, "collect")
-JUDGES = ("judgment_v1", "judgment_v2")
 TAG_MODEL = "know_thyself.registered_model"
 TAG_VERSION = "know_thyself.model_version"
 TAG_QUESTIONS = "know_thyself.questions"
-
-
-@dataclass
-class RegisteredJudge:
-    """A registered judge version and the runs it leads to."""
-
-    uri: str
-    name: str
-    version: str
-    run_id: str
-    base_model: str
-    model_id: str | None
-    training_collect: Any
-
-    @property
-    def title(self) -> str:
-        """``judgment_v2/3``."""
-        return f"{self.name}/{self.version}"
-
-    @property
-    def scheme(self) -> str:
-        return self.training_collect.data.params.get("label_scheme", "three")
 
 
 @dataclass
@@ -89,63 +65,6 @@ class Outcome:
 
     run_ids: dict[str, str]
     report: str
-
-
-def resolve_judge(uri: str) -> RegisteredJudge:
-    """The registered version ``uri`` names, checked to be a judge, with its base model and training runs.
-
-    Raises:
-        ValueError: naming the URI and the fix, when the version does not exist or is not a judge.
-    """
-    match = REGISTRY_URI.match(uri)
-    if match is None:
-        raise ValueError(f"model_uri {uri!r} is not a registry URI; give models:/judgment_v2/<version> or @<alias>")
-    name, number, alias = match.groups()
-    client = mlflow.MlflowClient()
-    try:
-        version = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, number)
-    except Exception as exc:  # noqa: BLE001 - MlflowException for a missing name, version or alias
-        if exc.__class__.__name__ not in ("MlflowException", "RestException"):
-            raise
-        raise ValueError(
-            f"model_uri {uri!r} is not registered in {mlflow.get_tracking_uri()} ({_registered_judges(client)}); "
-            "check the name and version or alias on the MLflow UI's Models page, or point MLFLOW_TRACKING_URI "
-            "at the store that holds it"
-        ) from None
-    source = client.get_run(version.run_id) if version.run_id else None
-    step = source.data.tags.get(TAG_STEP, "") if source is not None else ""
-    if step != "train_judgment":
-        what = " (the knowledge-merged base model, not a judge)" if step == "train_knowledge" else ", not a judge"
-        made_by = f"made by a {step} run" if step else "not made by this pipeline's train_judgment step"
-        raise ValueError(
-            f"model_uri {uri!r} is {name} version {version.version}{what}, {made_by}; give a judgment_v1 or "
-            "judgment_v2 version, e.g. models:/judgment_v2@current"
-        )
-    data_run = require_step_run(source.data.params.get("data_run_id", ""), "build_judgment_data",
-                                f"the data_run_id of {uri}'s training run")
-    collected = require_collect_run(data_run.data.params.get("collect_run_id", ""), f"the collect run behind {uri}")
-    base = version.tags.get("base_model") or source.data.params.get("model", "")
-    return RegisteredJudge(uri, name, str(version.version), source.info.run_id, base,
-                           version.model_id or _logged_model_id(source), collected)
-
-
-def _registered_judges(client: Any) -> str:
-    found = [f"{v.name}/{v.version}" for name in JUDGES for v in client.search_model_versions(f"name = '{name}'")]
-    return f"judges registered there: {', '.join(sorted(found))}" if found else "no judge is registered there yet"
-
-
-def _logged_model_id(run: Any) -> str | None:
-    """The MLflow logged model of the judge the training run logged (MLflow 3), if the store has one."""
-    try:
-        models = mlflow.search_logged_models(
-            experiment_ids=[run.info.experiment_id],
-            filter_string=f"source_run_id = '{run.info.run_id}' AND name = 'judge'",
-            output_format="list",
-        )
-    except Exception:  # noqa: BLE001 - an older server without logged models: tags still link the runs
-        logger.debug("no logged models for run %s", run.info.run_id, exc_info=True)
-        return None
-    return models[0].model_id if models else None
 
 
 def run_evaluate_registered(cfg: EvaluateRegisteredConfig, reuse: bool = True) -> Outcome:
@@ -259,9 +178,7 @@ def _link_version(judge: RegisteredJudge, run_id: str, split: str, label: str, c
     line = (f"{judge.title} on {questions} questions ({label}): {summary}; ground truth from {collect_cfg.model} "
             f"with {collect_cfg.num_trials} trials per question; {overlap:.0%} of the questions were among "
             f"its training questions (run {run_id})")
-    client = mlflow.MlflowClient()
-    client.set_model_version_tag(judge.name, judge.version, f"downstream.{label}", f"{summary} on {questions} questions (run {run_id})")
-    client.set_model_version_tag(judge.name, judge.version, "downstream.last_run_id", run_id)
+    tag_version(judge, f"downstream.{label}", f"{summary} on {questions} questions (run {run_id})", run_id)
     return line
 
 

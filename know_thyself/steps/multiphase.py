@@ -8,16 +8,25 @@ left RUNNING are marked KILLED first.
 
 from __future__ import annotations
 
-from know_thyself.collect import load_questions
+import mlflow
+import pandas as pd
+
 from know_thyself.config import MultiphaseConfig, TestKnowledgeConfig
-from know_thyself.models import check_model_exists
-from know_thyself.registry import JUDGE_ARTIFACT, KNOWLEDGE_ARTIFACT, register
+from know_thyself.evaluation.ability import load_questions
+from know_thyself.evaluation.summary import (
+    PhaseRuns,
+    story_figure,
+    summary_markdown,
+    summary_metrics,
+    summary_table,
+)
+from know_thyself.inference.models import check_model_exists
 from know_thyself.steps import phase1 as phase1_chain
 from know_thyself.steps.build_knowledge_data import run_build_knowledge_data
 from know_thyself.steps.test_knowledge import run_test_knowledge
 from know_thyself.steps.train_knowledge import run_train_knowledge
-from know_thyself.summary import log_summary
 from know_thyself.tracking import chain_run, close_stale_runs, describe_run
+from know_thyself.tracking.registry import JUDGE_ARTIFACT, KNOWLEDGE_ARTIFACT, register
 
 # The step tags of the runs this chain opens.
 STEPS = ("multiphase", *phase1_chain.STEPS, "phase2", "phase3", "build_knowledge_data", "train_knowledge", "test_knowledge")
@@ -81,3 +90,24 @@ def _version_tags(cfg: MultiphaseConfig, parent_run_id: str) -> dict[str, str]:
         "label_scheme": cfg.label_scheme,
         "parent_run_id": parent_run_id,
     }
+
+
+def log_summary(ids: dict[str, str]) -> pd.DataFrame:
+    """Log the summary table (MLflow table), the story figure and the final numbers on the active (parent) run.
+
+    The run's description (what the MLflow UI shows on the run's page) becomes the summary in markdown.
+    """
+    phases = {}
+    for phase in ("phase1", "phase3"):
+        if f"{phase}/collect" in ids:
+            collected = mlflow.get_run(ids[f"{phase}/collect"]).data
+            evaluation = mlflow.get_run(ids[f"{phase}/evaluate_judgment"]).data
+            phases[phase] = PhaseRuns(collected.params, collected.metrics, evaluation.metrics)
+    table = summary_table(phases)
+    if table.empty:
+        return table
+    describe_run(summary_markdown(table))
+    mlflow.log_table(table, "summary.json")
+    mlflow.log_figure(story_figure(table), "summary.png")
+    mlflow.log_metrics(summary_metrics(table))
+    return table

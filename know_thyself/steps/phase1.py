@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import mlflow
 
-from know_thyself.collect import SPLITS, load_questions
 from know_thyself.config import JudgmentDataConfig, Phase1Config
-from know_thyself.models import check_model_exists
+from know_thyself.evaluation.ability import SPLITS, load_questions
+from know_thyself.evaluation.comparison import describe, headline
+from know_thyself.inference.models import check_model_exists
 from know_thyself.steps.build_judgment_data import run_build_judgment_data
 from know_thyself.steps.collect import run_collect
 from know_thyself.steps.evaluate_judgment import run_evaluate_judgment
 from know_thyself.steps.train_judgment import run_train_judgment
-from know_thyself.downstream import describe, headline
 from know_thyself.tracking import chain_run, close_stale_runs, describe_run
 
 CHAIN_LINE = ("collect answers and ability labels, build judgment examples, evaluate the bare model, train the "

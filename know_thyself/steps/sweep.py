@@ -2,7 +2,7 @@
 
 Reads the train questions of a finished collect run (its validation questions are dropped on
 reading and never used), carves a label-stratified dev split from them
-(:func:`know_thyself.sweep.dev_split`), and for every grid point trains a judge on the rest
+(:func:`know_thyself.training.dev_split.dev_split`), and for every grid point trains a judge on the rest
 exactly as train_judgment does (:func:`know_thyself.steps.train_judgment.fit_judge`) and scores
 it on dev with the evaluation's own functions, beside the baselines fitted on the fit part (the
 linear probe among them). Each grid point is a child run of the parent ``sweep`` run, with its
@@ -23,19 +23,29 @@ from typing import Any
 import mlflow
 import pandas as pd
 
-from know_thyself.collect import RESPONSES
 from know_thyself.config import SweepConfig
-from know_thyself.evaluate import HEADLINE, References, fit_references, score_split
-from know_thyself.judge import judge
-from know_thyself.judgment_data import build_examples
-from know_thyself.labels import labels_for
-from know_thyself.models import check_model_exists, load_model
-from know_thyself.scores import prompt_features
+from know_thyself.data.labels import labels_for, scheme_of
+from know_thyself.evaluation.ability import RESPONSES
+from know_thyself.evaluation.methods import (
+    HEADLINE,
+    References,
+    fit_references,
+    score_split,
+)
+from know_thyself.evaluation.probe import prompt_features
+from know_thyself.inference.judgments import judge
+from know_thyself.inference.models import check_model_exists, load_model
 from know_thyself.steps.collect import require_collect_run
-from know_thyself.steps.train_judgment import fit_judge
-from know_thyself.sweep import best_point, dev_split
 from know_thyself.tracking import TAG_STEP, process_tags, read_jsonl_artifact, step_run
-from know_thyself.training import load_adapter, log_adapter
+from know_thyself.tracking.training_log import (
+    MlflowMetricsCallback,
+    log_adapter,
+    log_training,
+)
+from know_thyself.training.dev_split import best_point, dev_split
+from know_thyself.training.judge import fit_judge
+from know_thyself.training.judgment_examples import build_examples
+from know_thyself.training.lora import load_adapter
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +63,7 @@ def run_sweep(cfg: SweepConfig, reuse: bool = True) -> dict[str, str]:
     A finished sweep with the same parameters and code version is reused, not rerun.
     """
     collected = require_collect_run(cfg.collect_run_id, "collect_run_id", needs=("train",))
-    scheme = collected.data.params.get("label_scheme", "three")
+    scheme = scheme_of(collected.data.params)
     check_model_exists(cfg.model)
     points = cfg.grid()
     # Validation is dropped here, on reading: nothing below can see it.
@@ -112,10 +122,12 @@ def _grid_point(
             "max_steps": str(cfg.max_steps), "seed": str(cfg.seed), "model": cfg.model,
             "collect_run_id": cfg.collect_run_id, "dev_fraction": str(cfg.dev_fraction),
         })
-        trainer = fit_judge(examples, training, point["balance"], model_and_tokenizer=load_model(cfg.model, dtype="float32"))
+        trained = fit_judge(examples, training, point["balance"], model_and_tokenizer=load_model(cfg.model, dtype="float32"),
+                            callbacks=(MlflowMetricsCallback(),))
+        log_training(trained)
         with tempfile.TemporaryDirectory(prefix="know-thyself-sweep-") as scratch:
-            adapter_dir = log_adapter(trainer, cfg.model, folder=Path(scratch))
-            del trainer
+            adapter_dir = log_adapter(trained.trainer, cfg.model, folder=Path(scratch))
+            del trained
             gc.collect()
             # Scored as evaluate_judgment scores an adapter: the base in the inference dtype, adapter on top.
             model, tokenizer = load_model(cfg.model, dtype=cfg.dtype)

@@ -9,11 +9,22 @@ from __future__ import annotations
 import mlflow
 
 from know_thyself.config import KnowledgeTrainConfig
-from know_thyself.knowledge import DATA_FILE
-from know_thyself.models import check_model_exists
-from know_thyself.registry import KNOWLEDGE_ARTIFACT, requirements
-from know_thyself.tracking import StepRun, describe_run, read_jsonl_artifact, require_step_run, step_run
-from know_thyself.training import log_adapter, train_lora
+from know_thyself.inference.models import check_model_exists
+from know_thyself.tracking import (
+    StepRun,
+    describe_run,
+    read_jsonl_artifact,
+    require_step_run,
+    step_run,
+)
+from know_thyself.tracking.registry import KNOWLEDGE_ARTIFACT, requirements
+from know_thyself.tracking.training_log import (
+    MlflowMetricsCallback,
+    log_adapter,
+    log_training,
+)
+from know_thyself.training.knowledge_examples import DATA_FILE
+from know_thyself.training.lora import train_lora
 
 
 def run_train_knowledge(cfg: KnowledgeTrainConfig, reuse: bool = True) -> StepRun:
@@ -23,7 +34,9 @@ def run_train_knowledge(cfg: KnowledgeTrainConfig, reuse: bool = True) -> StepRu
     with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
         if not run.reused:
             examples = read_jsonl_artifact(upstream.info.run_id, DATA_FILE)
-            trainer = train_lora(examples, cfg)
+            trained = train_lora(examples, cfg, callbacks=(MlflowMetricsCallback(),))
+            log_training(trained)
+            trainer = trained.trainer
             log_adapter(trainer, cfg.model)
             if trainer.is_world_process_zero():
                 merged = trainer.model.merge_and_unload()

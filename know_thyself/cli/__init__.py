@@ -1,0 +1,91 @@
+"""Shared command-line plumbing for the entry points: options generated from the step configs
+(names, types, defaults and the help written beside each field), and errors turned into one
+clear line with a non-zero exit."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import MISSING, fields
+from typing import Any, get_type_hints
+
+import click
+
+from know_thyself.config import StepConfig
+
+# Errors of MLflow (and of the SQLAlchemy store beneath it) that become one line.
+TRACKING_ERRORS = ("MlflowException", "RestException", "OperationalError", "DatabaseError")
+_CLICK_TYPES = {int: click.INT, float: click.FLOAT, str: click.STRING, bool: click.BOOL}
+
+
+def config_options(config_cls: type[StepConfig]) -> Callable:
+    """Add one ``--option`` per field of ``config_cls``, with its type, default and help."""
+    hints = get_type_hints(config_cls)
+
+    def decorate(command: Callable) -> Callable:
+        for field in reversed(fields(config_cls)):
+            default = field.default if field.default is not MISSING else None
+            command = click.option(
+                f"--{field.name}",
+                field.name,
+                type=_CLICK_TYPES.get(hints[field.name], click.STRING),
+                default=default,
+                show_default=True,
+                required=field.default is MISSING,
+                help=config_cls.help(field.name),
+            )(command)
+        return command
+
+    return decorate
+
+
+def run_cli(body: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap an entry point: set up logging; expected errors become one line and exit 1.
+
+    Expected errors are bad input (``ValueError``), the file system and the network (``OSError``,
+    which includes ``ConnectionError``) and the tracking store (MLflow's and SQLAlchemy's errors,
+    matched by class name so that neither is imported here). When ``mlflow run`` opened a run for
+    the command, the error also goes into that run's description. The entry point configures
+    tracking itself, after checking its options. Set ``KNOW_THYSELF_DEBUG=1`` to see the full
+    traceback instead.
+    """
+
+    @functools.wraps(body)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+        if os.environ.get("KNOW_THYSELF_DEBUG") == "1":
+            return body(*args, **kwargs)
+        from know_thyself.tracking import (
+            damaged_store_hint,
+            note_failure_on_project_run,
+        )
+
+        try:
+            return body(*args, **kwargs)
+        except (ValueError, OSError) as exc:
+            note_failure_on_project_run(str(exc))
+            raise click.ClickException(str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - tracking-store errors: one line, not a traceback
+            name = exc.__class__.__name__
+            if name in TRACKING_ERRORS:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else name
+                message = f"tracking store error: {first}{damaged_store_hint(first)}"
+                note_failure_on_project_run(message)
+                raise click.ClickException(message) from None
+            raise
+
+    return wrapper
+
+
+def echo_ids(ids: dict[str, str]) -> None:
+    """Print step -> run id lines, for chaining steps by hand (main process only)."""
+    from know_thyself.tracking import is_main_process
+
+    if not is_main_process():
+        return
+    for step, run_id in ids.items():
+        click.echo(f"{step}: {run_id}")
+    sys.stdout.flush()

@@ -1,0 +1,122 @@
+"""The chains' options: phase1 (judgment v1) and multiphase (all three phases).
+
+A chain's config holds the options of the steps it runs and derives each step's config from
+them (:meth:`~know_thyself.config.base.StepConfig.derive`). Every default comes from the step
+configs, so a chain runs exactly what its steps run by default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from know_thyself.config.base import check, option
+from know_thyself.config.choices import (
+    BALANCE_HELP,
+    KNOWLEDGE_FRACTION_HELP,
+    KNOWLEDGE_TARGETS,
+    KNOWLEDGE_TARGETS_HELP,
+    LORA_TARGETS,
+    check_choice,
+)
+from know_thyself.config.collection import CollectConfig, CollectOptions
+from know_thyself.config.judgment import EvaluateConfig, TrainConfig, TrainingOptions
+from know_thyself.config.knowledge import KnowledgeDataConfig, KnowledgeTrainConfig
+
+
+@dataclass
+class Phase1Config(TrainingOptions, CollectOptions):
+    """Options of the phase1 chain: collect -> build -> train -> evaluate (the collect options, then the training options)."""
+
+    step: ClassVar[str] = "phase1"
+    balance: str = option(TrainConfig.balance, BALANCE_HELP)
+    reference_sample_seed: int = option(
+        -1,
+        "Collect the validation questions a second time with this answer-sampling seed and report the "
+        "label-noise ceiling (how well the two label sets agree); -1 skips it. Costs one more "
+        "sampling pass over validation per phase.",
+    )
+
+    def validate(self) -> None:
+        # The collect options and the training options, checked as the steps check them.
+        CollectOptions.validate(self)
+        TrainingOptions.validate(self)
+        # The judge learns from train questions and is reported on validation ones: both are needed.
+        check(self.num_samples >= 1, f"num_samples must be >= 1, got {self.num_samples}; the judge trains on them")
+        check(self.test_samples >= 1, f"test_samples must be >= 1, got {self.test_samples}; the judge is evaluated on them")
+        check(
+            self.reference_sample_seed >= -1,
+            f"reference_sample_seed must be -1 (off) or >= 0, got {self.reference_sample_seed}",
+        )
+        check(
+            self.reference_sample_seed == -1 or self.reference_sample_seed != self.answer_seed(),
+            f"reference_sample_seed {self.reference_sample_seed} is the seed the answers are sampled with; "
+            "choose another one (or -1 to skip the label-noise ceiling)",
+        )
+
+    def collect(self, model: str | None = None) -> CollectConfig:
+        """The collect step's config (for ``model``, default this config's)."""
+        return self.derive(CollectConfig, model=model or self.model)
+
+    def reference_collect(self, model: str | None = None) -> CollectConfig:
+        """The second collect of the validation questions, with ``reference_sample_seed`` (for the label-noise ceiling)."""
+        return self.derive(
+            CollectConfig, model=model or self.model, sample_seed=self.reference_sample_seed, splits="validation"
+        )
+
+    def evaluate(
+        self, model: str, collect_run_id: str, adapter_run_id: str = "", reference_collect_run_id: str = ""
+    ) -> EvaluateConfig:
+        """The evaluate_judgment step's config for ``model`` on a collect run (optionally an adapter, a reference collect)."""
+        return self.derive(
+            EvaluateConfig, model=model, collect_run_id=collect_run_id, adapter_run_id=adapter_run_id,
+            reference_collect_run_id=reference_collect_run_id,
+        )
+
+    def train(self, data_run_id: str, model: str | None = None) -> TrainConfig:
+        """The train_judgment step's config on a build_judgment_data run (for ``model``, default this config's)."""
+        return self.derive(TrainConfig, model=model or self.model, data_run_id=data_run_id)
+
+
+@dataclass
+class MultiphaseConfig(Phase1Config):
+    """Options of the whole pipeline: Phase 1, Phase 2 (knowledge), Phase 3 (judgment v2)."""
+
+    step: ClassVar[str] = "multiphase"
+    knowledge_epochs: float = option(KnowledgeTrainConfig.epochs, "Epochs of knowledge (QA) training in Phase 2.")
+    knowledge_learning_rate: float = option(
+        KnowledgeTrainConfig.learning_rate, "Learning rate of knowledge (QA) training in Phase 2."
+    )
+    knowledge_lora_targets: str = option(KnowledgeTrainConfig.lora_targets, "Phase 2's LoRA layers; see lora_targets.")
+    knowledge_targets: str = option(KnowledgeDataConfig.targets, "Phase 2's answer targets; " + KNOWLEDGE_TARGETS_HELP)
+    knowledge_fraction: float = option(KnowledgeDataConfig.fraction, KNOWLEDGE_FRACTION_HELP)
+    phase: int = option(0, "Run phases up to this one (1, 2 or 3), reusing finished earlier steps; 0 runs all.")
+
+    def validate(self) -> None:
+        super().validate()
+        check(self.knowledge_epochs > 0, f"knowledge_epochs must be > 0, got {self.knowledge_epochs}")
+        check(
+            0.0 < self.knowledge_learning_rate < 1.0,
+            f"knowledge_learning_rate must be in (0, 1), got {self.knowledge_learning_rate}",
+        )
+        check_choice("knowledge_lora_targets", self.knowledge_lora_targets, LORA_TARGETS)
+        check_choice("knowledge_targets", self.knowledge_targets, KNOWLEDGE_TARGETS)
+        check(0.0 < self.knowledge_fraction <= 1.0, f"knowledge_fraction must be in (0, 1], got {self.knowledge_fraction}")
+        check(self.phase in (0, 1, 2, 3), f"phase must be 0 (all), 1, 2 or 3, got {self.phase}")
+
+    def phase1(self) -> Phase1Config:
+        """The Phase 1 part of this config (the judgment chain's options)."""
+        return self.derive(Phase1Config)
+
+    def knowledge_data(self, collect_run_id: str) -> KnowledgeDataConfig:
+        """The build_knowledge_data step's config on Phase 1's collect run (targets restated by this config's model)."""
+        return self.derive(KnowledgeDataConfig, collect_run_id=collect_run_id, targets=self.knowledge_targets,
+                           model=self.model if self.knowledge_targets == "own_words" else "",
+                           fraction=self.knowledge_fraction)
+
+    def knowledge(self, data_run_id: str) -> KnowledgeTrainConfig:
+        """The train_knowledge step's config on a build_knowledge_data run (``knowledge_epochs`` epochs)."""
+        return self.derive(
+            KnowledgeTrainConfig, data_run_id=data_run_id, epochs=self.knowledge_epochs,
+            learning_rate=self.knowledge_learning_rate, lora_targets=self.knowledge_lora_targets,
+        )

@@ -1,0 +1,55 @@
+"""The values options may take, the help texts several configs share, and the checks they share."""
+
+from __future__ import annotations
+
+from know_thyself.config.base import check
+from know_thyself.inference.models import resolve_model
+from know_thyself.inference.sampling import BACKENDS
+
+__all__ = ["BACKENDS"]
+
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+BALANCES = ("none", "oversample")
+# Ability labels need only a handful of trials per question; far more only multiplies sampling
+# time and memory.
+MAX_TRIALS = 100
+# What Phase 2's QA examples teach (know_thyself.training.knowledge_examples.restate_in_own_words).
+KNOWLEDGE_TARGETS = ("reference", "own_words")
+# Which linear layers of each transformer block get LoRA adapters: the attention projections, or
+# those and the MLP projections too (where much of a model's factual recall is stored).
+LORA_TARGETS = ("attention", "attention_mlp")
+
+MODEL_HELP = "Model: 'smollm2-135m-instruct' (embedded), a local checkpoint folder, models:/name/version, or a Hub id."
+BATCH_HELP = "Questions per batch when sampling or judging."
+DATASET_HELP = (
+    "Questions: 'bundled', 'trivia_qa' (Hub, online), a folder with train/validation .jsonl/.json/.parquet/.csv, "
+    "or one such file (a pool that train and validation questions are drawn from without overlap)."
+)
+DTYPE_HELP = "Inference precision: 'auto' (bf16 where the hardware is fast at it), 'bfloat16', 'float16', 'float32'."
+SEED_HELP = "Seed for question sampling, answer sampling (unless sample_seed is set) and training."
+BALANCE_HELP = (
+    "Judgment training data: 'oversample' (rarer ability labels repeated up to the most common one's count) or 'none'."
+)
+KNOWLEDGE_TARGETS_HELP = (
+    "'reference' (the reference answer as it stands) or 'own_words' (the model's own sentence stating "
+    "the reference answer, where the grader accepts it; it forgets less of what it was not taught)."
+)
+KNOWLEDGE_FRACTION_HELP = (
+    "Share of the collect run's train questions that Phase 2 teaches (a seeded draw); the rest stay "
+    "untaught, so that Phase 3's judge sees questions the model learned beside ones it did not."
+)
+LORA_TARGETS_HELP = (
+    "Layers that get LoRA adapters: 'attention' (q/k/v/o projections) or 'attention_mlp' (also the MLP's gate/up/down)."
+)
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    """Refuse ``value`` unless it is one of ``choices``, naming the option and the accepted values."""
+    check(value in choices, f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def check_model_options(model: str, dtype: str, inference_batch_size: int) -> None:
+    """The checks every config that loads a model shares: the model argument, the dtype, the batch size."""
+    resolve_model(model)
+    check_choice("dtype", dtype, DTYPES)
+    check(inference_batch_size >= 1, f"inference_batch_size must be >= 1, got {inference_batch_size}")

@@ -1,0 +1,258 @@
+"""Evaluating a judge: how well a judge predicts its model's ability, beside cheap baselines.
+
+For each split of a collect run, the model (with the judgment adapter, if given) predicts each
+question's ability before answering (:mod:`know_thyself.inference.judgments`). Methods compared in one run:
+
+* ``judge``: the model being evaluated (prompt-only when no adapter is given);
+* ``prompt_only``: the same model with its adapter switched off (only when an adapter is given):
+  the numbers an evaluation of the bare model reports as ``judge``, so a chain that evaluates the
+  trained judge needs no separate evaluation of the bare model;
+* ``majority``: always the train split's most common label;
+* ``prior``: the train split's label frequencies as probabilities for every question. Its most
+  probable label is the majority label, so its label metrics would repeat ``majority``'s
+  exactly: it is scored as a confidence method only (no label metrics, no selective answering);
+* ``probe``: logistic regression on the hidden state at the end of the judgment prompt, fitted
+  on the train split (its train numbers are in-sample);
+* ``oracle``: the measured labels themselves as predictions, the ceiling of the label metrics;
+* ``label_noise_ceiling`` (only when a reference collect is given): the labels of a second
+  collect of the same questions with another answer-sampling seed, used as predictions of the
+  first. Labels measured from a few sampled answers are noisy; no judge can agree with them
+  much better than they agree with themselves;
+* ``answer_logprob``: mean token log-probability of the model's greedy answer, an
+  *after-answering* reference that needs the answer first (confidence metrics only).
+
+Metrics, per split and method, named ``<split>/<method>/<metric>``:
+
+* against the measured ability: exact_match, balanced_accuracy, macro_f1, qwk (quadratic-weighted
+  kappa, labels ordered can > uncertain > cannot);
+* against whether the model's greedy answer (from the collect run) is correct, using the confidence score
+  sum_k P(k) * rate_k, where rate_k is the share of correct greedy answers among the train
+  questions labelled k (logged as ``train/correct_rate/<label>``; no value is assumed for
+  ``uncertain``): auroc, brier, ece, aurc (area under the risk-coverage curve), prr
+  (prediction-rejection ratio);
+* selective answering, answering exactly when the method says ``can``: coverage,
+  answered_accuracy, handled_well (answered and right, or abstained and would be wrong).
+
+A metric that is undefined on the data (e.g. AUROC when every answer is right) is left out of
+the metrics and written as empty in the table; the run's ``undefined_metrics`` tag lists them.
+For the judge, the probe, prompt_only and majority, balanced_accuracy, qwk and auroc also get a
+95% paired percentile bootstrap interval over questions (``..._low`` / ``..._high``), and
+``<split>/judge_minus_<baseline>/<metric>`` (with its interval) is the paired difference. The
+label-noise ceiling gets intervals for balanced_accuracy, qwk, auroc and exact_match. The
+comparison table holds the intervals as ``<metric>_low`` / ``<metric>_high`` columns, and one row
+per paired difference (method ``judge_minus_<baseline>``).
+
+Figures: confusion matrix, distribution, reliability diagram and risk-coverage curves per split.
+:func:`evaluate_judgment` returns all of it as an :class:`Evaluation`; the evaluate_judgment step
+(:mod:`know_thyself.steps.evaluate_judgment`) logs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from know_thyself.data.questions import SPLITS
+from know_thyself.evaluation import metrics, plots
+from know_thyself.evaluation.methods import fit_references, score_split
+from know_thyself.inference.judgments import (
+    Judgments,
+    judgment_forward,
+    judgment_ids,
+    judgments_from_logits,
+)
+
+
+@dataclass
+class Evaluation:
+    """Everything one evaluation measured, ready to log.
+
+    Attributes:
+        metrics: ``<split>/<method>/<metric>`` -> value, defined metrics only.
+        undefined: Names of the metrics undefined on this data (left out of ``metrics``).
+        table: One row per (split, method) with every metric (``None`` where undefined).
+        predictions: One record per question: actual and predicted ability, probabilities, greedy answer.
+        tables: Other tables by artifact file name (the confusion matrices).
+        figures: Figures by artifact file name.
+    """
+
+    metrics: dict[str, float]
+    undefined: list[str]
+    table: pd.DataFrame
+    predictions: list[dict]
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def adapter_off(model: Any) -> Iterator[Any]:
+    """The bare base model inside the block (a no-op for a model without adapter)."""
+    if hasattr(model, "disable_adapter"):
+        with model.disable_adapter():
+            yield model
+    else:
+        yield model
+
+
+def judge_split(
+    model: Any, tokenizer: Any, questions: list[str], scheme: str, batch_size: int, with_adapter: bool
+) -> tuple[Judgments, Judgments | None, np.ndarray]:
+    """The judge's judgments, the bare model's (prompt-only) and the probe features, in as few forwards as possible.
+
+    The prompts are tokenised once. The base model's forward (adapter switched off) returns the
+    next-token logits and the last hidden state together: the logits give the prompt-only
+    judgments, the hidden state the probe features. With an adapter, one more forward gives the
+    judge's logits; without one, the base model *is* the judge and no second forward runs.
+
+    Returns:
+        ``(judge, prompt_only, features)``; ``prompt_only`` is None without an adapter.
+    """
+    ids = judgment_ids(tokenizer, questions, scheme)
+    with adapter_off(model) as base:
+        logits, hidden = judgment_forward(base, tokenizer, questions, scheme, batch_size, hidden=True, ids=ids)
+    base_judged = judgments_from_logits(logits, tokenizer, scheme)
+    features = hidden.numpy() if len(questions) else np.zeros((0, 0))
+    if not with_adapter:
+        return base_judged, None, features
+    logits, _ = judgment_forward(model, tokenizer, questions, scheme, batch_size, ids=ids)
+    return judgments_from_logits(logits, tokenizer, scheme), base_judged, features
+
+
+def check_same_questions(rows: list[dict], reference_rows: list[dict]) -> dict[str, list[str]]:
+    """The reference collect's labels per split, aligned with ``rows``; refuses different question sets.
+
+    Only the splits the reference collected are compared (a reference may hold validation alone).
+
+    Raises:
+        ValueError: naming the split and the first question that differs.
+    """
+    aligned: dict[str, list[str]] = {}
+    for split in SPLITS:
+        reference = {r["question_id"]: r for r in reference_rows if r["split"] == split}
+        if not reference:
+            continue
+        own = [r for r in rows if r["split"] == split]
+        ids, reference_ids = [r["question_id"] for r in own], set(reference)
+        missing = [i for i in ids if i not in reference_ids] or sorted(reference_ids - set(ids))
+        if missing or len(reference) != len(own):
+            raise ValueError(
+                f"the reference collect run holds different {split} questions (e.g. {missing[0] if missing else '?'!r}); "
+                "collect the reference with the same dataset, num_samples, test_samples and seed, "
+                "changing only sample_seed"
+            )
+        for row in own:
+            if reference[row["question_id"]]["question"] != row["question"]:
+                raise ValueError(
+                    f"the reference collect run's {split} question {row['question_id']!r} has another text; "
+                    "collect the reference from the same dataset"
+                )
+        aligned[split] = [reference[r["question_id"]]["ability"] for r in own]
+    if not aligned:
+        raise ValueError("the reference collect run holds no questions; pass a finished collect run")
+    return aligned
+
+
+def evaluate_judgment(
+    model: Any, tokenizer: Any, rows: list[dict], scheme: str, batch_size: int = 32, with_adapter: bool = False,
+    reference_rows: list[dict] | None = None, fit_rows: list[dict] | None = None,
+) -> Evaluation:
+    """Judge every question of a collect run on each split it holds, beside the baselines.
+
+    The baselines and the confidence score are fitted (:func:`fit_references`) on the train split
+    of ``rows``, or on ``fit_rows`` when given: a registered judge scored on a question set of the
+    user's choice takes them from the collect run it was trained on, so none of the scored
+    questions is spent on fitting.
+
+    Args:
+        model: The model to evaluate, in eval mode (a PEFT model when ``with_adapter``).
+        tokenizer: Its tokenizer.
+        rows: The collect run's ``responses.jsonl`` rows; every split they hold is scored.
+        scheme: The collect run's label scheme.
+        batch_size: Questions per forward pass.
+        with_adapter: Whether ``model`` carries a judgment adapter (adds the ``prompt_only`` method,
+            the same model with the adapter switched off).
+        reference_rows: The ``responses.jsonl`` rows of a second collect of the same questions
+            with another answer-sampling seed (adds the ``label_noise_ceiling`` row on the splits
+            it holds; see :func:`check_same_questions`).
+        fit_rows: Labelled train rows to fit the baselines on instead of the train split of ``rows``.
+
+    Each question's prompt is tokenised once and forwarded once per model (:func:`judge_split`):
+    the bare model's forward serves the prompt-only judgments and the probe's features, the
+    adapter's forward the judge.
+    """
+    reference = check_same_questions(rows, reference_rows) if reference_rows is not None else {}
+    by_split = {split: [r for r in rows if r["split"] == split] for split in SPLITS}
+    by_split = {split: split_rows for split, split_rows in by_split.items() if split_rows}
+    if not by_split:
+        raise ValueError("no questions to evaluate: the rows are empty")
+    if fit_rows is None and "train" not in by_split:
+        raise ValueError("no train questions to fit the baselines on: the rows hold no train split; pass fit_rows")
+    judged, base_judged, features = {}, {}, {}
+    for split, split_rows in by_split.items():
+        questions = [r["question"] for r in split_rows]
+        judged[split], base_judged[split], features[split] = judge_split(
+            model, tokenizer, questions, scheme, batch_size, with_adapter
+        )
+    labels = next(iter(judged.values())).labels
+    if fit_rows is None:
+        references = fit_references(by_split["train"], features["train"], labels)
+    else:  # the bare model's hidden states on the fit rows (their judgments are not needed)
+        _, _, fit_features = judge_split(model, tokenizer, [r["question"] for r in fit_rows], scheme, batch_size, False)
+        references = fit_references(fit_rows, fit_features, labels)
+
+    results: dict[str, float] = {f"train/correct_rate/{label}": rate for label, rate in references.rates.items()}
+    table_rows, undefined, predictions = [], [], []
+    tables: dict[str, pd.DataFrame] = {}
+    figures: dict[str, Any] = {}
+    for split, split_rows in by_split.items():
+        scores = score_split(
+            split, split_rows, judged[split], references, features[split], base_judged.get(split), reference.get(split)
+        )
+        results.update(scores.metrics)
+        undefined.extend(scores.undefined)
+        table_rows.extend(scores.rows)
+        actual = [r["ability"] for r in split_rows]
+        correct = [bool(r["greedy_correct"]) for r in split_rows]
+        split_tables, split_figures = _figures(split, actual, judged[split].predicted, labels, scores.methods, correct)
+        tables.update(split_tables)
+        figures.update(split_figures)
+        for i, row in enumerate(split_rows):
+            predictions.append(
+                {
+                    "split": split,
+                    "question_id": row["question_id"],
+                    "question": row["question"],
+                    "actual": row["ability"],
+                    "predicted": judged[split].predicted[i],
+                    "probabilities": dict(zip(labels, map(float, judged[split].probabilities[i]))),
+                    "off_label": judged[split].off_label[i],
+                    "greedy_answer": row["greedy_response"],
+                    "greedy_correct": row["greedy_correct"],
+                }
+            )
+    return Evaluation(results, undefined, pd.DataFrame(table_rows), predictions, tables, figures)
+
+
+def _figures(split, actual, predicted, labels, methods, correct) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """The confusion table and the figures of one split, by artifact file name."""
+    matrix = metrics.confusion(actual, predicted, labels)
+    exact = metrics.classification_metrics(actual, predicted, labels)["exact_match"]
+    table = pd.DataFrame(matrix, columns=[f"predicted_{label}" for label in labels])
+    table.insert(0, "actual", list(labels))
+    bins = metrics.reliability_bins(methods["judge"].confidence, correct)
+    curves = {name: metrics.risk_coverage_curve(out.confidence, correct) for name, out in methods.items()}
+    figures = {
+        f"confusion_{split}.png": plots.confusion_matrix_figure(matrix, labels, f"{split}: exact match {exact:.3f}"),
+        f"distribution_{split}.png": plots.distribution_figure(
+            metrics.distribution(actual, labels), metrics.distribution(predicted, labels), labels,
+            f"{split}: ability, actual vs predicted",
+        ),
+        f"reliability_{split}.png": plots.reliability_figure(bins, f"{split}: judge reliability"),
+        f"risk_coverage_{split}.png": plots.risk_coverage_figure(curves, f"{split}: risk vs coverage"),
+    }
+    return {f"confusion_{split}.json": table}, figures

@@ -1,0 +1,216 @@
+"""The judge and the baselines it is compared with, scored on one split: the methods, their metrics, their intervals.
+
+Methods (see :mod:`know_thyself.evaluation.judgment` for what each one means): ``judge``,
+``prompt_only``, ``majority``, ``prior``, ``probe``, ``oracle``, ``label_noise_ceiling`` and the
+after-answering ``answer_logprob``. :func:`fit_references` fits what the baselines learn on
+labelled (train) questions; :func:`score_split` scores every method on one split, with 95%
+bootstrap intervals for the headline metrics and the judge's paired differences.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from know_thyself.evaluation import metrics
+from know_thyself.evaluation.probe import LinearProbe
+
+AFTER_ANSWERING = "answer_logprob"
+# Methods whose headline metrics get bootstrap intervals; the judge is compared with the others.
+HEADLINE_METHODS = ("judge", "probe", "prompt_only", "majority")
+# The metrics a judge is reported by first (each with its 95% bootstrap interval).
+HEADLINE = ("balanced_accuracy", "qwk", "auroc")
+CEILING = "label_noise_ceiling"
+
+
+@dataclass
+class MethodOutput:
+    """One method's output on one split: labels (None for score-only methods) and a confidence."""
+
+    predicted: list[str] | None
+    confidence: np.ndarray
+
+
+def score_method(output: MethodOutput, actual: list[str], correct: list[bool], labels: tuple[str, ...]) -> dict[str, float | None]:
+    """Every metric of one method on one split (``None`` where undefined)."""
+    result: dict[str, float | None] = {}
+    if output.predicted is not None:
+        result.update(metrics.classification_metrics(actual, output.predicted, labels))
+        result.update(metrics.selective_metrics([p == labels[0] for p in output.predicted], correct))
+    result.update(metrics.confidence_metrics(output.confidence, correct))
+    return result
+
+
+def _one_hot(predicted: list[str], labels: tuple[str, ...]) -> np.ndarray:
+    return np.array([[1.0 if p == label else 0.0 for label in labels] for p in predicted])
+
+
+@dataclass
+class References:
+    """What the baselines learn from the labelled questions they are fitted on (the train split).
+
+    Attributes:
+        labels: The label scheme, most able first.
+        majority: The most common label (ties: the earlier label).
+        prior: The label frequencies, in ``labels`` order.
+        rates: Share of correct greedy answers per label (the confidence score's ``rate_k``).
+        probe: The linear probe fitted on the questions' prompt features.
+    """
+
+    labels: tuple[str, ...]
+    majority: str
+    prior: np.ndarray
+    rates: dict[str, float]
+    probe: LinearProbe
+
+
+def fit_references(rows: list[dict], features: np.ndarray, labels: tuple[str, ...]) -> References:
+    """Fit the baselines on labelled questions (``responses.jsonl`` rows) and their prompt features."""
+    actual = [r["ability"] for r in rows]
+    counts = Counter(actual)
+    majority = max(labels, key=lambda label: (counts.get(label, 0), -labels.index(label)))
+    prior = np.array([counts.get(label, 0) / len(actual) for label in labels])
+    probe = LinearProbe(labels).fit(features, actual)
+    rates = metrics.label_correctness_rates(actual, [bool(r["greedy_correct"]) for r in rows], labels)
+    return References(labels, majority, prior, rates, probe)
+
+
+@dataclass
+class SplitScores:
+    """Everything measured on one split: metrics (intervals included), table rows, the methods' outputs."""
+
+    metrics: dict[str, float]
+    undefined: list[str]
+    rows: list[dict]
+    methods: dict[str, MethodOutput]
+
+
+def score_split(
+    split: str, split_rows: list[dict], judged: Any, references: References, features: np.ndarray,
+    base_judged: Any = None, reference_labels: list[str] | None = None,
+) -> SplitScores:
+    """Score the judge and every baseline on one split's labelled questions.
+
+    Args:
+        split: The name the metrics are logged under (``<split>/<method>/<metric>``).
+        split_rows: The split's ``responses.jsonl`` rows.
+        judged: The judge's :class:`know_thyself.inference.judgments.Judgments` on these questions.
+        references: The baselines, fitted on the train split.
+        features: The questions' prompt features (for the probe).
+        base_judged: The same model's judgments with its adapter off (adds ``prompt_only``).
+        reference_labels: The labels of a second collect of the same questions, aligned with
+            ``split_rows`` (adds ``label_noise_ceiling``: those labels used as predictions).
+    """
+    labels, rates = references.labels, references.rates
+    n = len(split_rows)
+    actual = [r["ability"] for r in split_rows]
+    # The collect run's greedy answers are the answers the judge predicts about.
+    correct = [bool(r["greedy_correct"]) for r in split_rows]
+    logprob = np.array([r["greedy_mean_logprob"] for r in split_rows], dtype=float)
+    probe_probs = references.probe.predict_proba(features)
+    majority = [references.majority] * n
+    methods = {
+        "judge": MethodOutput(judged.predicted, metrics.confidence_score(judged.probabilities, labels, rates)),
+        "majority": MethodOutput(majority, metrics.confidence_score(_one_hot(majority, labels), labels, rates)),
+        "prior": MethodOutput(None, metrics.confidence_score(np.tile(references.prior, (n, 1)), labels, rates)),
+        "probe": MethodOutput([labels[i] for i in probe_probs.argmax(axis=1)], metrics.confidence_score(probe_probs, labels, rates)),
+        "oracle": MethodOutput(list(actual), metrics.confidence_score(_one_hot(actual, labels), labels, rates)),
+        AFTER_ANSWERING: MethodOutput(None, np.exp(np.clip(logprob, -50, 0))),
+    }
+    if base_judged is not None:
+        methods["prompt_only"] = MethodOutput(
+            base_judged.predicted, metrics.confidence_score(base_judged.probabilities, labels, rates)
+        )
+    if reference_labels is not None:
+        methods[CEILING] = MethodOutput(
+            list(reference_labels), metrics.confidence_score(_one_hot(reference_labels, labels), labels, rates)
+        )
+    results: dict[str, float] = {}
+    undefined: list[str] = []
+    scored = {}
+    for name, output in methods.items():
+        scored[name] = score_method(output, actual, correct, labels)
+        for metric, value in scored[name].items():
+            key = f"{split}/{name}/{metric}"
+            if value is None:
+                undefined.append(key)
+            else:
+                results[key] = float(value)
+    results.update(_judge_extras(split, judged, actual, labels))
+    intervals = _intervals(split, methods, actual, correct, labels)
+    results.update(intervals)
+    rows = [{"split": split, "method": name, **values, **_bounds(intervals, split, name)} for name, values in scored.items()]
+    for name in HEADLINE_METHODS[1:]:  # the judge's paired differences, as rows of their own
+        difference = f"judge_minus_{name}"
+        if any(key.startswith(f"{split}/{difference}/") for key in intervals):
+            estimates = {m: intervals.get(f"{split}/{difference}/{m}") for m in HEADLINE}
+            rows.append({"split": split, "method": difference, **estimates, **_bounds(intervals, split, difference)})
+    return SplitScores(results, undefined, rows, methods)
+
+
+def _bounds(intervals: dict[str, float], split: str, method: str) -> dict[str, float | None]:
+    """The ``<metric>_low`` / ``<metric>_high`` columns of one method's table row (``None`` where absent)."""
+    return {
+        f"{metric}_{bound}": intervals.get(f"{split}/{method}/{metric}_{bound}")
+        for metric in (*HEADLINE, "exact_match")
+        for bound in ("low", "high")
+    }
+
+
+def _intervals(
+    split: str, methods: dict[str, MethodOutput], actual: list[str], correct: list[bool], labels: tuple[str, ...]
+) -> dict[str, float]:
+    """95% bootstrap intervals of the headline metrics, and of the judge's difference to each baseline.
+
+    Balanced accuracy and QWK are paired with the measured labels, AUROC with the greedy answers'
+    correctness; all methods of a split share the same resampled question sets (paired). The
+    label-noise ceiling also gets one for exact match. Undefined values (e.g. AUROC on one class)
+    are left out.
+    """
+    from threadpoolctl import threadpool_limits
+
+    by_name = {m.name: m for m in metrics.classification_registry(labels)}
+    auroc = next(m for m in metrics.CONFIDENCE_METRICS if m.name == "auroc")
+    wanted = [(by_name["balanced_accuracy"], "labels"), (by_name["qwk"], "labels"), (auroc, "confidence")]
+
+    def inputs(output: MethodOutput, kind: str) -> tuple:
+        return (output.predicted, actual) if kind == "labels" else (output.confidence, correct)
+
+    out: dict[str, float] = {}
+    with threadpool_limits(1):  # tiny matrix products: extra BLAS threads only fight for the cores
+        for name in (*HEADLINE_METHODS, CEILING):
+            if name not in methods:
+                continue
+            extra = [(by_name["exact_match"], "labels")] if name == CEILING else []
+            for metric, kind in wanted + extra:
+                predictions, targets = inputs(methods[name], kind)
+                interval = metrics.bootstrap_interval(metric, predictions, targets)
+                if interval.low is not None:
+                    out[f"{split}/{name}/{metric.name}_low"] = float(interval.low)
+                    out[f"{split}/{name}/{metric.name}_high"] = float(interval.high)
+                if name in ("judge", CEILING):
+                    continue
+                judge_predictions, _ = inputs(methods["judge"], kind)
+                difference = metrics.bootstrap_interval(metric, judge_predictions, targets, baseline=predictions)
+                if difference.estimate is not None:
+                    key = f"{split}/judge_minus_{name}/{metric.name}"
+                    out[key] = float(difference.estimate)
+                    out[f"{key}_low"] = float(difference.low)
+                    out[f"{key}_high"] = float(difference.high)
+    return out
+
+
+def _judge_extras(split: str, judged: Any, actual: list[str], labels: tuple[str, ...]) -> dict[str, float]:
+    """Distributions, off-label rate and greedy QA accuracy of one split."""
+    extras = {
+        f"{split}/judge/off_label_rate": sum(judged.off_label) / len(actual),
+        f"{split}/judge/label_mass": float(judged.label_mass.mean()),
+    }
+    for label, share in metrics.distribution(actual, labels).items():
+        extras[f"{split}/actual/{label}"] = share
+    for label, share in metrics.distribution(judged.predicted, labels).items():
+        extras[f"{split}/judge/predicted/{label}"] = share
+    return extras

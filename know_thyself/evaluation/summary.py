@@ -1,0 +1,177 @@
+"""The multiphase parent run's summary: one table (phase x split), one figure telling the story, and the
+table as markdown for the run's description. Plain data in: the multiphase step reads the runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from know_thyself.data.labels import labels_for, scheme_of
+from know_thyself.data.questions import SPLITS
+from know_thyself.evaluation.methods import HEADLINE
+
+# The trained judge and the baselines it is compared with in the same evaluation run.
+METHODS = ("judge", "prompt_only", "probe", "majority")
+
+
+@dataclass
+class PhaseRuns:
+    """What the summary reads of one phase: its collect run's parameters and metrics, its evaluation's metrics."""
+
+    collect_params: dict[str, str]
+    collect_metrics: dict[str, float]
+    evaluation_metrics: dict[str, float]
+
+
+def summary_table(phases: dict[str, PhaseRuns]) -> pd.DataFrame:
+    """Rows per (phase, split): QA accuracy, judge vs baselines (exact match, AUROC), distributions.
+
+    Args:
+        phases: ``phase1`` and, when it ran, ``phase3``, in that order.
+    """
+    rows = []
+    for phase, runs in phases.items():
+        scheme = scheme_of(runs.collect_params)
+        trained = runs.evaluation_metrics
+        for split in SPLITS:
+            row = {
+                "phase": phase,
+                "model": runs.collect_params["model"],
+                "split": split,
+                "qa_accuracy": runs.collect_metrics.get(f"{split}/qa_accuracy"),
+                "greedy_qa_accuracy": runs.collect_metrics.get(f"{split}/greedy_qa_accuracy"),
+            }
+            for method in METHODS:
+                for metric in HEADLINE:
+                    row[f"{method}_{metric}"] = trained.get(f"{split}/{method}/{metric}")
+                    for bound in ("low", "high"):
+                        row[f"{method}_{metric}_{bound}"] = trained.get(f"{split}/{method}/{metric}_{bound}")
+            difference = f"{split}/judge_minus_majority/balanced_accuracy"
+            row["judge_minus_majority_balanced_accuracy"] = trained.get(difference)
+            for bound in ("low", "high"):
+                row[f"judge_minus_majority_balanced_accuracy_{bound}"] = trained.get(f"{difference}_{bound}")
+            for method in METHODS:  # exact match last: it rewards predicting the majority label
+                row[f"{method}_exact_match"] = trained.get(f"{split}/{method}/exact_match")
+            for label in labels_for(scheme):
+                row[f"actual_{label}"] = runs.collect_metrics.get(f"{split}/ability/{label}")
+                row[f"predicted_{label}"] = trained.get(f"{split}/judge/predicted/{label}")
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def story_figure(table: pd.DataFrame):
+    """Three panels: QA accuracy per phase, judge vs baselines (exact match), ability mix."""
+    figure = Figure(figsize=(15, 4.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, 3)
+    phases = list(dict.fromkeys(table["phase"]))
+    x = np.arange(len(phases))
+    width = 0.38
+    qa, judge_ax, mix = axes
+    for offset, split in ((-width / 2, "train"), (width / 2, "validation")):
+        part = table[table["split"] == split].set_index("phase").reindex(phases)
+        bars = qa.bar(x + offset, part["qa_accuracy"].astype(float), width, label=split)
+        qa.bar_label(bars, fmt="%.2f", fontsize=8)
+    qa.set_xticks(x, ["phase 1\n(base)", "phase 3\n(knowledge merged)"][: len(phases)])
+    qa.set_title("QA accuracy (mean over trials)")
+    qa.set_ylim(0, 1.05)
+    qa.legend()
+    val = table[table["split"] == "validation"].set_index("phase").reindex(phases)
+    narrow = 0.8 / len(METHODS)
+    for index, method in enumerate(METHODS):
+        offset = (index - (len(METHODS) - 1) / 2) * narrow
+        heights = val[f"{method}_balanced_accuracy"].astype(float).to_numpy()
+        low = val[f"{method}_balanced_accuracy_low"].astype(float).to_numpy()
+        high = val[f"{method}_balanced_accuracy_high"].astype(float).to_numpy()
+        # error bars from the 95% bootstrap interval (absent where it could not be computed)
+        errors = np.nan_to_num(np.vstack([heights - low, high - heights]), nan=0.0).clip(min=0.0)
+        bars = judge_ax.bar(x + offset, heights, narrow, yerr=errors, capsize=3, label=method)
+        judge_ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    judge_ax.axhline(1 / max(1, len([c for c in table.columns if c.startswith("actual_")])), color="grey",
+                     linestyle=":", linewidth=1)
+    judge_ax.set_xticks(x, ["judgment v1", "judgment v2"][: len(phases)])
+    judge_ax.set_title("validation: balanced accuracy (95% CI), judge vs baselines")
+    judge_ax.set_ylim(0, 1.05)
+    judge_ax.legend()
+    labels = [c[len("actual_"):] for c in table.columns if c.startswith("actual_")]
+    bottom = np.zeros(len(phases) * 2)
+    names = [f"{p.replace('phase', 'ph')}\n{kind}" for p in phases for kind in ("actual", "predicted")]
+    for label in labels:
+        heights = np.array(
+            [float(val.loc[p, f"{kind}_{label}"] or 0.0) for p in phases for kind in ("actual", "predicted")]
+        )
+        mix.bar(np.arange(len(names)), heights, 0.6, bottom=bottom, label=label)
+        bottom += heights
+    mix.set_xticks(np.arange(len(names)), names)
+    mix.set_title("validation: ability, actual vs predicted")
+    mix.set_ylim(0, 1.05)
+    mix.legend()
+    return figure
+
+
+def _with_interval(record: dict, column: str) -> str:
+    value = record.get(column)
+    if value is None or pd.isna(value):
+        return "-"
+    low, high = record.get(f"{column}_low"), record.get(f"{column}_high")
+    if low is None or high is None or pd.isna(low) or pd.isna(high):
+        return f"{value:.2f}"
+    return f"{value:.2f} [{low:.2f}, {high:.2f}]"
+
+
+PHASE_NAMES = {"phase1": "judgment v1 (base model)", "phase3": "judgment v2 (knowledge merged)"}
+
+
+def summary_markdown(table: pd.DataFrame) -> str:
+    """The summary as markdown for the parent run's description: a headline sentence, then phase x split.
+
+    Each judge metric carries its 95% bootstrap interval in brackets; ``judge - majority`` is the
+    paired difference in balanced accuracy.
+    """
+    records = table.to_dict("records")
+    last = [r for r in records if r["split"] == "validation"][-1:] or records[-1:]
+    lines = []
+    for record in last:
+        lines.append(
+            f"**{PHASE_NAMES.get(record['phase'], record['phase'])}, {record['split']}:** judge balanced accuracy "
+            f"{_with_interval(record, 'judge_balanced_accuracy')} vs majority "
+            f"{_with_interval(record, 'majority_balanced_accuracy')}, QWK {_with_interval(record, 'judge_qwk')}, "
+            f"AUROC {_with_interval(record, 'judge_auroc')}; QA accuracy {record['qa_accuracy']:.2f}."
+        )
+    lines += [
+        "",
+        "| phase | split | QA accuracy | judge balanced accuracy | judge QWK | judge AUROC | probe balanced accuracy "
+        "| majority balanced accuracy | judge - majority |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for record in records:
+        cells = [
+            PHASE_NAMES.get(record["phase"], record["phase"]), record["split"],
+            "-" if record["qa_accuracy"] is None or pd.isna(record["qa_accuracy"]) else f"{record['qa_accuracy']:.2f}",
+            *(_with_interval(record, column) for column in (
+                "judge_balanced_accuracy", "judge_qwk", "judge_auroc", "probe_balanced_accuracy",
+                "majority_balanced_accuracy", "judge_minus_majority_balanced_accuracy")),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "95% bootstrap intervals over questions in brackets. Figures: summary.png; table: summary.json."]
+    return "\n".join(lines)
+
+
+# The summary's columns logged as metrics of the parent run, ``<phase>/<split>/<column>``.
+METRIC_COLUMNS = ("qa_accuracy", "judge_balanced_accuracy", "judge_qwk", "judge_auroc", "probe_balanced_accuracy",
+                  "probe_auroc", "judge_minus_majority_balanced_accuracy", "judge_exact_match")
+
+
+def summary_metrics(table: pd.DataFrame) -> dict[str, float]:
+    """The final numbers of the summary as metrics: ``<phase>/<split>/<column>`` for each defined value."""
+    metrics = {}
+    for record in table.to_dict("records"):
+        for column in METRIC_COLUMNS:
+            value = record[column]
+            if value is not None and not pd.isna(value):
+                metrics[f"{record['phase']}/{record['split']}/{column}"] = float(value)
+    return metrics

@@ -1,0 +1,249 @@
+"""Step runs and the step cache that makes reruns resume.
+
+The tracker is the only state. A step run is tagged with its step name, the code version and a
+cache key computed from (step, parameters as strings, code version); upstream run ids are
+parameters, so a changed upstream run is a different key. A finished run with the same key is
+reused instead of being run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shlex
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import RunStatus
+
+from know_thyself.tracking.store import current_experiment_id, damaged_store_hint
+
+logger = logging.getLogger(__name__)
+
+TAG_STEP = "know_thyself.step"
+TAG_CACHE_KEY = "know_thyself.cache_key"
+TAG_CODE_VERSION = "know_thyself.code_version"
+TAG_REUSED = "know_thyself.reused_run_id"
+TAG_HOST = "know_thyself.host"
+TAG_PID = "know_thyself.pid"
+TAG_KILLED = "know_thyself.killed_reason"
+# The package whose source and bundled data make the code version.
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+
+class UpstreamRunError(ValueError):
+    """An upstream run id that does not exist, is unfinished, or belongs to another step."""
+
+
+def code_version() -> str:
+    """A short hash of the package's source and bundled data: a code change invalidates the cache."""
+    digest = hashlib.sha256()
+    for path in sorted(_PACKAGE.rglob("*")):
+        if path.is_file() and path.suffix in (".py", ".jsonl", ".yaml") and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(_PACKAGE)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cache_key(step: str, params: dict[str, str], version: str) -> str:
+    """The key a finished step run is found by: its step, parameters (as strings) and code version."""
+    payload = json.dumps({"step": step, "params": params, "code": version}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def find_finished_run(step: str, params: dict[str, str]) -> str | None:
+    """The newest finished run of ``step`` with exactly these parameters and this code version."""
+    key = cache_key(step, params, code_version())
+    experiment_id = current_experiment_id()
+    runs = mlflow.search_runs(
+        experiment_ids=[experiment_id],
+        filter_string=f"tags.`{TAG_CACHE_KEY}` = '{key}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def is_main_process() -> bool:
+    """Whether this is the main (or only) process of a job started with ``accelerate launch``/torchrun."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+@dataclass
+class StepRun:
+    """What a step context yields: the run id, and whether a finished run was reused."""
+
+    run_id: str
+    reused: bool
+
+
+@contextlib.contextmanager
+def step_run(
+    step: str, params: dict[str, str], reuse: bool = True, run_name: str | None = None
+) -> Iterator[StepRun]:
+    """Open the run of one step, or find the finished run it would repeat.
+
+    Nested under the active run when there is one (so chained steps show as children), top
+    level otherwise. When ``reuse`` is true and a finished run with the same cache key exists,
+    no run is opened: the caller checks ``StepRun.reused`` and skips its work. A step that
+    raises ends its run ``FAILED``.
+
+    Args:
+        step: The step name (also the run name).
+        params: The step's parameters as strings, upstream run ids included.
+        reuse: Look for a finished run to reuse first.
+        run_name: Display name of the run (default: the step name).
+    """
+    if not is_main_process():
+        # Other processes of a multi-process (accelerate launch) job train but never track:
+        # the main process opens the run and logs. The cache decision is the same everywhere.
+        previous = find_finished_run(step, params) if reuse else None
+        yield StepRun(previous or "", reused=previous is not None)
+        return
+    parent = mlflow.active_run()
+    if reuse:
+        previous = find_finished_run(step, params)
+        if previous is not None:
+            logger.info("%s: reusing finished run %s", step, previous)
+            if parent is not None:
+                mlflow.set_tag(f"know_thyself.{run_name or step}.run_id", previous)
+            elif os.environ.get("MLFLOW_RUN_ID"):
+                # `mlflow run` opened a run for this step; record what it stands for.
+                with mlflow.start_run():
+                    mlflow.set_tags({TAG_REUSED: previous, TAG_STEP: f"{step} (reused)"})
+            yield StepRun(previous, reused=True)
+            return
+    version = code_version()
+    tags = {
+        TAG_STEP: step,
+        TAG_CODE_VERSION: version,
+        TAG_CACHE_KEY: cache_key(step, params, version),
+        **process_tags(),
+    }
+    with mlflow.start_run(run_name=run_name or step, nested=parent is not None, tags=tags) as run:
+        mlflow.set_tags(tags)  # a run resumed from $MLFLOW_RUN_ID ignores start_run's tags
+        if parent is not None:
+            mlflow.MlflowClient().set_tag(parent.info.run_id, f"know_thyself.{run_name or step}.run_id", run.info.run_id)
+        _log_step_params(run.info.run_id, params)
+        yield StepRun(run.info.run_id, reused=False)
+
+
+@contextlib.contextmanager
+def chain_run(name: str, params: dict[str, str] | None = None) -> Iterator[Any]:
+    """Open the parent run of a chain, or of a phase inside one, and yield it.
+
+    Nested under the active run when there is one; continues the run ``mlflow run`` opened
+    otherwise. Tagged with its name (as its step) and its host and process, like a step run.
+
+    Args:
+        name: The chain or phase name (run name and ``know_thyself.step`` tag).
+        params: Parameters to log (those a resumed run already holds are skipped).
+    """
+    with mlflow.start_run(run_name=name, nested=mlflow.active_run() is not None) as run:
+        mlflow.set_tags({TAG_STEP: name, **process_tags()})
+        if params:
+            existing = mlflow.get_run(run.info.run_id).data.params
+            mlflow.log_params({k: v for k, v in params.items() if k not in existing})
+        yield run
+
+
+def _log_step_params(run_id: str, params: dict[str, str]) -> None:
+    """Log a step's parameters, accepting those ``mlflow run`` already logged on the same run.
+
+    ``mlflow run`` logs each entry point parameter as it placed it in the shell command, i.e.
+    shell-quoted (an empty value becomes ``''``, a path with a space ``'a b'``); the step's own value
+    is the unquoted one. Both forms of the same value are accepted; anything else is an error.
+    """
+    existing = mlflow.get_run(run_id).data.params
+    for key, value in params.items():
+        if key in existing and existing[key] not in (value, shlex.quote(value)):
+            raise ValueError(
+                f"parameter {key} of run {run_id} is already {existing[key]!r}, but the step was given {value!r}"
+            )
+    mlflow.log_params({k: v for k, v in params.items() if k not in existing})
+
+
+def require_step_run(run_id: str, step: str | tuple[str, ...], option: str) -> Any:
+    """Fetch an upstream run and check that it is a finished run of the expected step.
+
+    Args:
+        run_id: The run id the user or the chain passed.
+        step: The step (or steps) that must have produced it.
+        option: The option name, for the error message.
+    """
+    steps = (step,) if isinstance(step, str) else step
+    try:
+        run = mlflow.get_run(run_id)
+    except Exception as exc:  # noqa: BLE001 - MlflowException and connection errors alike
+        damaged = damaged_store_hint(str(exc))
+        if damaged:
+            raise OSError(f"tracking store error while reading {option} {run_id!r}{damaged}") from exc
+        raise UpstreamRunError(f"{option} {run_id!r} is not a run in this tracking store ({exc.__class__.__name__}); "
+                               "check the id and MLFLOW_TRACKING_URI") from exc
+    actual = run.data.tags.get(TAG_STEP, "")
+    if actual not in steps:
+        raise UpstreamRunError(
+            f"{option} {run_id!r} is a {actual or 'non-know-thyself'!s} run, not a {' or '.join(steps)} run; "
+            f"pass the id of a finished {' or '.join(steps)} run"
+        )
+    if run.info.status != RunStatus.to_string(RunStatus.FINISHED):
+        raise UpstreamRunError(
+            f"{option} {run_id!r} ended {run.info.status}, not FINISHED; rerun that step first"
+        )
+    return run
+
+
+def process_tags() -> dict[str, str]:
+    """Tags naming the host and process that run a step, so a later start can tell a dead run from a live one."""
+    return {TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid())}
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def close_stale_runs(steps: tuple[str, ...]) -> list[str]:
+    """Mark runs of ``steps`` that a killed process left RUNNING as KILLED, with a tag saying why.
+
+    A run counts as stale only when it is RUNNING, was started on this host, and the process
+    recorded in its tags (:func:`process_tags`) no longer exists. Runs started on another host,
+    or without the tags, are left alone: they may be genuinely running. Returns the run ids closed.
+
+    Args:
+        steps: The step names (``know_thyself.step`` tags) to look at, e.g. a chain and its steps.
+    """
+    host = socket.gethostname()
+    runs = mlflow.search_runs(
+        experiment_ids=[current_experiment_id()],
+        filter_string=f"attributes.status = 'RUNNING' and tags.`{TAG_HOST}` = '{host}'",
+        output_format="list",
+    )
+    client = mlflow.MlflowClient()
+    closed = []
+    for run in runs:
+        pid = run.data.tags.get(TAG_PID, "")
+        if run.data.tags.get(TAG_STEP) not in steps or not pid.isdigit() or _process_alive(int(pid)) or run.info.run_id == os.environ.get("MLFLOW_RUN_ID"):
+            continue
+        reason = (f"its process {pid} on {host} ended without closing the run (killed?); "
+                  "marked KILLED when the chain started again")
+        client.set_tag(run.info.run_id, TAG_KILLED, reason)
+        client.set_terminated(run.info.run_id, status="KILLED")
+        logger.info("run %s (%s) was left RUNNING by a dead process: marked KILLED", run.info.run_id, run.info.run_name)
+        closed.append(run.info.run_id)
+    return closed
+
+

@@ -1,0 +1,8 @@
+"""Training: the examples the judge and the knowledge phase learn from, and LoRA SFT with TRL.
+
+* :mod:`~know_thyself.training.judgment_examples`: judgment SFT examples and their balancing;
+* :mod:`~know_thyself.training.knowledge_examples`: Phase 2's question-answer examples;
+* :mod:`~know_thyself.training.lora`: LoRA supervised fine-tuning through TRL's ``SFTTrainer``, adapters;
+* :mod:`~know_thyself.training.speedups`: the CPU speed-ups of that trainer;
+* :mod:`~know_thyself.training.dev_split`: the dev split carved from train, and the best grid point.
+"""

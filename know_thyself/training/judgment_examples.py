@@ -1,0 +1,66 @@
+"""Judgment SFT data: a collect run's labels as chat-format examples.
+
+Each example is a conversational prompt/completion pair: the judgment prompt for a question,
+and the one label word the collect step measured for it. TRL computes the loss on the
+completion only.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from know_thyself.data.prompts import judgment_completion, judgment_messages
+
+ARTIFACT_DIR = "judgment_data"
+
+
+def build_examples(rows: list[dict], scheme: str) -> list[dict]:
+    """SFT examples (``prompt``/``completion`` message lists) from ``responses.jsonl`` rows."""
+    return [
+        {
+            "question_id": row["question_id"],
+            "label": row["ability"],
+            "prompt": judgment_messages(row["question"], scheme),
+            "completion": judgment_completion(row["ability"]),
+        }
+        for row in rows
+    ]
+
+
+def balance_examples(examples: list[dict], mode: str, seed: int = 0) -> list[dict]:
+    """The training examples with their labels balanced as ``mode`` says, in a seeded order.
+
+    * ``none``: the examples as they are (shuffled).
+    * ``oversample``: every label brought up to the count of the most common one. A label with
+      ``n`` examples and a target of ``top`` gets ``top // n`` full copies of its examples plus
+      ``top % n`` of them drawn without replacement, so every example of a label is used
+      equally often, give or take one.
+
+    Args:
+        examples: SFT examples, each with a ``label``.
+        mode: ``none`` or ``oversample``.
+        seed: Seed of the draws and of the final shuffle.
+    """
+    if mode not in ("none", "oversample"):
+        raise ValueError(f"balance must be none or oversample, got {mode!r}")
+    rng = random.Random(seed)
+    balanced = list(examples)
+    if mode == "oversample" and examples:
+        by_label: dict[str, list[dict]] = {}
+        for example in examples:
+            by_label.setdefault(example["label"], []).append(example)
+        top = max(len(group) for group in by_label.values())
+        balanced = []
+        for label in sorted(by_label):
+            group = by_label[label]
+            copies, remainder = divmod(top, len(group))
+            balanced.extend(group * copies + rng.sample(group, remainder))
+    rng.shuffle(balanced)
+    return balanced
+
+
+def label_counts(examples: list[dict]) -> dict[str, int]:
+    """How many examples carry each label."""
+    return dict(Counter(example["label"] for example in examples))
+

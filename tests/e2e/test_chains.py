@@ -1,0 +1,48 @@
+"""The phase1 chain on the tiny model through its click command: every step a child of one parent, and
+the label-noise ceiling's second collect (slow: whole chains)."""
+
+import mlflow
+from helpers import ids_of, invoke
+
+
+def test_phase1_nests_every_step_under_one_parent(tracking, tiny_model_dir, trivia_dir):
+    result = invoke(
+        "phase1", "--model", tiny_model_dir, "--dataset", trivia_dir, "--num_samples", 6, "--test_samples", 4,
+        "--num_trials", 2, "--max_new_tokens", 4, "--max_steps", 2, "--batch_size", 2,
+    )
+    assert result.exit_code == 0, result.output
+    ids = ids_of(result)
+    parent = ids.pop("phase1")
+    assert set(ids) == {"collect", "build_judgment_data", "train_judgment", "evaluate_judgment"}
+    for step, run_id in ids.items():
+        run = mlflow.get_run(run_id)
+        assert run.data.tags["mlflow.parentRunId"] == parent, step
+        assert run.info.status == "FINISHED"
+    # One evaluation, with the adapter: no run evaluates the bare model separately.
+    every_run = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    evaluations = [r for r in every_run if r.data.tags.get("know_thyself.step") == "evaluate_judgment"]
+    assert [r.info.run_name for r in evaluations] == ["evaluate_judgment_v1"]
+    assert not any(r.info.run_name.startswith("evaluate_baseline") for r in every_run)
+    # The parent's baseline numbers are the evaluation's prompt_only rows.
+    headline = mlflow.get_run(parent).data.metrics
+    evaluated = mlflow.get_run(ids["evaluate_judgment"]).data.metrics
+    assert "judgment_v1/validation/judge/exact_match" in headline
+    assert headline["baseline/validation/judge/exact_match"] == evaluated["validation/prompt_only/exact_match"]
+    assert headline["judgment_v1/validation/judge/exact_match"] == evaluated["validation/judge/exact_match"]
+
+
+def test_phase1_with_the_label_noise_ceiling(tracking, tiny_model_dir, trivia_dir):
+    result = invoke(
+        "phase1", "--model", tiny_model_dir, "--dataset", trivia_dir, "--num_samples", 6, "--test_samples", 4,
+        "--num_trials", 2, "--max_new_tokens", 4, "--max_steps", 1, "--batch_size", 2, "--reference_sample_seed", 9,
+    )
+    assert result.exit_code == 0, result.output
+    ids = ids_of(result)
+    reference = mlflow.get_run(ids["collect_reference"])
+    assert reference.data.tags["mlflow.parentRunId"] == ids["phase1"]
+    assert (reference.data.params["splits"], reference.data.params["sample_seed"]) == ("validation", "9")
+    assert reference.data.metrics["validation/questions"] == 4 and "train/questions" not in reference.data.metrics
+    for step in ("evaluate_judgment",):
+        run = mlflow.get_run(ids[step])
+        assert run.data.params["reference_collect_run_id"] == ids["collect_reference"]
+        assert 0.0 <= run.data.metrics["validation/label_noise_ceiling/exact_match"] <= 1.0

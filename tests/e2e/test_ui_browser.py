@@ -1,0 +1,77 @@
+"""The MLflow UI in a real browser: headless Chromium against `mlflow ui` shows the run names and the summary.
+
+The browser test needs Chromium (Debian: `apt-get install chromium`; CI installs it) and is skipped,
+saying so, without it. The helpers that decide what must be on the page are tested without a browser.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+import mlflow
+import pandas as pd
+import pytest
+from helpers import ROOT
+
+_spec = importlib.util.spec_from_file_location("check_ui", ROOT / "tools" / "check_ui.py")
+check_ui = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(check_ui)
+
+
+def _summary() -> pd.DataFrame:
+    """A summary table as the multiphase chain builds it (phase x split), with known numbers."""
+    rows = []
+    for phase, base in (("phase1", 0.40), ("phase3", 0.48)):
+        for split, shift in (("train", 0.05), ("validation", 0.0)):
+            value = base + shift
+            rows.append({
+                "phase": phase, "model": "tiny", "split": split, "qa_accuracy": 0.31 + shift,
+                "judge_balanced_accuracy": value, "judge_balanced_accuracy_low": value - 0.08,
+                "judge_balanced_accuracy_high": value + 0.08, "judge_qwk": 0.21, "judge_qwk_low": 0.05,
+                "judge_qwk_high": 0.37, "judge_auroc": 0.66, "judge_auroc_low": 0.58, "judge_auroc_high": 0.74,
+                "probe_balanced_accuracy": 0.41, "majority_balanced_accuracy": 1 / 3,
+                "judge_minus_majority_balanced_accuracy": value - 1 / 3,
+            })
+    return pd.DataFrame(rows)
+
+
+def test_summary_markdown_leads_with_the_last_validation_row_and_its_intervals():
+    from know_thyself.evaluation.summary import summary_markdown
+
+    note = summary_markdown(_summary())
+    first = note.splitlines()[0]
+    assert first == ("**judgment v2 (knowledge merged), validation:** judge balanced accuracy 0.48 [0.40, 0.56] vs "
+                     "majority 0.33, QWK 0.21 [0.05, 0.37], AUROC 0.66 [0.58, 0.74]; QA accuracy 0.31.")
+    assert "| judgment v1 (base model) | train | 0.36 | 0.45 [0.37, 0.53] |" in note
+    wanted = check_ui.expected_summary(note)
+    assert wanted[0].startswith("judgment v2 (knowledge merged), validation: judge balanced accuracy 0.48")
+    assert "judgment v1 (base model)" in wanted and "phase" in wanted  # the header's first cell too
+    # Markup renders as spaces the markdown does not have: compared without whitespace.
+    rendered = first.replace("**", " ").replace(":", " : ")  # e.g. <strong>...</strong> then text
+    assert check_ui.missing(f"Description {rendered} phase split", wanted[:1]) == []
+    assert check_ui.missing("something else", wanted[:1]) == wanted[:1]
+
+
+@pytest.mark.skipif(check_ui.find_chromium() is None, reason="Chromium is not installed (Debian: apt-get install chromium)")
+def test_experiment_and_run_pages_show_run_names_and_summary(tracking):
+    from know_thyself.evaluation.summary import summary_markdown
+    from know_thyself.tracking import TAG_NOTE, TAG_STEP
+
+    with mlflow.start_run(run_name="multiphase", tags={TAG_STEP: "multiphase"}) as parent:
+        mlflow.set_tag(TAG_NOTE, summary_markdown(_summary()))
+        for name in ("phase1", "phase2", "phase3"):
+            with mlflow.start_run(run_name=name, nested=True, tags={TAG_STEP: name}):
+                mlflow.set_tag(TAG_NOTE, f"{name}: one line")
+    experiment = mlflow.get_experiment(parent.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    shots = tracking / "shots"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "check_ui.py"), "--store", mlflow.get_tracking_uri(), "--screenshots", str(shots),
+         "--expect", "0.45 [0.37, 0.53]"],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith(f"ok: 10 texts on the experiment and run pages of run {parent.info.run_id}")
+    assert (shots / "experiment_page.png").stat().st_size > 10_000 and (shots / "run_page.png").stat().st_size > 10_000
