@@ -101,11 +101,7 @@ def measure_sampling(kind: str, dtype: str, batch: int, questions: int, temperat
 
     from know_thyself.data.grading import is_correct
     from know_thyself.data.prompts import answer_messages, render
-    from know_thyself.inference.models import (
-        checkpoint_path,
-        load_model,
-        load_tokenizer,
-    )
+    from know_thyself.inference.models import checkpoint_path, load_model, load_tokenizer
     from know_thyself.inference.sampling import PlainSampler, TransformersSampler
 
     records = _questions(questions)

@@ -71,12 +71,7 @@ MEASURED_NOT_KEPT = ("both, frozen base weights stored in bf16",)
 def examples(n: int, kind: str = "judgment") -> list[dict]:
     """``n`` SFT examples from bundled train questions: judgment examples, or knowledge (QA) examples."""
     from know_thyself import data
-    from know_thyself.data.prompts import (
-        answer_completion,
-        answer_messages,
-        judgment_completion,
-        judgment_messages,
-    )
+    from know_thyself.data.prompts import answer_completion, answer_messages, judgment_completion, judgment_messages
 
     records = data.load_split("bundled", "train")[:n]
     if kind == "knowledge":

@@ -7,22 +7,11 @@ predictions.jsonl, exact match and other metrics, confusion matrices (figure and
 predicted vs actual distributions for train and validation.
 """
 
-import click
-
-from know_thyself.cli import config_options, echo_ids, run_cli
+from know_thyself.cli import step_command
 from know_thyself.config import EvaluateConfig
 from know_thyself.steps.evaluate_judgment import run_evaluate_judgment
-from know_thyself.tracking import configure_tracking
 
-
-@click.command(help=__doc__)
-@config_options(EvaluateConfig)
-@run_cli
-def main(**options):
-    cfg = EvaluateConfig.from_options(options)
-    configure_tracking()
-    echo_ids({"evaluate_judgment": run_evaluate_judgment(cfg).run_id})
-
+main = step_command(__doc__, EvaluateConfig, lambda cfg: {"evaluate_judgment": run_evaluate_judgment(cfg).run_id})
 
 if __name__ == "__main__":
     main()

@@ -10,24 +10,11 @@ comparison.json and predictions.jsonl, and tags on the version. Two judges also 
 paired_comparison.json (each metric's difference with its 95% paired interval).
 """
 
-import click
-
-from know_thyself.cli import config_options, echo_ids, run_cli
+from know_thyself.cli import step_command
 from know_thyself.config import EvaluateRegisteredConfig
 from know_thyself.steps.evaluate_registered import run_evaluate_registered
-from know_thyself.tracking import configure_tracking
 
-
-@click.command(help=__doc__)
-@config_options(EvaluateRegisteredConfig)
-@run_cli
-def main(**options):
-    cfg = EvaluateRegisteredConfig.from_options(options)
-    configure_tracking()
-    outcome = run_evaluate_registered(cfg)
-    echo_ids(outcome.run_ids)
-    click.echo(outcome.report)
-
+main = step_command(__doc__, EvaluateRegisteredConfig, run_evaluate_registered)
 
 if __name__ == "__main__":
     main()

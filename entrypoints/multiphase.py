@@ -9,22 +9,11 @@ Registers judgment_v1, knowledge_base and judgment_v2 (alias "current"); writes 
 and summary.png on the parent run.
 """
 
-import click
-
-from know_thyself.cli import config_options, echo_ids, run_cli
+from know_thyself.cli import step_command
 from know_thyself.config import MultiphaseConfig
 from know_thyself.steps.multiphase import run_multiphase
-from know_thyself.tracking import configure_tracking
 
-
-@click.command(help=__doc__)
-@config_options(MultiphaseConfig)
-@run_cli
-def main(**options):
-    cfg = MultiphaseConfig.from_options(options)
-    configure_tracking()
-    echo_ids(run_multiphase(cfg))
-
+main = step_command(__doc__, MultiphaseConfig, run_multiphase)
 
 if __name__ == "__main__":
     main()

@@ -8,22 +8,11 @@ Usage: mlflow run . -e phase1 --env-manager local
 Writes one child run per step (see each step's --help) under the parent run "phase1".
 """
 
-import click
-
-from know_thyself.cli import config_options, echo_ids, run_cli
+from know_thyself.cli import step_command
 from know_thyself.config import Phase1Config
 from know_thyself.steps.phase1 import run_phase1
-from know_thyself.tracking import configure_tracking
 
-
-@click.command(help=__doc__)
-@config_options(Phase1Config)
-@run_cli
-def main(**options):
-    cfg = Phase1Config.from_options(options)
-    configure_tracking()
-    echo_ids(run_phase1(cfg))
-
+main = step_command(__doc__, Phase1Config, run_phase1)
 
 if __name__ == "__main__":
     main()

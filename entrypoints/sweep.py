@@ -10,22 +10,11 @@ adapter/), and on the parent run sweep_grid.json and the tag best_run_id (the be
 tagged best=true).
 """
 
-import click
-
-from know_thyself.cli import config_options, echo_ids, run_cli
+from know_thyself.cli import step_command
 from know_thyself.config import SweepConfig
 from know_thyself.steps.sweep import run_sweep
-from know_thyself.tracking import configure_tracking
 
-
-@click.command(help=__doc__)
-@config_options(SweepConfig)
-@run_cli
-def main(**options):
-    cfg = SweepConfig.from_options(options)
-    configure_tracking()
-    echo_ids(run_sweep(cfg))
-
+main = step_command(__doc__, SweepConfig, run_sweep)
 
 if __name__ == "__main__":
     main()

@@ -7,22 +7,11 @@ Reads two collect runs of the same questions, one with the model before knowledg
 one with the merged model after; writes before/after metrics and knowledge_before_after.png.
 """
 
-import click
-
-from know_thyself.cli import config_options, echo_ids, run_cli
+from know_thyself.cli import step_command
 from know_thyself.config import TestKnowledgeConfig
 from know_thyself.steps.test_knowledge import run_test_knowledge
-from know_thyself.tracking import configure_tracking
 
-
-@click.command(help=__doc__)
-@config_options(TestKnowledgeConfig)
-@run_cli
-def main(**options):
-    cfg = TestKnowledgeConfig.from_options(options)
-    configure_tracking()
-    echo_ids({"test_knowledge": run_test_knowledge(cfg).run_id})
-
+main = step_command(__doc__, TestKnowledgeConfig, lambda cfg: {"test_knowledge": run_test_knowledge(cfg).run_id})
 
 if __name__ == "__main__":
     main()

@@ -7,22 +7,11 @@ the merged model as an MLflow transformers model (model/), which multiphase regi
 knowledge_base.
 """
 
-import click
-
-from know_thyself.cli import config_options, echo_ids, run_cli
+from know_thyself.cli import step_command
 from know_thyself.config import KnowledgeTrainConfig
 from know_thyself.steps.train_knowledge import run_train_knowledge
-from know_thyself.tracking import configure_tracking
 
-
-@click.command(help=__doc__)
-@config_options(KnowledgeTrainConfig)
-@run_cli
-def main(**options):
-    cfg = KnowledgeTrainConfig.from_options(options)
-    configure_tracking()
-    echo_ids({"train_knowledge": run_train_knowledge(cfg).run_id})
-
+main = step_command(__doc__, KnowledgeTrainConfig, lambda cfg: {"train_knowledge": run_train_knowledge(cfg).run_id})
 
 if __name__ == "__main__":
     main()

@@ -58,10 +58,7 @@ def run_cli(body: Callable[..., Any]) -> Callable[..., Any]:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         if os.environ.get("KNOW_THYSELF_DEBUG") == "1":
             return body(*args, **kwargs)
-        from know_thyself.tracking import (
-            damaged_store_hint,
-            note_failure_on_project_run,
-        )
+        from know_thyself.tracking import damaged_store_hint, note_failure_on_project_run
 
         try:
             return body(*args, **kwargs)
@@ -78,6 +75,43 @@ def run_cli(body: Callable[..., Any]) -> Callable[..., Any]:
             raise
 
     return wrapper
+
+
+def step_command(doc: str, config_cls: type[StepConfig], run: Callable[[Any], Any]) -> click.Command:
+    """The click command of one entry point: an option per config field; then the config built and
+    validated, the tracking store configured, the step run, and the run ids it made printed.
+
+    Args:
+        doc: The entry point's docstring (its ``--help``: usage, what it reads and writes).
+        config_cls: The step's config.
+        run: The step: takes the config, returns run ids by name (or an object with ``run_ids``
+            and a ``report`` to print after them).
+    """
+
+    @click.command(help=doc)
+    @config_options(config_cls)
+    @run_cli
+    def main(**options: Any) -> None:
+        from know_thyself import tracking
+
+        cfg = config_cls.from_options(options)
+        tracking.configure_tracking()
+        result = run(cfg)
+        if isinstance(result, dict):
+            echo_ids(result)
+        else:
+            echo_ids(result.run_ids)
+            if is_main_process():
+                click.echo(result.report)
+
+    return main
+
+
+def is_main_process() -> bool:
+    """Whether this is the main (or only) process of a job started with ``accelerate launch``/torchrun."""
+    from know_thyself.tracking import is_main_process as main_process
+
+    return main_process()
 
 
 def echo_ids(ids: dict[str, str]) -> None:

@@ -17,17 +17,8 @@ from know_thyself.config.base import StepConfig, check_run_id
 from know_thyself.config.chains import MultiphaseConfig, Phase1Config
 from know_thyself.config.collection import CollectConfig, CollectOptions
 from know_thyself.config.grid import SweepConfig
-from know_thyself.config.judgment import (
-    EvaluateConfig,
-    JudgmentDataConfig,
-    TrainConfig,
-    TrainingOptions,
-)
-from know_thyself.config.knowledge import (
-    KnowledgeDataConfig,
-    KnowledgeTrainConfig,
-    TestKnowledgeConfig,
-)
+from know_thyself.config.judgment import EvaluateConfig, JudgmentDataConfig, TrainConfig, TrainingOptions
+from know_thyself.config.knowledge import KnowledgeDataConfig, KnowledgeTrainConfig, TestKnowledgeConfig
 from know_thyself.config.registered import EvaluateRegisteredConfig
 
 # The config of each MLproject entry point (``main`` is multiphase under MLflow's default name).

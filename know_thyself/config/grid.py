@@ -6,21 +6,8 @@ import itertools
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from know_thyself.config.base import (
-    StepConfig,
-    check,
-    check_run_id,
-    convert_value,
-    option,
-)
-from know_thyself.config.choices import (
-    BALANCES,
-    BATCH_HELP,
-    DTYPE_HELP,
-    MODEL_HELP,
-    check_choice,
-    check_model_options,
-)
+from know_thyself.config.base import StepConfig, check, check_run_id, convert_value, option
+from know_thyself.config.choices import BALANCES, BATCH_HELP, DTYPE_HELP, MODEL_HELP, check_choice, check_model_options
 from know_thyself.config.judgment import TrainConfig, TrainingOptions
 from know_thyself.inference.models import EMBEDDED
 

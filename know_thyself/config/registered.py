@@ -6,13 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from know_thyself.config.base import StepConfig, check, option
-from know_thyself.config.choices import (
-    BATCH_HELP,
-    DTYPE_HELP,
-    DTYPES,
-    MAX_TRIALS,
-    check_choice,
-)
+from know_thyself.config.choices import BATCH_HELP, DTYPE_HELP, DTYPES, MAX_TRIALS, check_choice
 from know_thyself.data.questions import BUNDLED, SPLITS
 from know_thyself.inference.models import REGISTRY_URI
 

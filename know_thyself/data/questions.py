@@ -18,13 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from know_thyself.data.files import (
-    FORMATS,
-    not_a_readable_file,
-    read_jsonl,
-    read_split_file,
-    write_jsonl,
-)
+from know_thyself.data.files import FORMATS, not_a_readable_file, read_jsonl, read_split_file, write_jsonl
 from know_thyself.data.records import DataError, records_from_dataset
 
 __all__ = ["BUNDLED", "SPLITS", "DataError", "draw_disjoint", "load_split", "read_jsonl", "sample_questions",

@@ -60,12 +60,7 @@ import pandas as pd
 from know_thyself.data.questions import SPLITS
 from know_thyself.evaluation import metrics, plots
 from know_thyself.evaluation.methods import fit_references, score_split
-from know_thyself.inference.judgments import (
-    Judgments,
-    judgment_forward,
-    judgment_ids,
-    judgments_from_logits,
-)
+from know_thyself.inference.judgments import Judgments, judgment_forward, judgment_ids, judgments_from_logits
 
 
 @dataclass

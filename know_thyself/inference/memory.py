@@ -312,12 +312,7 @@ def check_sampling_memory(
     from transformers import AutoConfig
 
     from know_thyself.data.prompts import answer_messages, render
-    from know_thyself.inference.models import (
-        _from_pretrained,
-        default_device,
-        load_tokenizer,
-        pick_dtype,
-    )
+    from know_thyself.inference.models import _from_pretrained, default_device, load_tokenizer, pick_dtype
 
     tokenizer = load_tokenizer(model)
     prompts = [render(tokenizer, answer_messages(question)) for question in questions]

@@ -13,13 +13,7 @@ from know_thyself.config import JudgmentDataConfig
 from know_thyself.data.labels import labels_for, scheme_of
 from know_thyself.evaluation.ability import RESPONSES, SPLITS
 from know_thyself.steps.collect import require_collect_run
-from know_thyself.tracking import (
-    StepRun,
-    describe_run,
-    log_jsonl,
-    read_jsonl_artifact,
-    step_run,
-)
+from know_thyself.tracking import StepRun, describe_run, log_jsonl, read_jsonl_artifact, step_run
 from know_thyself.training.judgment_examples import ARTIFACT_DIR, build_examples
 
 

@@ -13,19 +13,8 @@ from know_thyself.config import KnowledgeDataConfig
 from know_thyself.evaluation.ability import RESPONSES
 from know_thyself.inference.models import check_model_exists
 from know_thyself.steps.collect import require_collect_run
-from know_thyself.tracking import (
-    StepRun,
-    describe_run,
-    log_jsonl,
-    read_jsonl_artifact,
-    step_run,
-)
-from know_thyself.training.knowledge_examples import (
-    DATA_FILE,
-    build_qa_examples,
-    choose_taught,
-    restate_in_own_words,
-)
+from know_thyself.tracking import StepRun, describe_run, log_jsonl, read_jsonl_artifact, step_run
+from know_thyself.training.knowledge_examples import DATA_FILE, build_qa_examples, choose_taught, restate_in_own_words
 
 
 def run_build_knowledge_data(cfg: KnowledgeDataConfig, reuse: bool = True) -> StepRun:

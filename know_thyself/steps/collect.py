@@ -25,14 +25,7 @@ from know_thyself.evaluation.ability import (
 from know_thyself.inference.memory import check_sampling_memory
 from know_thyself.inference.models import check_model_exists
 from know_thyself.inference.sampling import resolve_backend
-from know_thyself.tracking import (
-    StepRun,
-    describe_run,
-    find_finished_run,
-    log_jsonl,
-    require_step_run,
-    step_run,
-)
+from know_thyself.tracking import StepRun, describe_run, find_finished_run, log_jsonl, require_step_run, step_run
 
 TAG_QUESTION_SET = "know_thyself.question_set"
 

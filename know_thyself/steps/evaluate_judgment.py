@@ -14,11 +14,7 @@ from know_thyself.config import EvaluateConfig
 from know_thyself.data.labels import scheme_of
 from know_thyself.evaluation.ability import RESPONSES, check_reference_collect
 from know_thyself.evaluation.comparison import describe, headline
-from know_thyself.evaluation.judgment import (
-    Evaluation,
-    check_same_questions,
-    evaluate_judgment,
-)
+from know_thyself.evaluation.judgment import Evaluation, check_same_questions, evaluate_judgment
 from know_thyself.inference.models import check_model_exists, load_model
 from know_thyself.steps.collect import require_collect_run
 from know_thyself.tracking import (

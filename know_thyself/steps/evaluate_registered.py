@@ -37,14 +37,7 @@ from know_thyself.evaluation.judgment import evaluate_judgment
 from know_thyself.inference.models import check_model_exists, load_model
 from know_thyself.steps.collect import run_collect
 from know_thyself.steps.evaluate_judgment import PREDICTIONS, log_evaluation
-from know_thyself.tracking import (
-    TAG_NOTE,
-    chain_run,
-    close_stale_runs,
-    downloaded,
-    read_jsonl_artifact,
-    step_run,
-)
+from know_thyself.tracking import TAG_NOTE, chain_run, close_stale_runs, downloaded, read_jsonl_artifact, step_run
 from know_thyself.tracking.judges import RegisteredJudge, resolve_judge, tag_version
 from know_thyself.training.lora import ADAPTER_DIR, load_adapter
 

@@ -13,13 +13,7 @@ import pandas as pd
 
 from know_thyself.config import MultiphaseConfig, TestKnowledgeConfig
 from know_thyself.evaluation.ability import load_questions
-from know_thyself.evaluation.summary import (
-    PhaseRuns,
-    story_figure,
-    summary_markdown,
-    summary_metrics,
-    summary_table,
-)
+from know_thyself.evaluation.summary import PhaseRuns, story_figure, summary_markdown, summary_metrics, summary_table
 from know_thyself.inference.models import check_model_exists
 from know_thyself.steps import phase1 as phase1_chain
 from know_thyself.steps.build_knowledge_data import run_build_knowledge_data

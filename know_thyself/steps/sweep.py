@@ -26,22 +26,13 @@ import pandas as pd
 from know_thyself.config import SweepConfig
 from know_thyself.data.labels import labels_for, scheme_of
 from know_thyself.evaluation.ability import RESPONSES
-from know_thyself.evaluation.methods import (
-    HEADLINE,
-    References,
-    fit_references,
-    score_split,
-)
+from know_thyself.evaluation.methods import HEADLINE, References, fit_references, score_split
 from know_thyself.evaluation.probe import prompt_features
 from know_thyself.inference.judgments import judge
 from know_thyself.inference.models import check_model_exists, load_model
 from know_thyself.steps.collect import require_collect_run
 from know_thyself.tracking import TAG_STEP, process_tags, read_jsonl_artifact, step_run
-from know_thyself.tracking.training_log import (
-    MlflowMetricsCallback,
-    log_adapter,
-    log_training,
-)
+from know_thyself.tracking.training_log import MlflowMetricsCallback, log_adapter, log_training
 from know_thyself.training.dev_split import best_point, dev_split
 from know_thyself.training.judge import fit_judge
 from know_thyself.training.judgment_examples import build_examples

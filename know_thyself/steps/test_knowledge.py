@@ -12,19 +12,9 @@ import mlflow
 from know_thyself.config import TestKnowledgeConfig
 from know_thyself.evaluation import plots
 from know_thyself.evaluation.ability import RESPONSES, SPLITS
-from know_thyself.evaluation.knowledge_test import (
-    check_comparable,
-    knowledge_gains,
-    taught_gains,
-)
+from know_thyself.evaluation.knowledge_test import check_comparable, knowledge_gains, taught_gains
 from know_thyself.steps.collect import TAG_QUESTION_SET, require_collect_run
-from know_thyself.tracking import (
-    StepRun,
-    describe_run,
-    read_jsonl_artifact,
-    require_step_run,
-    step_run,
-)
+from know_thyself.tracking import StepRun, describe_run, read_jsonl_artifact, require_step_run, step_run
 from know_thyself.training.knowledge_examples import DATA_FILE
 
 

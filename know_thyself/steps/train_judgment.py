@@ -12,19 +12,9 @@ from pathlib import Path
 from know_thyself.config import TrainConfig
 from know_thyself.data.labels import scheme_of
 from know_thyself.inference.models import check_model_exists
-from know_thyself.tracking import (
-    StepRun,
-    describe_run,
-    read_jsonl_artifact,
-    require_step_run,
-    step_run,
-)
+from know_thyself.tracking import StepRun, describe_run, read_jsonl_artifact, require_step_run, step_run
 from know_thyself.tracking.registry import log_judge
-from know_thyself.tracking.training_log import (
-    MlflowMetricsCallback,
-    log_adapter,
-    log_training,
-)
+from know_thyself.tracking.training_log import MlflowMetricsCallback, log_adapter, log_training
 from know_thyself.training.judge import fit_judge
 from know_thyself.training.judgment_examples import ARTIFACT_DIR
 

@@ -10,19 +10,9 @@ import mlflow
 
 from know_thyself.config import KnowledgeTrainConfig
 from know_thyself.inference.models import check_model_exists
-from know_thyself.tracking import (
-    StepRun,
-    describe_run,
-    read_jsonl_artifact,
-    require_step_run,
-    step_run,
-)
+from know_thyself.tracking import StepRun, describe_run, read_jsonl_artifact, require_step_run, step_run
 from know_thyself.tracking.registry import KNOWLEDGE_ARTIFACT, requirements
-from know_thyself.tracking.training_log import (
-    MlflowMetricsCallback,
-    log_adapter,
-    log_training,
-)
+from know_thyself.tracking.training_log import MlflowMetricsCallback, log_adapter, log_training
 from know_thyself.training.knowledge_examples import DATA_FILE
 from know_thyself.training.lora import train_lora
 

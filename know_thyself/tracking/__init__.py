@@ -10,11 +10,7 @@
 """
 
 from know_thyself.tracking.artifacts import downloaded, log_jsonl, read_jsonl_artifact
-from know_thyself.tracking.notes import (
-    TAG_NOTE,
-    describe_run,
-    note_failure_on_project_run,
-)
+from know_thyself.tracking.notes import TAG_NOTE, describe_run, note_failure_on_project_run
 from know_thyself.tracking.runs import (
     TAG_CACHE_KEY,
     TAG_CODE_VERSION,

@@ -14,12 +14,7 @@ import random
 from typing import Any
 
 from know_thyself.data.grading import is_correct
-from know_thyself.data.prompts import (
-    answer_completion,
-    answer_messages,
-    render,
-    restate_messages,
-)
+from know_thyself.data.prompts import answer_completion, answer_messages, render, restate_messages
 
 DATA_FILE = "knowledge_data/train.jsonl"
 # A restatement longer than this (characters) has wandered off; the reference answer is kept.

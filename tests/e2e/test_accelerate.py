@@ -1,13 +1,12 @@
 """`accelerate launch --cpu --num_processes 2`: data-parallel training logs once, into the right run."""
 
-import json
 import os
 import re
 import subprocess
 import sys
 
 import mlflow
-from helpers import ROOT
+from helpers import ROOT, fake_collect_run
 
 from know_thyself.config import JudgmentDataConfig, KnowledgeDataConfig
 from know_thyself.steps.build_judgment_data import run_build_judgment_data
@@ -22,10 +21,7 @@ def _collect_run() -> str:
         for split, n in (("train", 8), ("validation", 4))
         for i in range(n)
     ]
-    with mlflow.start_run(tags={TAG_STEP: "collect"}) as run:
-        mlflow.log_param("label_scheme", "three")
-        mlflow.log_text("".join(json.dumps(r) + "\n" for r in rows), "responses.jsonl")
-    return run.info.run_id
+    return fake_collect_run(rows)
 
 
 def _launch(entrypoint: str, *args: str) -> str:
@@ -64,7 +60,7 @@ def test_two_process_judgment_training(tracking, tiny_model_dir):
 
 
 def test_two_process_knowledge_training(tracking, tiny_model_dir):
-    data_id = run_build_knowledge_data(KnowledgeDataConfig(collect_run_id=_collect_run())).run_id
+    data_id = run_build_knowledge_data(KnowledgeDataConfig(collect_run_id=_collect_run(), targets="reference")).run_id
     _launch("train_knowledge.py", "--model", tiny_model_dir, "--data_run_id", data_id, "--max_steps", "2", "--batch_size", "2")
     run_id = _single_finished_run("train_knowledge")
     assert "adapter" in {a.path for a in mlflow.MlflowClient().list_artifacts(run_id)}

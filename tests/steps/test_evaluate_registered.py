@@ -13,12 +13,7 @@ import pytest
 from click.testing import CliRunner
 from helpers import command
 
-from know_thyself.config import (
-    CollectConfig,
-    EvaluateRegisteredConfig,
-    JudgmentDataConfig,
-    TrainConfig,
-)
+from know_thyself.config import CollectConfig, EvaluateRegisteredConfig, JudgmentDataConfig, TrainConfig
 from know_thyself.data.questions import write_jsonl
 from know_thyself.steps.build_judgment_data import run_build_judgment_data
 from know_thyself.steps.collect import run_collect

@@ -35,7 +35,7 @@ def test_every_entry_point_has_a_config_and_a_step_module():
         target = "multiphase" if name == "main" else name
         assert (ROOT / "know_thyself" / "steps" / f"{target}.py").is_file(), name
         script = (ROOT / "entrypoints" / f"{target}.py").read_text()
-        assert f"@config_options({ENTRY_POINT_CONFIGS[name].__name__})" in script, name
+        assert f"step_command(__doc__, {ENTRY_POINT_CONFIGS[name].__name__}," in script, name
         assert f"from know_thyself.steps.{target} import run_{target}" in script, name
 
 
@@ -210,12 +210,12 @@ def test_mlflow_run_with_no_parameters_runs_what_make_run_runs(monkeypatch):
     values = {name: shlex.quote(str(value["default"])) for name, value in spec["parameters"].items()}
     argv = shlex.split(spec["command"].format(**values))
     assert argv[:2] == ["python", "entrypoints/multiphase.py"]
+    seen = []
+    monkeypatch.setattr("know_thyself.tracking.configure_tracking", lambda: None)
+    monkeypatch.setattr("know_thyself.steps.multiphase.run_multiphase", lambda cfg: seen.append(cfg) or {})
     loaded = importlib.util.spec_from_file_location("entrypoint_multiphase_defaults", ROOT / argv[1])
     module = importlib.util.module_from_spec(loaded)
     loaded.loader.exec_module(module)
-    seen = []
-    monkeypatch.setattr(module, "configure_tracking", lambda: None)
-    monkeypatch.setattr(module, "run_multiphase", lambda cfg: seen.append(cfg) or {})
     result = CliRunner().invoke(module.main, argv[2:])
     assert result.exit_code == 0, result.output
     assert seen[0].params() == MultiphaseConfig().params()

@@ -54,11 +54,7 @@ from know_thyself.evaluation.metrics.classification import (
     confusion,
     distribution,
 )
-from know_thyself.evaluation.metrics.confidence import (
-    ANSWER_RATE,
-    confidence_score,
-    label_correctness_rates,
-)
+from know_thyself.evaluation.metrics.confidence import ANSWER_RATE, confidence_score, label_correctness_rates
 from know_thyself.evaluation.metrics.core import Kernel, Metric
 from know_thyself.evaluation.metrics.ranking import (
     CONFIDENCE_METRICS,

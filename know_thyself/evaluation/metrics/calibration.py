@@ -8,11 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from know_thyself.evaluation.metrics.core import (
-    Metric,
-    _confidence_and_correct,
-    _one_hot,
-)
+from know_thyself.evaluation.metrics.core import Metric, _confidence_and_correct, _one_hot
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,7 @@ from functools import partial
 
 import numpy as np
 
-from know_thyself.evaluation.metrics.core import (
-    Metric,
-    _check_labels,
-    _one_hot,
-    _paired_ranks,
-    _ranks,
-    _ratio,
-)
+from know_thyself.evaluation.metrics.core import Metric, _check_labels, _one_hot, _paired_ranks, _ranks, _ratio
 
 
 def _confusion_counts(guess: np.ndarray, truth: np.ndarray, weights: np.ndarray, n_labels: int) -> np.ndarray:

@@ -121,19 +121,20 @@ def _scores(values: Sequence[float], what: str) -> np.ndarray:
     return array
 
 
+def _aligned(first: np.ndarray, second: np.ndarray, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """Two per-example arrays, checked to have the same, non-zero length."""
+    if first.shape != second.shape:
+        raise ValueError(f"{names[0]} and {names[1]} differ in length: {first.size} vs {second.size}")
+    if first.size == 0:
+        raise ValueError(f"{names[0]} and {names[1]} are empty; need at least one example")
+    return first, second
+
+
 def _confidence_and_correct(
     confidence: Sequence[float], correct: Sequence[bool]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validate a (confidence, correct) pair: same non-zero length, scores in [0, 1]."""
-    scores = _scores(confidence, "confidence")
-    flags = _flags(correct, "correct")
-    if scores.shape != flags.shape:
-        raise ValueError(
-            f"confidence and correct differ in length: {scores.size} vs {flags.size}"
-        )
-    if scores.size == 0:
-        raise ValueError("confidence and correct are empty; need at least one example")
-    return scores, flags
+    return _aligned(_scores(confidence, "confidence"), _flags(correct, "correct"), ("confidence", "correct"))
 
 
 def _finite_or_none(value: float) -> float | None:

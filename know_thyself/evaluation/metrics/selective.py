@@ -6,21 +6,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from know_thyself.evaluation.metrics.core import Metric, _flags, _ratio
+from know_thyself.evaluation.metrics.core import Metric, _aligned, _flags, _ratio
 
 
 def _selective_pair(
     answered: Sequence[bool], correct: Sequence[bool]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validate an (answered, correct) pair of flag sequences of the same non-zero length."""
-    took, right = _flags(answered, "answered"), _flags(correct, "correct")
-    if took.shape != right.shape:
-        raise ValueError(
-            f"answered and correct differ in length: {took.size} vs {right.size}"
-        )
-    if took.size == 0:
-        raise ValueError("answered and correct are empty; need at least one example")
-    return took, right
+    return _aligned(_flags(answered, "answered"), _flags(correct, "correct"), ("answered", "correct"))
 
 
 def _coverage_kernel(took: np.ndarray, right: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -24,12 +24,7 @@ stop tokens, and clean text the same way (:func:`clean_answer`), so they grade a
 
 from __future__ import annotations
 
-from know_thyself.inference.sampling.base import (
-    Answers,
-    ProgressFn,
-    Sampler,
-    tqdm_progress,
-)
+from know_thyself.inference.sampling.base import Answers, ProgressFn, Sampler, tqdm_progress
 from know_thyself.inference.sampling.fast import TransformersSampler
 from know_thyself.inference.sampling.plain import PlainSampler
 
@@ -63,11 +58,7 @@ def load_sampler(
         tensor_parallel_size: GPUs to shard the model over (vLLM).
         device: ``cpu``, ``cuda``...; default: CUDA when available (transformers backends).
     """
-    from know_thyself.inference.models import (
-        checkpoint_path,
-        load_model,
-        load_tokenizer,
-    )
+    from know_thyself.inference.models import checkpoint_path, load_model, load_tokenizer
 
     backend = resolve_backend(backend)
     if backend == "vllm":

@@ -10,12 +10,7 @@ import numpy as np
 import torch
 
 from know_thyself.inference.cascade import cascade_attention_on
-from know_thyself.inference.prefix_cache import (
-    SharedPrefix,
-    common_prefix_length,
-    prefill,
-    tokenize,
-)
+from know_thyself.inference.prefix_cache import SharedPrefix, common_prefix_length, prefill, tokenize
 from know_thyself.inference.sampling.base import (
     Answers,
     ProgressFn,

@@ -8,9 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from know_thyself.inference.prefix_cache import (
-    tokenize,
-)
+from know_thyself.inference.prefix_cache import tokenize
 from know_thyself.inference.sampling.base import (
     Answers,
     ProgressFn,

@@ -12,13 +12,7 @@ import math
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
-from sklearn.metrics import (
-    balanced_accuracy_score,
-    brier_score_loss,
-    cohen_kappa_score,
-    f1_score,
-    roc_auc_score,
-)
+from sklearn.metrics import balanced_accuracy_score, brier_score_loss, cohen_kappa_score, f1_score, roc_auc_score
 
 from know_thyself.data.labels import CAN, CANNOT, UNCERTAIN, labels_for
 from know_thyself.evaluation.metrics import (

@@ -3,12 +3,7 @@
 import pytest
 
 from know_thyself.inference import memory
-from know_thyself.inference.memory import (
-    ModelShape,
-    check_decode_memory,
-    decode_batch_bytes,
-    max_prompts_per_batch,
-)
+from know_thyself.inference.memory import ModelShape, check_decode_memory, decode_batch_bytes, max_prompts_per_batch
 
 SHAPE = ModelShape(layers=2, kv_heads=2, head_dim=8, attention_heads=4, hidden_size=32,
                    intermediate_size=64, vocab_size=100, parameters=1000)

@@ -12,19 +12,8 @@ from know_thyself.data.prompts import answer_messages, judgment_messages, render
 from know_thyself.evaluation.probe import prompt_features
 from know_thyself.inference.cascade import CASCADE_ATTENTION, cascade_attention_on
 from know_thyself.inference.judgments import judge, judgment_forward
-from know_thyself.inference.prefix_cache import (
-    SharedPrefix,
-    common_prefix_length,
-    last_position,
-    prefill,
-    tokenize,
-)
-from know_thyself.inference.sampling import (
-    Answers,
-    PlainSampler,
-    TransformersSampler,
-    load_sampler,
-)
+from know_thyself.inference.prefix_cache import SharedPrefix, common_prefix_length, last_position, prefill, tokenize
+from know_thyself.inference.sampling import Answers, PlainSampler, TransformersSampler, load_sampler
 from know_thyself.inference.sampling.base import (
     answer_span,
     clean_answer,

@@ -9,13 +9,7 @@ import sys
 import mlflow
 
 from know_thyself import tracking as kt
-from know_thyself.tracking import (
-    TAG_HOST,
-    TAG_KILLED,
-    TAG_PID,
-    TAG_STEP,
-    close_stale_runs,
-)
+from know_thyself.tracking import TAG_HOST, TAG_KILLED, TAG_PID, TAG_STEP, close_stale_runs
 
 
 def _dead_pid() -> int:

@@ -4,12 +4,7 @@ import mlflow
 import pytest
 
 from know_thyself import tracking as kt
-from know_thyself.tracking import (
-    UpstreamRunError,
-    find_finished_run,
-    require_step_run,
-    step_run,
-)
+from know_thyself.tracking import UpstreamRunError, find_finished_run, require_step_run, step_run
 
 
 def _finish(step, params):

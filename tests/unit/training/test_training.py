@@ -10,11 +10,7 @@ import torch
 from know_thyself.config import TrainConfig
 from know_thyself.data.prompts import judgment_completion, judgment_messages
 from know_thyself.inference.prefix_cache import common_prefix_length
-from know_thyself.tracking.training_log import (
-    MlflowMetricsCallback,
-    log_adapter,
-    log_training,
-)
+from know_thyself.tracking.training_log import MlflowMetricsCallback, log_adapter, log_training
 from know_thyself.training.lora import build_trainer, train_lora
 
 EXAMPLES = [
