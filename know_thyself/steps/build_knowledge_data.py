@@ -20,11 +20,12 @@ from know_thyself.training.knowledge_examples import DATA_FILE, build_qa_example
 def run_build_knowledge_data(cfg: KnowledgeDataConfig, reuse: bool = True) -> StepRun:
     """Log ``knowledge_data/train.jsonl`` built from the collect run's train split."""
     upstream = require_collect_run(cfg.collect_run_id, "collect_run_id", needs=("train",))
-    params = cfg.params()
+    # The model that restates the answers: the one given, else the collect run's (which the
+    # collect_run_id parameter already pins, so the cache key needs nothing more).
+    restater = cfg.model or upstream.data.params.get("model", "")
     if cfg.targets == "own_words":
-        params["model"] = cfg.model or upstream.data.params.get("model", "")
-        check_model_exists(params["model"])
-    with step_run(cfg.step, params, reuse=reuse) as run:
+        check_model_exists(restater)
+    with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
         if not run.reused:
             train = [r for r in read_jsonl_artifact(upstream.info.run_id, RESPONSES) if r["split"] == "train"]
             rows = choose_taught(train, cfg.fraction, cfg.seed)
@@ -33,9 +34,10 @@ def run_build_knowledge_data(cfg: KnowledgeDataConfig, reuse: bool = True) -> St
             if cfg.targets == "own_words":
                 from know_thyself.inference.sampling import load_sampler
 
-                replaced = restate_in_own_words(rows, examples, load_sampler("transformers", params["model"]))
+                mlflow.log_param("restated_by", restater)
+                replaced = restate_in_own_words(rows, examples, load_sampler("transformers", restater))
                 mlflow.log_metric("train/own_words_targets", replaced)
-                how = f"{replaced} answers restated in {params['model']}'s own words, the reference answer for the rest"
+                how = f"{replaced} answers restated in {restater}'s own words, the reference answer for the rest"
             log_jsonl(examples, DATA_FILE)
             mlflow.log_metrics({"train/examples": len(examples), "train/untaught_questions": len(train) - len(rows)})
             describe_run(f"Built {len(examples)} question-answer examples from {len(rows)} of the {len(train)} train "

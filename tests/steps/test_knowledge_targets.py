@@ -74,7 +74,7 @@ def test_the_step_restates_with_the_collect_runs_model(tracking, tiny_model_dir)
     collect = _collect_run(tiny_model_dir)
     run = run_build_knowledge_data(config.KnowledgeDataConfig(collect_run_id=collect, targets="own_words", fraction=1.0))
     logged = mlflow.get_run(run.run_id)
-    assert logged.data.params["model"] == tiny_model_dir and logged.data.params["targets"] == "own_words"
+    assert logged.data.params["restated_by"] == tiny_model_dir and logged.data.params["targets"] == "own_words"
     examples = read_jsonl_artifact(run.run_id, "knowledge_data/train.jsonl")
     assert [e["question_id"] for e in examples] == ["q1", "q2", "q3", "q4"]
     # a random tiny model rarely states the answer: every example keeps a target either way
