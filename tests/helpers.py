@@ -50,18 +50,21 @@ def fake_collect_run(rows: list[dict], params: dict | None = None) -> str:
 def fixed_judge_split(predicted: dict[str, list[str]], split_of):
     """A stand-in for :func:`know_thyself.evaluation.judgment.judge_split` whose judge predicts ``predicted[split]``.
 
-    The probe features are the tiny model's real ones; ``split_of(questions)`` names the split asked for.
+    The probe features and first-token probabilities are the tiny model's real ones;
+    ``split_of(questions)`` names the split asked for.
     """
+    from dataclasses import replace
+
     from know_thyself.evaluation import judgment
     from know_thyself.inference.judgments import Judgments
 
     real = judgment.judge_split
 
     def judge_split(model, tokenizer, questions, scheme, batch_size, with_adapter):
-        _, _, features = real(model, tokenizer, questions, scheme, batch_size, with_adapter)
         labels = ("can", "uncertain", "cannot")
         chosen = predicted[split_of(questions)]
         probs = np.array([[1.0 if label == p else 0.0 for label in labels] for p in chosen])
-        return Judgments(labels, chosen, probs, [False] * len(questions), np.ones(len(questions))), None, features
+        judged = Judgments(labels, chosen, probs, [False] * len(questions), np.ones(len(questions)))
+        return replace(real(model, tokenizer, questions, scheme, batch_size, with_adapter), judged=judged, prompt_only=None)
 
     return judge_split

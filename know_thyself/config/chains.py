@@ -12,7 +12,6 @@ from typing import ClassVar
 
 from know_thyself.config.base import check, option
 from know_thyself.config.choices import (
-    BALANCE_HELP,
     KNOWLEDGE_FRACTION_HELP,
     KNOWLEDGE_TARGETS,
     KNOWLEDGE_TARGETS_HELP,
@@ -20,16 +19,15 @@ from know_thyself.config.choices import (
     check_choice,
 )
 from know_thyself.config.collection import CollectConfig, CollectOptions
-from know_thyself.config.judgment import EvaluateConfig, TrainConfig, TrainingOptions
+from know_thyself.config.judgment import EvaluateConfig, JudgeOptions, TrainConfig
 from know_thyself.config.knowledge import KnowledgeDataConfig, KnowledgeTrainConfig
 
 
 @dataclass
-class Phase1Config(TrainingOptions, CollectOptions):
-    """Options of the phase1 chain: collect -> build -> train -> evaluate (the collect options, then the training options)."""
+class Phase1Config(JudgeOptions, CollectOptions):
+    """Options of the phase1 chain: collect -> build -> train -> evaluate (the collect options, then the judge's training options)."""
 
     step: ClassVar[str] = "phase1"
-    balance: str = option(TrainConfig.balance, BALANCE_HELP)
     reference_sample_seed: int = option(
         -1,
         "Collect the validation questions a second time with this answer-sampling seed and report the "
@@ -40,7 +38,7 @@ class Phase1Config(TrainingOptions, CollectOptions):
     def validate(self) -> None:
         # The collect options and the training options, checked as the steps check them.
         CollectOptions.validate(self)
-        TrainingOptions.validate(self)
+        JudgeOptions.validate(self)
         # The judge learns from train questions and is reported on validation ones: both are needed.
         check(self.num_samples >= 1, f"num_samples must be >= 1, got {self.num_samples}; the judge trains on them")
         check(self.test_samples >= 1, f"test_samples must be >= 1, got {self.test_samples}; the judge is evaluated on them")

@@ -9,7 +9,13 @@ from know_thyself.inference.sampling import BACKENDS
 __all__ = ["BACKENDS"]
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
-BALANCES = ("none", "oversample")
+BALANCES = ("weights", "oversample", "none")
+# The judge's loss: over the label words at the label position, or TRL's loss on every completion token.
+LOSSES = ("label", "sft")
+# The judge's targets: the measured label, or the label distribution its trials imply.
+LABEL_TARGETS = ("soft", "hard")
+# Dev metrics of the judge an epoch is kept by (higher is better).
+SELECT_EPOCH_BY = ("auroc", "balanced_accuracy", "qwk")
 # Ability labels need only a handful of trials per question; far more only multiplies sampling
 # time and memory.
 MAX_TRIALS = 100
@@ -28,7 +34,20 @@ DATASET_HELP = (
 DTYPE_HELP = "Inference precision: 'auto' (bf16 where the hardware is fast at it), 'bfloat16', 'float16', 'float32'."
 SEED_HELP = "Seed for question sampling, answer sampling (unless sample_seed is set) and training."
 BALANCE_HELP = (
-    "Judgment training data: 'oversample' (rarer ability labels repeated up to the most common one's count) or 'none'."
+    "Judgment labels' balance: 'weights' (class weights in the loss), 'oversample' (rarer labels' examples repeated "
+    "up to the most common one's count) or 'none'."
+)
+LOSS_HELP = (
+    "The judge's loss: 'label' (a cross-entropy over the label words only, at the label position) or 'sft' (TRL's "
+    "loss on every completion token)."
+)
+LABEL_TARGETS_HELP = (
+    "The judge's targets: 'soft' (the distribution of the label that fresh trials would give, from the share of "
+    "trials answered right) or 'hard' (the measured label)."
+)
+SELECT_EPOCH_HELP = (
+    "Dev metric an epoch is kept by: auroc, balanced_accuracy or qwk (epochs that predict some label for under 5% "
+    "of the dev questions count only when no epoch predicts every label)."
 )
 KNOWLEDGE_TARGETS_HELP = (
     "'reference' (the reference answer as it stands) or 'own_words' (the model's own sentence stating "

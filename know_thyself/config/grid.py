@@ -7,8 +7,19 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from know_thyself.config.base import StepConfig, check, check_run_id, convert_value, option
-from know_thyself.config.choices import BALANCES, BATCH_HELP, DTYPE_HELP, MODEL_HELP, check_choice, check_model_options
-from know_thyself.config.judgment import TrainConfig, TrainingOptions
+from know_thyself.config.choices import (
+    BALANCES,
+    BATCH_HELP,
+    DTYPE_HELP,
+    LABEL_TARGETS,
+    LOSSES,
+    MODEL_HELP,
+    SELECT_EPOCH_BY,
+    SELECT_EPOCH_HELP,
+    check_choice,
+    check_model_options,
+)
+from know_thyself.config.judgment import JudgeOptions, TrainingOptions
 from know_thyself.inference.models import EMBEDDED
 
 # Dev metrics of the judge a sweep can select its best grid point by; the last three are errors
@@ -38,8 +49,10 @@ def parse_grid_values(name: str, text: str, kind: type) -> list[Any]:
 class SweepConfig(StepConfig):
     """Options of the sweep: judgment training variants scored on a dev split carved from train.
 
-    The grid options (``learning_rate``, ``epochs``, ``balance``, ``lora_r``, ``lora_targets``) are comma-separated
-    lists; every combination is one grid point.
+    The grid options (``learning_rate``, ``epochs``, ``loss``, ``balance``, ``label_targets``, ``lora_r``,
+    ``lora_targets``) are comma-separated lists; every combination is one grid point. Each point trains
+    for its ``epochs``, is scored on dev after every epoch, and keeps its best epoch by ``epoch_select_by``
+    (as train_judgment keeps its best epoch).
     """
 
     step: ClassVar[str] = "sweep"
@@ -52,8 +65,10 @@ class SweepConfig(StepConfig):
         0.2, "Share of the collect run's train questions held out as the dev split (label-stratified, seeded); the judges train on the rest."
     )
     learning_rate: str = option("3e-4,1e-3", "Learning rates to try, comma-separated.")
-    epochs: str = option("1,2", "Training epochs to try, comma-separated.")
-    balance: str = option(TrainConfig.balance, "Judgment data balancing to try, comma-separated: none, oversample.")
+    epochs: str = option(str(JudgeOptions.epochs), "Training epochs to try (each the most: the best epoch is kept), comma-separated.")
+    loss: str = option(JudgeOptions.loss, "The judge's losses to try, comma-separated: label, sft.")
+    balance: str = option(JudgeOptions.balance, "Label balancing to try, comma-separated: weights, oversample, none.")
+    label_targets: str = option(JudgeOptions.label_targets, "Judge targets to try, comma-separated: soft, hard.")
     lora_r: str = option(str(TrainingOptions.lora_r), "LoRA ranks to try, comma-separated.")
     lora_targets: str = option(TrainingOptions.lora_targets, "LoRA layers to try, comma-separated: attention, attention_mlp.")
     lora_alpha: int = option(TrainingOptions.lora_alpha, "LoRA alpha (scaling), the same for every grid point.")
@@ -61,6 +76,7 @@ class SweepConfig(StepConfig):
     batch_size: int = option(TrainingOptions.batch_size, "Training batch size per device.")
     max_steps: int = option(TrainingOptions.max_steps, "Stop each training after this many optimiser steps (-1: train for all epochs).")
     seed: int = option(TrainingOptions.seed, "Seed of the dev split and of every training.")
+    epoch_select_by: str = option(JudgeOptions.select_by, SELECT_EPOCH_HELP)
     select_by: str = option(
         "balanced_accuracy",
         "Dev metric of the judge that picks the best grid point: balanced_accuracy, qwk, macro_f1, exact_match, "
@@ -73,6 +89,7 @@ class SweepConfig(StepConfig):
         check_model_options(self.model, self.dtype, self.inference_batch_size)
         check_run_id("collect_run_id", self.collect_run_id)
         check(0.0 < self.dev_fraction < 1.0, f"dev_fraction must be in (0, 1), got {self.dev_fraction}")
+        check_choice("epoch_select_by", self.epoch_select_by, SELECT_EPOCH_BY)
         check(
             self.select_by in SELECT_BY_HIGHER + SELECT_BY_LOWER,
             f"select_by must be one of {', '.join(SELECT_BY_HIGHER + SELECT_BY_LOWER)}, got {self.select_by!r}",
@@ -90,18 +107,23 @@ class SweepConfig(StepConfig):
         axes = {
             "learning_rate": parse_grid_values("learning_rate", self.learning_rate, float),
             "epochs": parse_grid_values("epochs", self.epochs, float),
+            "loss": parse_grid_values("loss", self.loss, str),
             "balance": parse_grid_values("balance", self.balance, str),
+            "label_targets": parse_grid_values("label_targets", self.label_targets, str),
             "lora_r": parse_grid_values("lora_r", self.lora_r, int),
             "lora_targets": parse_grid_values("lora_targets", self.lora_targets, str),
         }
-        for value in axes["balance"]:
-            check_choice("balance", value, BALANCES)
+        for name, choices in (("loss", LOSSES), ("balance", BALANCES), ("label_targets", LABEL_TARGETS)):
+            for value in axes[name]:
+                check_choice(name, value, choices)
         return [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
 
-    def training(self, point: dict[str, Any]) -> TrainingOptions:
-        """The training options of one grid point (validated as train_judgment validates them)."""
-        return TrainingOptions(
-            learning_rate=point["learning_rate"], epochs=point["epochs"], lora_r=point["lora_r"],
-            lora_targets=point["lora_targets"], batch_size=self.batch_size, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
-            max_steps=self.max_steps, seed=self.seed,
+    def training(self, point: dict[str, Any]) -> JudgeOptions:
+        """The judge's training options at one grid point (validated as train_judgment validates them).
+
+        The sweep carves its own dev split, so the point's training holds nothing out (``dev_fraction`` 0).
+        """
+        return JudgeOptions(
+            **point, batch_size=self.batch_size, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
+            max_steps=self.max_steps, seed=self.seed, dev_fraction=0.0, select_by=self.epoch_select_by,
         )

@@ -11,10 +11,16 @@ from know_thyself.config.choices import (
     BALANCES,
     BATCH_HELP,
     DTYPE_HELP,
+    LABEL_TARGETS,
+    LABEL_TARGETS_HELP,
     LORA_TARGETS,
     LORA_TARGETS_HELP,
+    LOSS_HELP,
+    LOSSES,
     MODEL_HELP,
     SEED_HELP,
+    SELECT_EPOCH_BY,
+    SELECT_EPOCH_HELP,
     check_choice,
     check_model_options,
 )
@@ -94,21 +100,49 @@ class TrainingOptions(StepConfig):
 
 
 @dataclass
-class TrainConfig(TrainingOptions):
-    """Options of train_judgment: LoRA supervised fine-tuning with TRL."""
+class JudgeOptions(TrainingOptions):
+    """The judge's training: its loss, the labels' balance, its targets, and the epoch it keeps.
+
+    About 70% of questions are `cannot` for the embedded model; trained on the data as it comes,
+    the judge predicts `cannot` for everything, so the labels are balanced (class weights in the
+    loss by default). ``epochs`` is the most the judge trains for: with ``dev_fraction`` above 0 a
+    label-stratified share of the train questions is held out and the epoch with the best
+    ``select_by`` on it is kept (docs/experiments.md has the sweep behind the defaults).
+    """
+
+    epochs: float = option(3.0, "Training epochs (the most; with dev_fraction, the best epoch on the dev split is kept).")
+    loss: str = option("label", LOSS_HELP)
+    balance: str = option("weights", BALANCE_HELP)
+    label_targets: str = option("soft", LABEL_TARGETS_HELP)
+    dev_fraction: float = option(
+        0.2, "Share of the train questions held out (label-stratified, seeded) to choose the best epoch; 0 trains "
+        "on every question for all epochs.",
+    )
+    select_by: str = option("auroc", SELECT_EPOCH_HELP)
+
+    def validate(self) -> None:
+        super().validate()
+        check_choice("loss", self.loss, LOSSES)
+        check_choice("balance", self.balance, BALANCES)
+        check_choice("label_targets", self.label_targets, LABEL_TARGETS)
+        check_choice("select_by", self.select_by, SELECT_EPOCH_BY)
+        check(self.loss == "label" or (self.balance != "weights" and self.label_targets == "hard"),
+              "loss sft trains on the completion's tokens, which carry no class weights or soft targets; use "
+              "loss label, or balance oversample/none with label_targets hard")
+        check(0.0 <= self.dev_fraction < 1.0, f"dev_fraction must be in [0, 1), got {self.dev_fraction}")
+
+
+@dataclass
+class TrainConfig(JudgeOptions):
+    """Options of train_judgment: LoRA fine-tuning of the judge with TRL."""
 
     step: ClassVar[str] = "train_judgment"
     model: str = option(EMBEDDED, MODEL_HELP)
     data_run_id: str = option(
         "", "Run id of a finished build_judgment_data run: the judgment examples to train on.", required=True
     )
-    # About 70% of questions are `cannot` for the embedded model; trained on the data as it
-    # comes, the judge predicts `cannot` for everything. Oversampling the rarer labels to parity
-    # is the measured default (docs/experiments.md).
-    balance: str = option("oversample", BALANCE_HELP)
 
     def validate(self) -> None:
         resolve_model(self.model)
         check_run_id("data_run_id", self.data_run_id)
-        check_choice("balance", self.balance, BALANCES)
         super().validate()

@@ -18,6 +18,10 @@ question's ability before answering (:mod:`know_thyself.inference.judgments`). M
   collect of the same questions with another answer-sampling seed, used as predictions of the
   first. Labels measured from a few sampled answers are noisy; no judge can agree with them
   much better than they agree with themselves;
+* ``first_token``: the probability of the model's greedy first answer token at the end of the
+  answer prompt (one forward, nothing generated): the strongest cheap signal the model gives
+  *before* answering. Its confidence is that probability; its labels come from a logistic
+  regression on its logarithm fitted on the train split, like the probe's;
 * ``answer_logprob``: mean token log-probability of the model's greedy answer, an
   *after-answering* reference that needs the answer first (confidence metrics only).
 
@@ -35,7 +39,7 @@ Metrics, per split and method, named ``<split>/<method>/<metric>``:
 
 A metric that is undefined on the data (e.g. AUROC when every answer is right) is left out of
 the metrics and written as empty in the table; the run's ``undefined_metrics`` tag lists them.
-For the judge, the probe, prompt_only and majority, balanced_accuracy, qwk and auroc also get a
+For the judge, the probe, first_token, prompt_only and majority, balanced_accuracy, qwk and auroc also get a
 95% paired percentile bootstrap interval over questions (``..._low`` / ``..._high``), and
 ``<split>/judge_minus_<baseline>/<metric>`` (with its interval) is the paired difference. The
 label-noise ceiling gets intervals for balanced_accuracy, qwk, auroc and exact_match. The
@@ -60,7 +64,31 @@ import pandas as pd
 from know_thyself.data.questions import SPLITS
 from know_thyself.evaluation import metrics, plots
 from know_thyself.evaluation.methods import fit_references, score_split
-from know_thyself.inference.judgments import Judgments, judgment_forward, judgment_ids, judgments_from_logits
+from know_thyself.inference.judgments import (
+    Judgments,
+    first_token_probability,
+    judgment_forward,
+    judgment_ids,
+    judgments_from_logits,
+)
+
+
+@dataclass
+class Forwards:
+    """What the model's forwards give on one split's questions.
+
+    Attributes:
+        judged: The judge's judgments (the model as it is, adapter on).
+        prompt_only: The bare model's judgments (adapter off); None without an adapter.
+        features: The bare model's last hidden state at the end of each judgment prompt (the probe's input).
+        first_token: The bare model's probability of its greedy first answer token at the end of
+            each answer prompt (:func:`know_thyself.inference.judgments.first_token_probability`).
+    """
+
+    judged: Judgments
+    prompt_only: Judgments | None
+    features: np.ndarray
+    first_token: np.ndarray
 
 
 @dataclass
@@ -74,6 +102,8 @@ class Evaluation:
         predictions: One record per question: actual and predicted ability, probabilities, greedy answer.
         tables: Other tables by artifact file name (the confusion matrices).
         figures: Figures by artifact file name.
+        forwards: What the model's forwards gave on each split (not logged; for callers that
+            report more on the same questions).
     """
 
     metrics: dict[str, float]
@@ -82,6 +112,7 @@ class Evaluation:
     predictions: list[dict]
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     figures: dict[str, Any] = field(default_factory=dict)
+    forwards: dict[str, Forwards] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -96,26 +127,25 @@ def adapter_off(model: Any) -> Iterator[Any]:
 
 def judge_split(
     model: Any, tokenizer: Any, questions: list[str], scheme: str, batch_size: int, with_adapter: bool
-) -> tuple[Judgments, Judgments | None, np.ndarray]:
-    """The judge's judgments, the bare model's (prompt-only) and the probe features, in as few forwards as possible.
+) -> Forwards:
+    """The judge's judgments, the bare model's, the probe features and the first-token probabilities, in as few forwards as possible.
 
-    The prompts are tokenised once. The base model's forward (adapter switched off) returns the
-    next-token logits and the last hidden state together: the logits give the prompt-only
-    judgments, the hidden state the probe features. With an adapter, one more forward gives the
-    judge's logits; without one, the base model *is* the judge and no second forward runs.
-
-    Returns:
-        ``(judge, prompt_only, features)``; ``prompt_only`` is None without an adapter.
+    The judgment prompts are tokenised once. The base model's forward over them (adapter switched
+    off) returns the next-token logits and the last hidden state together: the logits give the
+    prompt-only judgments, the hidden state the probe features. One forward of the base model over
+    the answer prompts gives the first-token probabilities. With an adapter, one more forward
+    gives the judge's logits; without one, the base model *is* the judge and no more forwards run.
     """
     ids = judgment_ids(tokenizer, questions, scheme)
     with adapter_off(model) as base:
         logits, hidden = judgment_forward(base, tokenizer, questions, scheme, batch_size, hidden=True, ids=ids)
+        first_token = first_token_probability(base, tokenizer, questions, batch_size)
     base_judged = judgments_from_logits(logits, tokenizer, scheme)
     features = hidden.numpy() if len(questions) else np.zeros((0, 0))
     if not with_adapter:
-        return base_judged, None, features
+        return Forwards(base_judged, None, features, first_token)
     logits, _ = judgment_forward(model, tokenizer, questions, scheme, batch_size, ids=ids)
-    return judgments_from_logits(logits, tokenizer, scheme), base_judged, features
+    return Forwards(judgments_from_logits(logits, tokenizer, scheme), base_judged, features, first_token)
 
 
 def check_same_questions(rows: list[dict], reference_rows: list[dict]) -> dict[str, list[str]]:
@@ -176,9 +206,9 @@ def evaluate_judgment(
             it holds; see :func:`check_same_questions`).
         fit_rows: Labelled train rows to fit the baselines on instead of the train split of ``rows``.
 
-    Each question's prompt is tokenised once and forwarded once per model (:func:`judge_split`):
-    the bare model's forward serves the prompt-only judgments and the probe's features, the
-    adapter's forward the judge.
+    Each question's prompts are tokenised once and forwarded once per model (:func:`judge_split`):
+    the bare model's forwards serve the prompt-only judgments, the probe's features and the
+    first-token probabilities, the adapter's forward the judge.
     """
     reference = check_same_questions(rows, reference_rows) if reference_rows is not None else {}
     by_split = {split: [r for r in rows if r["split"] == split] for split in SPLITS}
@@ -187,33 +217,31 @@ def evaluate_judgment(
         raise ValueError("no questions to evaluate: the rows are empty")
     if fit_rows is None and "train" not in by_split:
         raise ValueError("no train questions to fit the baselines on: the rows hold no train split; pass fit_rows")
-    judged, base_judged, features = {}, {}, {}
-    for split, split_rows in by_split.items():
-        questions = [r["question"] for r in split_rows]
-        judged[split], base_judged[split], features[split] = judge_split(
-            model, tokenizer, questions, scheme, batch_size, with_adapter
-        )
-    labels = next(iter(judged.values())).labels
+    forwards = {
+        split: judge_split(model, tokenizer, [r["question"] for r in split_rows], scheme, batch_size, with_adapter)
+        for split, split_rows in by_split.items()
+    }
+    labels = next(iter(forwards.values())).judged.labels
     if fit_rows is None:
-        references = fit_references(by_split["train"], features["train"], labels)
-    else:  # the bare model's hidden states on the fit rows (their judgments are not needed)
-        _, _, fit_features = judge_split(model, tokenizer, [r["question"] for r in fit_rows], scheme, batch_size, False)
-        references = fit_references(fit_rows, fit_features, labels)
+        fit_rows, fitted = by_split["train"], forwards["train"]
+    else:  # the bare model's forwards on the fit rows (their judgments are not needed)
+        fitted = judge_split(model, tokenizer, [r["question"] for r in fit_rows], scheme, batch_size, False)
+    references = fit_references(fit_rows, fitted.features, labels, fitted.first_token)
 
     results: dict[str, float] = {f"train/correct_rate/{label}": rate for label, rate in references.rates.items()}
     table_rows, undefined, predictions = [], [], []
     tables: dict[str, pd.DataFrame] = {}
     figures: dict[str, Any] = {}
     for split, split_rows in by_split.items():
-        scores = score_split(
-            split, split_rows, judged[split], references, features[split], base_judged.get(split), reference.get(split)
-        )
+        done = forwards[split]
+        scores = score_split(split, split_rows, done.judged, references, done.features, done.prompt_only,
+                             reference.get(split), done.first_token)
         results.update(scores.metrics)
         undefined.extend(scores.undefined)
         table_rows.extend(scores.rows)
         actual = [r["ability"] for r in split_rows]
         correct = [bool(r["greedy_correct"]) for r in split_rows]
-        split_tables, split_figures = _figures(split, actual, judged[split].predicted, labels, scores.methods, correct)
+        split_tables, split_figures = _figures(split, actual, done.judged.predicted, labels, scores.methods, correct)
         tables.update(split_tables)
         figures.update(split_figures)
         for i, row in enumerate(split_rows):
@@ -223,14 +251,15 @@ def evaluate_judgment(
                     "question_id": row["question_id"],
                     "question": row["question"],
                     "actual": row["ability"],
-                    "predicted": judged[split].predicted[i],
-                    "probabilities": dict(zip(labels, map(float, judged[split].probabilities[i]))),
-                    "off_label": judged[split].off_label[i],
+                    "predicted": done.judged.predicted[i],
+                    "probabilities": dict(zip(labels, map(float, done.judged.probabilities[i]))),
+                    "off_label": done.judged.off_label[i],
+                    "first_token": float(done.first_token[i]),
                     "greedy_answer": row["greedy_response"],
                     "greedy_correct": row["greedy_correct"],
                 }
             )
-    return Evaluation(results, undefined, pd.DataFrame(table_rows), predictions, tables, figures)
+    return Evaluation(results, undefined, pd.DataFrame(table_rows), predictions, tables, figures, forwards)
 
 
 def _figures(split, actual, predicted, labels, methods, correct) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:

@@ -15,12 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from know_thyself.data.labels import labels_for
 from know_thyself.evaluation import metrics
 from know_thyself.evaluation.probe import LinearProbe
 
 AFTER_ANSWERING = "answer_logprob"
+FIRST_TOKEN = "first_token"
 # Methods whose headline metrics get bootstrap intervals; the judge is compared with the others.
-HEADLINE_METHODS = ("judge", "probe", "prompt_only", "majority")
+HEADLINE_METHODS = ("judge", "probe", FIRST_TOKEN, "prompt_only", "majority")
 # The metrics a judge is reported by first (each with its 95% bootstrap interval).
 HEADLINE = ("balanced_accuracy", "qwk", "auroc")
 CEILING = "label_noise_ceiling"
@@ -58,6 +60,8 @@ class References:
         prior: The label frequencies, in ``labels`` order.
         rates: Share of correct greedy answers per label (the confidence score's ``rate_k``).
         probe: The linear probe fitted on the questions' prompt features.
+        first_token: Labels from the first answer token's probability: a logistic regression on
+            its logarithm, fitted like the probe (``None`` when no probabilities were given).
     """
 
     labels: tuple[str, ...]
@@ -65,17 +69,63 @@ class References:
     prior: np.ndarray
     rates: dict[str, float]
     probe: LinearProbe
+    first_token: LinearProbe | None = None
 
 
-def fit_references(rows: list[dict], features: np.ndarray, labels: tuple[str, ...]) -> References:
-    """Fit the baselines on labelled questions (``responses.jsonl`` rows) and their prompt features."""
+def _first_token_features(probabilities: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(np.asarray(probabilities, dtype=float), 1e-12, 1.0))[:, None]
+
+
+def fit_references(
+    rows: list[dict], features: np.ndarray, labels: tuple[str, ...], first_token: np.ndarray | None = None
+) -> References:
+    """Fit the baselines on labelled questions (``responses.jsonl`` rows), their prompt features and,
+    when given, their first answer tokens' probabilities."""
     actual = [r["ability"] for r in rows]
     counts = Counter(actual)
     majority = max(labels, key=lambda label: (counts.get(label, 0), -labels.index(label)))
     prior = np.array([counts.get(label, 0) / len(actual) for label in labels])
     probe = LinearProbe(labels).fit(features, actual)
     rates = metrics.label_correctness_rates(actual, [bool(r["greedy_correct"]) for r in rows], labels)
-    return References(labels, majority, prior, rates, probe)
+    first = None if first_token is None else LinearProbe(labels).fit(_first_token_features(first_token), actual)
+    return References(labels, majority, prior, rates, probe, first)
+
+
+def judge_scores(judged: Any, rows: list[dict], rates: dict[str, float]) -> dict[str, float]:
+    """A judge's headline numbers on labelled questions, without intervals (cheap enough to score every epoch).
+
+    Balanced accuracy and QWK against the measured labels, AUROC of the confidence score against
+    the greedy answers' correctness, and the share of questions given each label
+    (``predicted/<label>``); undefined values are left out.
+
+    Args:
+        judged: The judge's :class:`know_thyself.inference.judgments.Judgments` on the questions.
+        rows: The questions, each with ``label`` (or ``ability``) and ``greedy_correct``.
+        rates: The per-label correctness rates behind the confidence score (from the questions the judge trained on).
+    """
+    labels = judged.labels
+    actual = [r.get("label", r.get("ability")) for r in rows]
+    values = metrics.classification_metrics(actual, judged.predicted, labels)
+    values["auroc"] = metrics.auroc(metrics.confidence_score(judged.probabilities, labels, rates),
+                                    [bool(r["greedy_correct"]) for r in rows])
+    values.update({f"predicted/{label}": share for label, share in metrics.distribution(judged.predicted, labels).items()})
+    kept = (*HEADLINE, "exact_match")
+    return {key: float(value) for key, value in values.items()
+            if value is not None and (key in kept or key.startswith("predicted/"))}
+
+
+def epoch_scorer(tokenizer: Any, dev: list[dict], fit: list[dict], scheme: str, batch_size: int = 32) -> Any:
+    """A function of the model being trained -> its :func:`judge_scores` on the ``dev`` examples.
+
+    The confidence score's rates come from the ``fit`` examples (the ones trained on). For
+    :class:`know_thyself.training.best_epoch.BestEpoch`.
+    """
+    from know_thyself.inference.judgments import judge
+
+    labels = labels_for(scheme)
+    rates = metrics.label_correctness_rates([e["label"] for e in fit], [bool(e["greedy_correct"]) for e in fit], labels)
+    questions = [e["question"] for e in dev]
+    return lambda model: judge_scores(judge(model, tokenizer, questions, scheme, batch_size), dev, rates)
 
 
 @dataclass
@@ -90,7 +140,7 @@ class SplitScores:
 
 def score_split(
     split: str, split_rows: list[dict], judged: Any, references: References, features: np.ndarray,
-    base_judged: Any = None, reference_labels: list[str] | None = None,
+    base_judged: Any = None, reference_labels: list[str] | None = None, first_token: np.ndarray | None = None,
 ) -> SplitScores:
     """Score the judge and every baseline on one split's labelled questions.
 
@@ -103,6 +153,8 @@ def score_split(
         base_judged: The same model's judgments with its adapter off (adds ``prompt_only``).
         reference_labels: The labels of a second collect of the same questions, aligned with
             ``split_rows`` (adds ``label_noise_ceiling``: those labels used as predictions).
+        first_token: The probability of each question's greedy first answer token (adds
+            ``first_token``: that probability as its confidence, labels from ``references.first_token``).
     """
     labels, rates = references.labels, references.rates
     n = len(split_rows)
@@ -120,6 +172,10 @@ def score_split(
         "oracle": MethodOutput(list(actual), metrics.confidence_score(_one_hot(actual, labels), labels, rates)),
         AFTER_ANSWERING: MethodOutput(None, np.exp(np.clip(logprob, -50, 0))),
     }
+    if first_token is not None and references.first_token is not None:
+        first_probs = references.first_token.predict_proba(_first_token_features(first_token))
+        methods[FIRST_TOKEN] = MethodOutput([labels[i] for i in first_probs.argmax(axis=1)],
+                                            np.clip(np.asarray(first_token, dtype=float), 0.0, 1.0))
     if base_judged is not None:
         methods["prompt_only"] = MethodOutput(
             base_judged.predicted, metrics.confidence_score(base_judged.probabilities, labels, rates)

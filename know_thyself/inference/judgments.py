@@ -1,4 +1,4 @@
-"""Asking a model for its judgment: the predicted label and the three label probabilities.
+"""Asking a model for its judgment (the predicted label and the label probabilities), and how sure it is of its answer before answering.
 
 One forward pass per batch over the judgment prompt, after its shared system text has been
 prefilled once (:func:`judgment_forward`). The next-token distribution at the label position
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from know_thyself.data.labels import DEFAULT_SCHEME, labels_for
-from know_thyself.data.prompts import judgment_messages, render
+from know_thyself.data.prompts import answer_messages, judgment_messages, render
 from know_thyself.inference.prefix_cache import last_position_ids, tokenize
 
 
@@ -120,3 +120,20 @@ def judge(model: Any, tokenizer: Any, questions: Sequence[str], scheme: str = DE
     """
     logits, _ = judgment_forward(model, tokenizer, questions, scheme, batch_size)
     return judgments_from_logits(logits, tokenizer, scheme)
+
+
+def first_token_probability(model: Any, tokenizer: Any, questions: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    """The probability of the greedy first answer token at the end of each question's answer prompt.
+
+    One forward over the answer prompts (the prompt the model answers with; their shared system
+    text and worked examples prefilled once), nothing generated: how sure the model is of how its
+    answer begins, before it answers. The softmax is over the whole vocabulary in float32.
+
+    Returns:
+        Shape (n,), each in (0, 1].
+    """
+    if not questions:
+        return np.zeros(0)
+    prompts = [render(tokenizer, answer_messages(q)) for q in questions]
+    logits, _ = last_position_ids(model, tokenize(tokenizer, prompts), tokenizer.pad_token_id, batch_size)
+    return torch.softmax(logits.float(), dim=-1).amax(dim=-1).numpy().astype(float)

@@ -26,13 +26,14 @@ import pandas as pd
 from know_thyself.config import SweepConfig
 from know_thyself.data.labels import labels_for, scheme_of
 from know_thyself.evaluation.ability import RESPONSES
-from know_thyself.evaluation.methods import HEADLINE, References, fit_references, score_split
-from know_thyself.evaluation.probe import prompt_features
+from know_thyself.evaluation.judgment import Forwards, judge_split
+from know_thyself.evaluation.methods import HEADLINE, References, epoch_scorer, fit_references, score_split
 from know_thyself.inference.judgments import judge
 from know_thyself.inference.models import check_model_exists, load_model
 from know_thyself.steps.collect import require_collect_run
 from know_thyself.tracking import TAG_STEP, process_tags, read_jsonl_artifact, step_run
-from know_thyself.tracking.training_log import MlflowMetricsCallback, log_adapter, log_training
+from know_thyself.tracking.training_log import MlflowMetricsCallback, log_adapter, log_epochs, log_training
+from know_thyself.training.best_epoch import BestEpoch
 from know_thyself.training.dev_split import best_point, dev_split
 from know_thyself.training.judge import fit_judge
 from know_thyself.training.judgment_examples import build_examples
@@ -45,7 +46,7 @@ TAG_BEST_RUN = "best_run_id"
 TAG_BEST = "best"
 GRID_TABLE = "sweep_grid.json"
 # Methods scored beside each grid point's judge whose dev numbers do not depend on the point.
-REFERENCE_METHODS = ("probe", "majority", "oracle", "prior", "answer_logprob", "actual")
+REFERENCE_METHODS = ("probe", "first_token", "majority", "oracle", "prior", "answer_logprob", "actual")
 
 
 def run_sweep(cfg: SweepConfig, reuse: bool = True) -> dict[str, str]:
@@ -64,28 +65,30 @@ def run_sweep(cfg: SweepConfig, reuse: bool = True) -> dict[str, str]:
         if run.reused:
             best = mlflow.get_run(run.run_id).data.tags.get(TAG_BEST_RUN, "")
             return {"sweep": run.run_id, **({"best": best} if best else {})}
-        references, dev_features = _references(cfg, fit, dev, scheme)
+        references, dev_forwards = _references(cfg, fit, dev, scheme)
         questions = [r["question"] for r in dev]
-        examples = build_examples(fit, scheme)  # what build_judgment_data builds from train rows
+        # What build_judgment_data builds from train rows.
+        examples, dev_examples = build_examples(fit, scheme), build_examples(dev, scheme)
         results = []
         from tqdm.auto import tqdm
 
         for index, point in enumerate(tqdm(points, desc="sweep", unit="point", dynamic_ncols=True)):
-            results.append(_grid_point(cfg, index, point, examples, questions, dev, references, dev_features, scheme))
+            results.append(_grid_point(cfg, index, point, (examples, dev_examples), questions, dev, references,
+                                       dev_forwards, scheme))
         best = _tag_best(cfg, results)
         mlflow.log_table(_grid_table(points, results, best), GRID_TABLE)
     return {"sweep": run.run_id, **({"best": results[best]["run_id"]} if best is not None else {})}
 
 
-def _references(cfg: SweepConfig, fit: list[dict], dev: list[dict], scheme: str) -> tuple[References, Any]:
-    """Fit the baselines (probe, majority, correctness rates) on the fit part; the dev prompt features."""
+def _references(cfg: SweepConfig, fit: list[dict], dev: list[dict], scheme: str) -> tuple[References, Forwards]:
+    """Fit the baselines (probe, first token, majority, correctness rates) on the fit part; the bare model's dev forwards."""
     model, tokenizer = load_model(cfg.model, dtype=cfg.dtype)
-    fit_features, dev_features = (
-        prompt_features(model, tokenizer, [r["question"] for r in part], scheme, cfg.inference_batch_size)
+    fitted, dev_forwards = (
+        judge_split(model, tokenizer, [r["question"] for r in part], scheme, cfg.inference_batch_size, False)
         for part in (fit, dev)
     )
     labels = labels_for(scheme)
-    references = fit_references(fit, fit_features, labels)
+    references = fit_references(fit, fitted.features, labels, fitted.first_token)
     counts = {
         f"{name}/label_count/{label}": sum(r["ability"] == label for r in part)
         for name, part in (("fit", fit), ("dev", dev))
@@ -95,14 +98,14 @@ def _references(cfg: SweepConfig, fit: list[dict], dev: list[dict], scheme: str)
     mlflow.log_metrics({f"fit/correct_rate/{label}": rate for label, rate in references.rates.items()})
     del model
     gc.collect()
-    return references, dev_features
+    return references, dev_forwards
 
 
 def _grid_point(
-    cfg: SweepConfig, index: int, point: dict[str, Any], examples: list[dict], questions: list[str],
-    dev: list[dict], references: References, dev_features: Any, scheme: str,
+    cfg: SweepConfig, index: int, point: dict[str, Any], examples: tuple[list[dict], list[dict]], questions: list[str],
+    dev: list[dict], references: References, dev_forwards: Forwards, scheme: str,
 ) -> dict[str, Any]:
-    """Train one grid point's judge in a child run and score it on dev; returns its run id and dev metrics."""
+    """Train one grid point's judge in a child run (its best epoch on dev kept) and score it on dev; returns its run id and dev metrics."""
     name = f"point-{index}: " + " ".join(f"{key}={value}" for key, value in point.items())
     training = cfg.training(point)
     tags = {TAG_STEP: POINT_STEP, **process_tags()}
@@ -113,9 +116,12 @@ def _grid_point(
             "max_steps": str(cfg.max_steps), "seed": str(cfg.seed), "model": cfg.model,
             "collect_run_id": cfg.collect_run_id, "dev_fraction": str(cfg.dev_fraction),
         })
-        trained = fit_judge(examples, training, point["balance"], model_and_tokenizer=load_model(cfg.model, dtype="float32"),
-                            callbacks=(MlflowMetricsCallback(),))
+        fit_examples, dev_examples = examples
+        model_and_tokenizer = load_model(cfg.model, dtype="float32")
+        keeper = BestEpoch(epoch_scorer(model_and_tokenizer[1], dev_examples, fit_examples, scheme), training.select_by)
+        trained = fit_judge(fit_examples, training, scheme, model_and_tokenizer, (MlflowMetricsCallback(), keeper))
         log_training(trained)
+        log_epochs(keeper, prefix="epoch/dev/judge")
         with tempfile.TemporaryDirectory(prefix="know-thyself-sweep-") as scratch:
             adapter_dir = log_adapter(trained.trainer, cfg.model, folder=Path(scratch))
             del trained
@@ -126,7 +132,7 @@ def _grid_point(
             judged = judge(model, tokenizer, questions, scheme, cfg.inference_batch_size)
             del model
             gc.collect()
-        scores = score_split("dev", dev, judged, references, dev_features)
+        scores = score_split("dev", dev, judged, references, dev_forwards.features, first_token=dev_forwards.first_token)
         mlflow.log_metrics(scores.metrics)
         mlflow.log_table(pd.DataFrame(scores.rows), "dev_comparison.json")
         previous = mlflow.get_run(child.info.run_id).data.tags.get("undefined_metrics", "none")

@@ -9,6 +9,7 @@ from typing import Any
 import mlflow
 from transformers import TrainerCallback
 
+from know_thyself.training.best_epoch import BestEpoch
 from know_thyself.training.lora import ADAPTER_DIR, Trained, save_adapter
 
 
@@ -32,6 +33,14 @@ class MlflowMetricsCallback(TrainerCallback):
         }
         if numeric:
             mlflow.log_metrics(numeric, step=state.global_step)
+
+
+def log_epochs(keeper: BestEpoch, prefix: str = "dev/judge") -> None:
+    """Log each epoch's held-out scores (``<prefix>/<metric>`` at step = epoch) and the epoch kept (``train/best_epoch``)."""
+    for scores in keeper.history:
+        mlflow.log_metrics({f"{prefix}/{k}": v for k, v in scores.items() if k != "epoch"}, step=int(scores["epoch"]))
+    if keeper.best_epoch is not None:
+        mlflow.log_metric("train/best_epoch", keeper.best_epoch)
 
 
 def log_training(trained: Trained) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from know_thyself.config.grid import SELECT_BY_LOWER
 
 
-def dev_split(rows: Sequence[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+def dev_split(rows: Sequence[dict], fraction: float, seed: int, key: str = "ability") -> tuple[list[dict], list[dict]]:
     """Split labelled questions into a fit part and a dev part, stratified by ability label.
 
     The dev part holds ``round(fraction * n)`` questions. Each label gets its proportional share
@@ -26,9 +26,10 @@ def dev_split(rows: Sequence[dict], fraction: float, seed: int) -> tuple[list[di
     ``random.Random(seed)``; both parts keep the rows' original order.
 
     Args:
-        rows: ``responses.jsonl`` rows of one split (each with ``ability``).
+        rows: ``responses.jsonl`` rows of one split (each with ``ability``), or judgment examples.
         fraction: Share of the questions for the dev part, in (0, 1).
         seed: Seed of the draw.
+        key: The field that holds each row's label (``label`` for judgment examples).
 
     Returns:
         ``(fit, dev)``, disjoint, together all of ``rows``.
@@ -46,7 +47,7 @@ def dev_split(rows: Sequence[dict], fraction: float, seed: int) -> tuple[list[di
         )
     by_label: dict[str, list[int]] = {}
     for index, row in enumerate(rows):
-        by_label.setdefault(row["ability"], []).append(index)
+        by_label.setdefault(row[key], []).append(index)
     quotas = {label: size * len(indices) / n for label, indices in by_label.items()}
     counts = {label: math.floor(quota) for label, quota in quotas.items()}
     by_remainder = sorted(by_label, key=lambda label: (-(quotas[label] - counts[label]), label))

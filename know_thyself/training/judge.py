@@ -2,28 +2,61 @@
 
 from __future__ import annotations
 
-from know_thyself.config import TrainingOptions
+from know_thyself.config.judgment import JudgeOptions
+from know_thyself.data.labels import labels_for
+from know_thyself.inference.judgments import label_token_ids
+from know_thyself.inference.models import load_model
 from know_thyself.training.judgment_examples import balance_examples, label_counts
+from know_thyself.training.label_loss import class_weights, soft_targets
 from know_thyself.training.lora import Trained, train_lora
 
 
-def fit_judge(
-    examples: list[dict], training: TrainingOptions, balance: str, model_and_tokenizer: tuple | None = None,
-    callbacks: tuple = (),
-) -> Trained:
-    """Balance judgment examples and LoRA-train the judge on them.
+def with_targets(examples: list[dict], options: JudgeOptions, scheme: str) -> list[dict]:
+    """The examples with what the label loss reads: ``target`` (the label's distribution) and ``weight``.
 
-    The balanced label counts join the summary metrics (``train/balanced_count/<label>``).
+    ``label_targets`` hard: the one-hot measured label; soft: the label distribution its trials imply
+    (:func:`~know_thyself.training.label_loss.soft_targets`). ``balance`` weights: the label's class
+    weight (:func:`~know_thyself.training.label_loss.class_weights`); otherwise 1.
+    """
+    labels = labels_for(scheme)
+    weights = class_weights([e["label"] for e in examples], labels) if options.balance == "weights" else {}
+    out = []
+    for example in examples:
+        if options.label_targets == "soft":
+            target = soft_targets(example["correct_trials"], example["trials"], scheme, labels)
+        else:
+            target = [1.0 if label == example["label"] else 0.0 for label in labels]
+        out.append({**example, "target": target, "weight": weights.get(example["label"], 1.0)})
+    return out
+
+
+def fit_judge(
+    examples: list[dict], options: JudgeOptions, scheme: str, model_and_tokenizer: tuple | None = None,
+    callbacks: tuple = (), model: str = "",
+) -> Trained:
+    """LoRA-train the judge on judgment examples as ``options`` say.
+
+    ``loss`` label trains the cross-entropy over the label words at the label position, with class
+    weights or copies for balance and hard or soft targets; ``loss`` sft trains TRL's loss on the
+    completion tokens. The label counts the training saw join the summary metrics
+    (``train/balanced_count/<label>``).
 
     Args:
-        examples: Judgment SFT examples (:func:`know_thyself.training.judgment_examples.build_examples`).
-        training: The LoRA training options (a :class:`~know_thyself.config.TrainConfig` names the model to load).
-        balance: ``none`` or ``oversample`` (:func:`know_thyself.training.judgment_examples.balance_examples`).
+        examples: Judgment examples (:func:`know_thyself.training.judgment_examples.build_examples`).
+        options: The judge's training options.
+        scheme: The label scheme of the examples.
         model_and_tokenizer: An already loaded ``(model, tokenizer)`` in float32 to train.
-        callbacks: Trainer callbacks (the step's metrics logger).
+        callbacks: Trainer callbacks (the step's metrics logger, the best-epoch keeper).
+        model: The model argument to load when ``model_and_tokenizer`` is not given.
     """
-    balanced = balance_examples(examples, balance, training.seed)
+    balanced = balance_examples(examples, "oversample" if options.balance == "oversample" else "none", options.seed)
+    model_and_tokenizer = model_and_tokenizer or load_model(model, dtype="float32")
+    label_ids = None
+    if options.loss == "label":
+        balanced = with_targets(balanced, options, scheme)
+        label_ids = label_token_ids(model_and_tokenizer[1], labels_for(scheme))
     # Random batches: oversampled copies share a length, and length grouping would batch them together.
-    trained = train_lora(balanced, training, model_and_tokenizer, group_by_length=False, callbacks=callbacks)
+    trained = train_lora(balanced, options, model_and_tokenizer, group_by_length=False, callbacks=callbacks,
+                         label_ids=label_ids)
     trained.metrics.update({f"train/balanced_count/{label}": float(n) for label, n in label_counts(balanced).items()})
     return trained

@@ -1,8 +1,8 @@
-"""Judgment SFT data: a collect run's labels as chat-format examples.
+"""Judgment data: a collect run's labels as chat-format examples.
 
-Each example is a conversational prompt/completion pair: the judgment prompt for a question,
-and the one label word the collect step measured for it. TRL computes the loss on the
-completion only.
+Each example is a conversational prompt/completion pair: the judgment prompt for a question, and
+the one label word the collect step measured for it; beside them, the question, how many of its
+trials were right (for soft targets) and whether its greedy answer was (for choosing an epoch).
 """
 
 from __future__ import annotations
@@ -16,11 +16,15 @@ ARTIFACT_DIR = "judgment_data"
 
 
 def build_examples(rows: list[dict], scheme: str) -> list[dict]:
-    """SFT examples (``prompt``/``completion`` message lists) from ``responses.jsonl`` rows."""
+    """Judgment examples (``prompt``/``completion`` message lists and what the judge's training reads) from ``responses.jsonl`` rows."""
     return [
         {
             "question_id": row["question_id"],
+            "question": row["question"],
             "label": row["ability"],
+            "correct_trials": int(sum(bool(c) for c in row["correct"])),
+            "trials": len(row["correct"]),
+            "greedy_correct": bool(row["greedy_correct"]),
             "prompt": judgment_messages(row["question"], scheme),
             "completion": judgment_completion(row["ability"]),
         }

@@ -18,6 +18,7 @@ from know_thyself.config import TrainingOptions
 from know_thyself.inference.models import bf16_supported, load_model
 from know_thyself.inference.prefix_cache import common_prefix_length
 from know_thyself.training import speedups
+from know_thyself.training.label_loss import label_positions, restricted_label_loss
 
 ATTENTION_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj"]
 MLP_PROJECTIONS = ["gate_proj", "up_proj", "down_proj"]
@@ -26,17 +27,71 @@ TARGET_MODULES = {"attention": ATTENTION_PROJECTIONS, "attention_mlp": ATTENTION
 ADAPTER_DIR = "adapter"
 
 
+# The per-example columns the judge's label loss reads beside TRL's own (see training/label_loss.py).
+LABEL_LOSS_COLUMNS = ("target", "weight")
+
+
 def _sft_trainer_class() -> type:
     from trl import SFTTrainer
 
     class LabelPositionsSFTTrainer(SFTTrainer):
-        """TRL's SFTTrainer, its LM head run on the trained positions only (:func:`~know_thyself.training.speedups.label_positions_only`)."""
+        """TRL's SFTTrainer, its LM head run on the trained positions only (:func:`~know_thyself.training.speedups.label_positions_only`).
 
-        def compute_loss(self, *args: Any, **kwargs: Any) -> Any:
-            with speedups.label_positions_only():
-                return super().compute_loss(*args, **kwargs)
+        With ``label_ids`` set, the loss is the judge's cross-entropy over the label words at the
+        label position (:mod:`know_thyself.training.label_loss`) instead of TRL's token loss.
+        """
+
+        label_ids: Any = None
+
+        def _set_signature_columns_if_needed(self) -> None:
+            super()._set_signature_columns_if_needed()
+            if self.label_ids is not None:
+                self._signature_columns = [*self._signature_columns, *LABEL_LOSS_COLUMNS]
+
+        def compute_loss(self, model: Any, inputs: dict, return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
+            if self.label_ids is None:
+                with speedups.label_positions_only():
+                    return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            loss = judgment_batch_loss(model, inputs, self.label_ids)
+            return (loss, None) if return_outputs else loss
 
     return LabelPositionsSFTTrainer
+
+
+def judgment_batch_loss(model: Any, inputs: dict, label_ids: Any) -> Any:
+    """The judge's loss on one collated batch (:func:`~know_thyself.training.label_loss.restricted_label_loss`).
+
+    The model's logits are computed at the label positions only (``logits_to_keep``), through the
+    model's own forward, so that a data-parallel wrapper sees the forward it synchronises.
+    """
+    import torch
+
+    positions = label_positions(inputs["labels"])
+    kept = torch.unique(positions)
+    out = model(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"), logits_to_keep=kept,
+                use_cache=False)
+    rows = torch.arange(len(positions), device=positions.device)
+    logits = out.logits[rows, torch.searchsorted(kept, positions)]
+    first = inputs["input_ids"][rows, positions + 1]
+    if not bool(torch.isin(first, label_ids).all()):
+        raise ValueError("a judgment example's completion does not begin with a label word's first token; "
+                         "rebuild the judgment data with this model's tokenizer")
+    return restricted_label_loss(logits, label_ids, inputs["target"].to(logits.device), inputs["weight"].to(logits.device))
+
+
+class _WithLossColumns:
+    """A data collator that passes the label loss's per-example columns through beside TRL's own."""
+
+    def __init__(self, collator: Any) -> None:
+        self.collator = collator
+
+    def __call__(self, examples: list[dict]) -> dict:
+        import torch
+
+        batch = self.collator([{k: v for k, v in e.items() if k not in LABEL_LOSS_COLUMNS} for e in examples])
+        batch["target"] = torch.tensor([e["target"] for e in examples], dtype=torch.float32)
+        batch["weight"] = torch.tensor([e["weight"] for e in examples], dtype=torch.float32)
+        return batch
 
 
 def lora_config(cfg: TrainingOptions) -> Any:
@@ -54,7 +109,7 @@ def lora_config(cfg: TrainingOptions) -> Any:
 
 def build_trainer(
     examples: list[dict], cfg: TrainingOptions, output_dir: str, model_and_tokenizer: tuple | None = None,
-    group_by_length: bool | None = None, callbacks: tuple = (),
+    group_by_length: bool | None = None, callbacks: tuple = (), label_ids: list[int] | None = None,
 ) -> Any:
     """An SFTTrainer for LoRA on ``examples`` (``prompt``/``completion`` message lists).
 
@@ -66,6 +121,9 @@ def build_trainer(
         group_by_length: Batch examples of similar length together (default
             :data:`~know_thyself.training.speedups.GROUP_BY_LENGTH`); pass False for data with repeated examples.
         callbacks: Trainer callbacks (the step's metrics logger).
+        label_ids: The label words' first token ids, in label order: train the judge's label loss
+            (each example then carries ``target``, its label distribution, and ``weight``) instead
+            of TRL's loss on every completion token.
     """
     from datasets import Dataset
     from trl import SFTConfig
@@ -76,7 +134,8 @@ def build_trainer(
     model, tokenizer = model_and_tokenizer or load_model(cfg.model, dtype="float32")
     on_gpu = model.device.type == "cuda"
     model.train()
-    dataset = Dataset.from_list([{"prompt": e["prompt"], "completion": e["completion"]} for e in examples])
+    columns = ("prompt", "completion", *(LABEL_LOSS_COLUMNS if label_ids is not None else ()))
+    dataset = Dataset.from_list([{column: e[column] for column in columns} for e in examples])
     steps_per_epoch = max(1, -(-len(examples) // cfg.batch_size))
     args = SFTConfig(
         output_dir=output_dir,
@@ -98,7 +157,12 @@ def build_trainer(
         use_cpu=not on_gpu,
         gradient_checkpointing=False,
     )
-    trainer = _sft_trainer_class()(
+    trainer_class = _sft_trainer_class()
+    if label_ids is not None:
+        import torch
+
+        trainer_class = type("JudgmentLossTrainer", (trainer_class,), {"label_ids": torch.tensor(label_ids)})
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=dataset,
@@ -106,6 +170,8 @@ def build_trainer(
         peft_config=lora_config(cfg),
         callbacks=list(callbacks),
     )
+    if label_ids is not None:
+        trainer.data_collator = _WithLossColumns(trainer.data_collator)
     if speedups.SHARE_PROMPT_PREFIX:
         token_lists = trainer.train_dataset["input_ids"]
         shared = common_prefix_length(token_lists)
@@ -133,15 +199,15 @@ class Trained:
 
 def train_lora(
     examples: list[dict], cfg: TrainingOptions, model_and_tokenizer: tuple | None = None,
-    group_by_length: bool | None = None, callbacks: tuple = (),
+    group_by_length: bool | None = None, callbacks: tuple = (), label_ids: list[int] | None = None,
 ) -> Trained:
     """Train a LoRA adapter on ``examples``; return the trainer and the summary numbers.
 
-    ``model_and_tokenizer``, ``group_by_length`` and ``callbacks`` are passed to :func:`build_trainer`.
+    ``model_and_tokenizer``, ``group_by_length``, ``callbacks`` and ``label_ids`` are passed to :func:`build_trainer`.
     The caller saves what it needs (the adapter) while the trainer is alive.
     """
     with tempfile.TemporaryDirectory(prefix="know-thyself-train-") as scratch:  # nothing is saved there
-        trainer = build_trainer(examples, cfg, scratch, model_and_tokenizer, group_by_length, callbacks)
+        trainer = build_trainer(examples, cfg, scratch, model_and_tokenizer, group_by_length, callbacks, label_ids)
         started = time.perf_counter()
         result = trainer.train()
         elapsed = time.perf_counter() - started

@@ -100,6 +100,7 @@ def share_prompt_prefix(model: Any, prefix_ids: list[int]) -> None:
             return original(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **kwargs)
         rows = input_ids.shape[0]
         kwargs.pop("use_cache", None)
+        kwargs.pop("past_key_values", None)  # None here (checked above); the tail gets the prefix's cache
         head = original(input_ids=input_ids[:1, :width], use_cache=True, **kwargs)
         shared_kv = [(layer.keys, layer.values) for layer in head.past_key_values.layers]
         cache = expanded_cache(backbone.config, shared_kv, rows)

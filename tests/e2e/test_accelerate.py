@@ -17,7 +17,8 @@ from know_thyself.tracking import TAG_STEP
 def _collect_run() -> str:
     rows = [
         {"split": split, "question_id": f"{split}{i}", "question": f"What is item {i}?", "answer": f"item {i}",
-         "aliases": [f"item {i}"], "ability": ["can", "uncertain", "cannot"][i % 3]}
+         "aliases": [f"item {i}"], "ability": ["can", "uncertain", "cannot"][i % 3],
+         "correct": [[True, True], [True, False], [False, False]][i % 3], "greedy_correct": i % 3 != 2}
         for split, n in (("train", 8), ("validation", 4))
         for i in range(n)
     ]

@@ -22,6 +22,7 @@ from know_thyself.config import (
     MultiphaseConfig,
     Phase1Config,
     TrainConfig,
+    TrainingOptions,
 )
 
 PROJECT = yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"]
@@ -85,7 +86,7 @@ def test_help_names_the_right_upstream_step():
 def test_a_default_override_keeps_the_help():
     assert "Validation questions" in Phase1Config.help("test_samples")  # its own, chain-specific help
     assert Phase1Config.help("temperature") == CollectConfig.help("temperature")
-    assert KnowledgeTrainConfig.help("epochs") == TrainConfig.help("epochs")
+    assert KnowledgeTrainConfig.help("epochs") == TrainingOptions.help("epochs")  # a bare default override
 
 
 def test_step_configs_are_derived_from_the_chain_config():

@@ -85,9 +85,14 @@ def test_sweep_grid_is_every_combination():
                       lora_targets="attention,attention_mlp")
     grid = cfg.grid()
     assert len(grid) == 16
-    assert grid[0] == {"learning_rate": 3e-4, "epochs": 1.0, "balance": "none", "lora_r": 8, "lora_targets": "attention"}
+    defaults = {"loss": "label", "label_targets": "soft"}
+    assert grid[0] == {"learning_rate": 3e-4, "epochs": 1.0, "balance": "none", "lora_r": 8, "lora_targets": "attention",
+                       **defaults}
     assert grid[-1] == {"learning_rate": 1e-3, "epochs": 2.0, "balance": "oversample", "lora_r": 8,
-                        "lora_targets": "attention_mlp"}
+                        "lora_targets": "attention_mlp", **defaults}
+    # learning rates (2) x losses (2): four points
+    assert len(SweepConfig(collect_run_id=RUN_A, loss="label,sft", balance="oversample", label_targets="hard",
+                           epochs="1").grid()) == 4
     assert cfg.training(grid[-1]).lora_targets == "attention_mlp"
     with pytest.raises(ValueError, match="lora_targets must be one of attention, attention_mlp"):
         SweepConfig(collect_run_id=RUN_A, lora_targets="attention,mlp_only")
@@ -100,7 +105,10 @@ def test_sweep_grid_is_every_combination():
         ({"learning_rate": "1e-3,fast"}, "learning_rate must be a number (float), got 'fast'"),
         ({"learning_rate": "1e-3,2"}, "learning_rate must be in (0, 1), got 2.0"),
         ({"epochs": "1,1"}, "epochs lists a value twice"),
-        ({"balance": "oversample,undersample"}, "balance must be one of none, oversample, got 'undersample'"),
+        ({"balance": "oversample,undersample"}, "balance must be one of weights, oversample, none, got 'undersample'"),
+        ({"loss": "label,mse"}, "loss must be one of label, sft, got 'mse'"),
+        ({"loss": "sft", "balance": "weights"}, "loss sft trains on the completion's tokens"),
+        ({"epoch_select_by": "brier"}, "epoch_select_by must be one of auroc"),
         ({"lora_r": "8.5"}, "lora_r must be a number (int), got '8.5'"),
         ({"select_by": "loss"}, "select_by must be one of balanced_accuracy"),
         ({"dev_fraction": "1"}, "dev_fraction must be in (0, 1), got 1.0"),
@@ -125,6 +133,7 @@ def _fake_collect_run() -> str:
     return fake_collect_run([
         {"split": split, "question_id": f"{split}-{i}", "question": f"Question {split} {i}: what is {i} plus {i}?",
          "ability": label, "aliases": [str(2 * i)], "greedy_response": str(2 * i),
+         "correct": {"can": [True] * 5, "uncertain": [True] * 3 + [False] * 2, "cannot": [False] * 5}[label],
          "greedy_correct": label != "cannot", "greedy_mean_logprob": float(np.log(0.2 + 0.05 * i))}
         for split, labels in (("train", TRAIN_LABELS), ("validation", ["can", "cannot", "cannot", "uncertain"]))
         for i, label in enumerate(labels)
@@ -133,9 +142,9 @@ def _fake_collect_run() -> str:
 
 def test_sweep_runs_each_grid_point_as_a_child_scored_on_dev(tracking, tiny_model_dir, monkeypatch):
     seen: list[str] = []  # every question the model is asked about, judged or probed
-    real_judge, real_features = sweep_step.judge, sweep_step.prompt_features
+    real_judge, real_forwards = sweep_step.judge, sweep_step.judge_split
     monkeypatch.setattr(sweep_step, "judge", lambda m, t, q, *a, **k: seen.extend(q) or real_judge(m, t, q, *a, **k))
-    monkeypatch.setattr(sweep_step, "prompt_features", lambda m, t, q, *a, **k: seen.extend(q) or real_features(m, t, q, *a, **k))
+    monkeypatch.setattr(sweep_step, "judge_split", lambda m, t, q, *a, **k: seen.extend(q) or real_forwards(m, t, q, *a, **k))
     collect_id = _fake_collect_run()
     cfg = SweepConfig(
         model=tiny_model_dir, collect_run_id=collect_id, dev_fraction=0.25, learning_rate="1e-3,5e-3", epochs="1",
@@ -155,13 +164,16 @@ def test_sweep_runs_each_grid_point_as_a_child_scored_on_dev(tracking, tiny_mode
     assert sorted(c.data.params["learning_rate"] for c in children) == ["0.001", "0.005"]
     for child in children:
         assert child.info.status == "FINISHED" and child.data.tags[TAG_STEP] == "sweep_point"
-        assert (child.data.params["epochs"], child.data.params["balance"], child.data.params["lora_r"]) == ("1.0", "oversample", "16")
+        assert (child.data.params["epochs"], child.data.params["balance"], child.data.params["lora_r"]) == ("1.0", "weights", "16")
+        assert (child.data.params["loss"], child.data.params["label_targets"]) == ("label", "soft")
         metrics = child.data.metrics
         assert 0.0 <= metrics["dev/judge/balanced_accuracy"] <= 1.0
         assert metrics["dev/judge/balanced_accuracy_low"] <= metrics["dev/judge/balanced_accuracy"] <= metrics["dev/judge/balanced_accuracy_high"]
         assert "dev/probe/balanced_accuracy" in metrics and "dev/judge/qwk" in metrics
-        # trained on the fit part, balanced: 9 questions (5 cannot, 2 uncertain, 2 can -> 5 each)
-        assert [metrics[f"train/balanced_count/{label}"] for label in ("can", "uncertain", "cannot")] == [5, 5, 5]
+        # trained on the fit part, each question once (class weights balance them): 2 can, 2 uncertain, 5 cannot
+        assert [metrics[f"train/balanced_count/{label}"] for label in ("can", "uncertain", "cannot")] == [2, 2, 5]
+        history = mlflow.MlflowClient().get_metric_history(child.info.run_id, "epoch/dev/judge/balanced_accuracy")
+        assert [m.step for m in history] == [1] and metrics["train/best_epoch"] == 1
         assert "train/final_loss" in metrics
         assert not [k for k in metrics if k.startswith(("validation", "train/judge"))]
         assert "adapter/adapter_config.json" in {a.path for a in mlflow.MlflowClient().list_artifacts(child.info.run_id, "adapter")}

@@ -236,11 +236,24 @@ def test_params_are_strings_of_every_field():
 
 
 def test_params_of_train_config():
-    params = TrainConfig.from_options({"data_run_id": RUN_A}).params()
-    assert params["learning_rate"] == "0.001"
-    assert params["epochs"] == "1.0"
+    params = TrainConfig.from_options({"data_run_id": RUN_A, "epochs": "2"}).params()
+    assert params["epochs"] == "2.0"
     assert params["max_steps"] == "-1"
     assert params["data_run_id"] == RUN_A
+    assert params["learning_rate"] == str(TrainConfig.learning_rate)
+
+
+def test_the_judge_s_options_must_fit_its_loss():
+    with pytest.raises(ValueError, match="loss sft trains on the completion's tokens"):
+        TrainConfig(data_run_id=RUN_A, loss="sft", balance="weights")
+    with pytest.raises(ValueError, match="loss sft trains on the completion's tokens"):
+        TrainConfig(data_run_id=RUN_A, loss="sft", balance="oversample", label_targets="soft")
+    assert TrainConfig(data_run_id=RUN_A, loss="sft", balance="oversample", label_targets="hard").loss == "sft"
+    for name, value in (("loss", "mse"), ("balance", "undersample"), ("label_targets", "fuzzy"), ("select_by", "ece")):
+        with pytest.raises(ValueError, match=f"{name} must be one of"):
+            TrainConfig(data_run_id=RUN_A, **{name: value})
+    with pytest.raises(ValueError, match=r"dev_fraction must be in \[0, 1\)"):
+        TrainConfig(data_run_id=RUN_A, dev_fraction=1.0)
 
 
 def test_equal_options_give_equal_params():

@@ -9,9 +9,10 @@ from helpers import fake_collect_run, fixed_judge_split
 
 from know_thyself.config import EvaluateConfig
 from know_thyself.evaluation import judgment as evaluate
+from know_thyself.evaluation import metrics
 from know_thyself.inference.judgments import judge, label_token_ids
 from know_thyself.steps.evaluate_judgment import run_evaluate_judgment
-from know_thyself.tracking import TAG_STEP
+from know_thyself.tracking import TAG_STEP, read_jsonl_artifact
 
 ACTUAL = {"train": ["can", "can", "uncertain", "cannot"], "validation": ["cannot", "cannot", "uncertain", "can", "can"]}
 PREDICTED = {"train": ["can", "cannot", "uncertain", "cannot"], "validation": ["cannot", "can", "cannot", "can", "can"]}
@@ -163,8 +164,9 @@ def _rows(questions_by_split):
 
 
 def test_one_forward_per_model_and_prompt_only_is_the_bare_model(tiny, monkeypatch):
-    """With an adapter: the bare model runs once (logits and hidden state), the adapter once; its
-    prompt_only and probe rows equal an evaluation of the bare model on its own."""
+    """With an adapter: the bare model runs once over the judgment prompts (logits and hidden state) and
+    once over the answer prompts (the first token), the adapter once; its prompt_only, probe and
+    first_token rows equal an evaluation of the bare model on its own."""
     import torch
     from peft import LoraConfig, get_peft_model
 
@@ -183,20 +185,24 @@ def test_one_forward_per_model_and_prompt_only_is_the_bare_model(tiny, monkeypat
 
     monkeypatch.setattr(judge_module, "last_position_ids", counting_forward)
     bare = evaluate.evaluate_judgment(model, tokenizer, rows, "three", batch_size=3)
-    assert calls == [(4, True), (5, True)]  # one forward per split serves the judge and the probe
+    # per split: one judgment forward serves the judge and the probe, one answer forward the first token
+    assert calls == [(4, True), (4, False), (5, True), (5, False)]
 
     torch.manual_seed(1)
     adapted = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
     adapted.eval()
     calls.clear()
     with_adapter = evaluate.evaluate_judgment(adapted, tokenizer, rows, "three", batch_size=3, with_adapter=True)
-    assert calls == [(4, True), (4, False), (5, True), (5, False)]  # bare (with hidden state), then adapter
+    # bare judgment (with hidden state), bare answer prompts, then the adapter's judgment
+    assert calls == [(4, True), (4, False), (4, False), (5, True), (5, False), (5, False)]
     for split in ACTUAL:
         for metric in ("exact_match", "balanced_accuracy", "qwk", "brier"):
             assert with_adapter.metrics[f"{split}/prompt_only/{metric}"] == pytest.approx(
                 bare.metrics[f"{split}/judge/{metric}"], abs=1e-6)
             assert with_adapter.metrics[f"{split}/probe/{metric}"] == pytest.approx(
                 bare.metrics[f"{split}/probe/{metric}"], abs=1e-6)
+            assert with_adapter.metrics[f"{split}/first_token/{metric}"] == pytest.approx(
+                bare.metrics[f"{split}/first_token/{metric}"], abs=1e-6)
     # the adapter really changes the judge's probabilities (it is not the bare model again)
     bare_probs = [p["probabilities"] for p in bare.predictions]
     adapter_probs = [p["probabilities"] for p in with_adapter.predictions]
@@ -313,3 +319,38 @@ def test_prior_is_scored_as_a_confidence_method_only(tracking, tiny_model_dir, m
     assert "validation/majority/exact_match" in got
     assert "validation/prior/brier" in got
     assert "validation/prior/exact_match" not in mlflow.get_run(run.run_id).data.tags["undefined_metrics"]
+
+
+def test_first_token_probability_equals_a_plain_forward(tiny):
+    """The first-token score: the largest next-token probability at the end of the answer prompt, as a plain
+    forward over the whole prompt (no shared prefix, no batching) gives it."""
+    import torch
+
+    from know_thyself.data.prompts import answer_messages, render
+    from know_thyself.inference.judgments import first_token_probability
+
+    model, tokenizer = tiny
+    questions = ["What is the capital of Peru?", "Who wrote Hamlet, the play about a Danish prince?", "Why?"]
+    got = first_token_probability(model, tokenizer, questions, batch_size=2)
+    for question, value in zip(questions, got):
+        ids = tokenizer(render(tokenizer, answer_messages(question)), add_special_tokens=False, return_tensors="pt")
+        with torch.no_grad():
+            logits = model(**ids).logits[0, -1].float()
+        assert value == pytest.approx(float(torch.softmax(logits, -1).max()), rel=1e-4)
+    assert first_token_probability(model, tokenizer, [], batch_size=2).shape == (0,)
+
+
+def test_first_token_is_scored_with_intervals_and_a_paired_difference(tracking, tiny_model_dir, monkeypatch):
+    """first_token: its AUROC is that of the probability itself; its labels come from the train split."""
+    monkeypatch.setattr(evaluate, "judge_split", fixed_judge_split(PREDICTED, _split_of))
+    run = run_evaluate_judgment(EvaluateConfig(model=tiny_model_dir, collect_run_id=_fake_collect_run()))
+    got = mlflow.get_run(run.run_id).data.metrics
+    predictions = [p for p in read_jsonl_artifact(run.run_id, "predictions.jsonl") if p["split"] == "validation"]
+    scores = [p["first_token"] for p in predictions]
+    correct = [p["greedy_correct"] for p in predictions]
+    assert got["validation/first_token/auroc"] == pytest.approx(metrics.auroc(scores, correct))
+    assert got["validation/first_token/auroc_low"] <= got["validation/first_token/auroc"] <= got["validation/first_token/auroc_high"]
+    assert got["validation/judge_minus_first_token/balanced_accuracy"] == pytest.approx(
+        got["validation/judge/balanced_accuracy"] - got["validation/first_token/balanced_accuracy"])
+    table = mlflow.load_table("comparison.json", run_ids=[run.run_id])
+    assert "first_token" in set(table["method"]) and "judge_minus_first_token" in set(table["method"])

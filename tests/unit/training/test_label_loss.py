@@ -1,0 +1,106 @@
+"""The judge's label loss against hand-computed values: the restricted cross-entropy, class weights, soft
+targets, the label position, the loss a batch gets on the tiny model, and the best epoch kept."""
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from know_thyself.config import TrainConfig
+from know_thyself.data.prompts import judgment_completion, judgment_messages
+from know_thyself.training.best_epoch import BestEpoch
+from know_thyself.training.label_loss import class_weights, label_positions, restricted_label_loss, soft_targets
+
+THREE = ("can", "uncertain", "cannot")
+
+
+def test_restricted_loss_by_hand():
+    # Two rows over a 4-word vocabulary; the label words are tokens 1 and 3.
+    logits = torch.tensor([[0.0, math.log(3.0), 5.0, 0.0], [0.0, 0.0, 0.0, math.log(4.0)]])
+    label_ids = torch.tensor([1, 3])
+    targets = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
+    weights = torch.tensor([2.0, 1.0])
+    # Row 1, restricted to tokens 1 and 3: softmax(log 3, 0) = (3/4, 1/4); CE against (1, 0) = -log(3/4).
+    # Row 2: softmax(0, log 4) = (1/5, 4/5); CE against (1/2, 1/2) = -(log(1/5) + log(4/5)) / 2.
+    ce = (2.0 * -math.log(3 / 4) + 1.0 * -(math.log(1 / 5) + math.log(4 / 5)) / 2) / 2
+    # Label mass: row 1 holds (3 + 1) / (1 + 3 + e^5 + 1) of the probability, row 2 (1 + 4) / (1 + 1 + 1 + 4).
+    mass = -(math.log(4 / (5 + math.exp(5))) + math.log(5 / 7)) / 2
+    assert float(restricted_label_loss(logits, label_ids, targets, weights, mass_weight=0.0)) == pytest.approx(ce)
+    assert float(restricted_label_loss(logits, label_ids, targets, weights, mass_weight=0.5)) == pytest.approx(
+        ce + 0.5 * mass)
+
+
+def test_class_weights_are_balanced_with_mean_one():
+    labels = ["can", "cannot", "cannot", "cannot"]
+    weights = class_weights(labels, THREE)
+    # n / (K * n_k) over the two labels present: can 4 / (2 * 1) = 2, cannot 4 / (2 * 3) = 2/3.
+    assert weights == pytest.approx({"can": 2.0, "cannot": 2 / 3})
+    assert sum(weights[label] for label in labels) / len(labels) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="no labelled examples"):
+        class_weights([], THREE)
+
+
+def test_soft_targets_by_hand():
+    # One trial: right -> can, wrong -> cannot. Jeffreys posterior Beta(1.5, 0.5) after one right answer:
+    # a fresh answer is right with probability 1.5 / 2 = 0.75.
+    assert soft_targets(1, 1, "three", THREE) == pytest.approx([0.75, 0.0, 0.25])
+    assert soft_targets(0, 1, "three", THREE) == pytest.approx([0.25, 0.0, 0.75])
+    # Two trials, one right: Beta(1.5, 1.5); two fresh answers both right with probability
+    # a (a + 1) / ((a + b)(a + b + 1)) = 1.5 * 2.5 / (3 * 4) = 0.3125, both wrong likewise, one of each 0.375.
+    assert soft_targets(1, 2, "three", THREE) == pytest.approx([0.3125, 0.375, 0.3125])
+    five = soft_targets(5, 5, "three", THREE)
+    assert sum(five) == pytest.approx(1.0) and five[0] > five[1] > five[2]
+    assert soft_targets(3, 5, "binary", ("can", "cannot"))[1] > 0.5
+    with pytest.raises(ValueError, match="correct must be in 0..trials"):
+        soft_targets(6, 5, "three", THREE)
+
+
+def test_the_label_position_is_the_one_before_the_completion():
+    labels = torch.tensor([[-100, -100, -100, 7, 8], [-100, 5, 6, -100, -100]])
+    assert label_positions(labels).tolist() == [2, 0]
+    with pytest.raises(ValueError, match="no completion token"):
+        label_positions(torch.tensor([[-100, -100]]))
+
+
+def test_a_batch_s_loss_is_the_restricted_loss_of_a_plain_forward(tiny, tiny_model_dir, tmp_path):
+    from know_thyself.inference.judgments import label_token_ids
+    from know_thyself.training.lora import build_trainer
+
+    examples = [
+        {"prompt": judgment_messages(f"Question number {i}?"), "completion": judgment_completion(label),
+         "target": [float(label == word) for word in THREE], "weight": 1.0 + i}
+        for i, label in enumerate(["can", "cannot", "uncertain", "cannot"])
+    ]
+    cfg = TrainConfig(model=tiny_model_dir, data_run_id="0" * 32, batch_size=4, max_steps=1, lora_dropout=0.0)
+    model, tokenizer = tiny
+    trainer = build_trainer(examples, cfg, str(tmp_path), (model, tokenizer), group_by_length=False,
+                            label_ids=label_token_ids(tokenizer, THREE))
+    batch = next(iter(trainer.get_train_dataloader()))
+    loss = trainer.compute_loss(trainer.model, dict(batch))
+    with torch.no_grad():
+        logits = trainer.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    positions = label_positions(batch["labels"])
+    expected = restricted_label_loss(logits[torch.arange(4), positions], trainer.label_ids, batch["target"], batch["weight"])
+    assert float(loss) == pytest.approx(float(expected), rel=1e-4)
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in trainer.model.named_parameters() if "lora_" in n)
+
+
+def test_the_best_epoch_s_weights_are_the_ones_kept():
+    model = torch.nn.Linear(2, 1)
+    scores = iter([{"auroc": 0.6, "predicted/can": 0.5, "predicted/cannot": 0.5},
+                   {"auroc": 0.8, "predicted/can": 0.5, "predicted/cannot": 0.5},
+                   {"auroc": 0.9, "predicted/can": 0.0, "predicted/cannot": 1.0},  # never says can: not a candidate
+                   {"auroc": 0.7, "predicted/can": 0.4, "predicted/cannot": 0.6}])
+    keeper = BestEpoch(lambda m: next(scores), "auroc")
+    kept = None
+    for epoch in range(1, 5):
+        with torch.no_grad():
+            model.weight.fill_(float(epoch))
+        keeper.on_epoch_end(None, SimpleNamespace(epoch=float(epoch)), None, model=model)
+        if epoch == 2:
+            kept = model.weight.detach().clone()
+    keeper.on_train_end(None, None, None, model=model)
+    assert keeper.best_epoch == 2 and [h["epoch"] for h in keeper.history] == [1, 2, 3, 4]
+    assert torch.equal(model.weight, kept)
