@@ -19,7 +19,7 @@ from know_thyself.config.choices import (
     check_choice,
 )
 from know_thyself.config.collection import CollectConfig, CollectOptions
-from know_thyself.config.judgment import EvaluateConfig, JudgeOptions, TrainConfig
+from know_thyself.config.judgment import EvaluateConfig, JudgeOptions, JudgmentDataConfig, TrainConfig
 from know_thyself.config.knowledge import KnowledgeDataConfig, KnowledgeTrainConfig
 
 
@@ -63,12 +63,14 @@ class Phase1Config(JudgeOptions, CollectOptions):
         )
 
     def evaluate(
-        self, model: str, collect_run_id: str, adapter_run_id: str = "", reference_collect_run_id: str = ""
+        self, model: str, collect_run_id: str, adapter_run_id: str = "", reference_collect_run_id: str = "",
+        baseline_adapter_run_id: str = "",
     ) -> EvaluateConfig:
-        """The evaluate_judgment step's config for ``model`` on a collect run (optionally an adapter, a reference collect)."""
+        """The evaluate_judgment step's config for ``model`` on a collect run (optionally an adapter, a reference
+        collect, another judge's adapter for the held-out test)."""
         return self.derive(
             EvaluateConfig, model=model, collect_run_id=collect_run_id, adapter_run_id=adapter_run_id,
-            reference_collect_run_id=reference_collect_run_id,
+            reference_collect_run_id=reference_collect_run_id, baseline_adapter_run_id=baseline_adapter_run_id,
         )
 
     def train(self, data_run_id: str, model: str | None = None) -> TrainConfig:
@@ -88,6 +90,10 @@ class MultiphaseConfig(Phase1Config):
     knowledge_lora_targets: str = option(KnowledgeTrainConfig.lora_targets, "Phase 2's LoRA layers; see lora_targets.")
     knowledge_targets: str = option(KnowledgeDataConfig.targets, "Phase 2's answer targets; " + KNOWLEDGE_TARGETS_HELP)
     knowledge_fraction: float = option(KnowledgeDataConfig.fraction, KNOWLEDGE_FRACTION_HELP)
+    holdout_fraction: float = option(
+        JudgmentDataConfig.holdout_fraction, "Share of the taught train questions (and of the untaught) kept out of "
+        "judgment v2's training: its held-out test."
+    )
     phase: int = option(0, "Run phases up to this one (1, 2 or 3), reusing finished earlier steps; 0 runs all.")
 
     def validate(self) -> None:

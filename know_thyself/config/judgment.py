@@ -33,9 +33,20 @@ class JudgmentDataConfig(StepConfig):
 
     step: ClassVar[str] = "build_judgment_data"
     collect_run_id: str = option("", "Run id of a finished collect run whose labels to turn into examples.", required=True)
+    knowledge_data_run_id: str = option(
+        "", "Run id of the build_knowledge_data run that taught the model (Phase 3): holdout_fraction of the taught "
+        "train questions, and as many of the untaught, are kept out of the judge's training (optional).",
+    )
+    holdout_fraction: float = option(
+        0.3, "Share of the taught train questions (and of the untaught) kept out of the judge's training when "
+        "knowledge_data_run_id is given: the questions its held-out test reads.",
+    )
+    seed: int = option(42, "Seed of the held-out draw.")
 
     def validate(self) -> None:
         check_run_id("collect_run_id", self.collect_run_id)
+        check_run_id("knowledge_data_run_id", self.knowledge_data_run_id, optional=True)
+        check(0.0 <= self.holdout_fraction < 1.0, f"holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
 
 
 @dataclass
@@ -55,12 +66,17 @@ class EvaluateConfig(StepConfig):
         "Run id of a second collect run of the same questions with another sample_seed: adds the "
         "label_noise_ceiling row, its labels used as predictions of the first (leave it out to skip).",
     )
+    baseline_adapter_run_id: str = option(
+        "", "Run id of another train_judgment run (judgment v1) whose adapter is applied to this model, unchanged, "
+        "beside the judge on its held-out taught and untaught questions (optional).",
+    )
 
     def validate(self) -> None:
         check_model_options(self.model, self.dtype, self.inference_batch_size)
         check_run_id("collect_run_id", self.collect_run_id)
         check_run_id("adapter_run_id", self.adapter_run_id, optional=True)
         check_run_id("reference_collect_run_id", self.reference_collect_run_id, optional=True)
+        check_run_id("baseline_adapter_run_id", self.baseline_adapter_run_id, optional=True)
         check(
             self.reference_collect_run_id != self.collect_run_id,
             "reference_collect_run_id is the collect_run_id itself; pass a second collect of the same "

@@ -15,7 +15,21 @@ from know_thyself.data.questions import SPLITS
 from know_thyself.evaluation.methods import HEADLINE
 
 # The trained judge and the baselines it is compared with in the same evaluation run.
-METHODS = ("judge", "prompt_only", "probe", "majority")
+METHODS = ("judge", "probe", "first_token", "prompt_only", "majority")
+# The Phase 3 test of what was taught (know_thyself.evaluation.taught), read from the evaluation of
+# judgment v2 onto its phase's train row: column -> metric.
+TAUGHT_COLUMNS = {
+    "heldout_judge_auroc": "heldout/judge/auroc",
+    "heldout_baseline_judge_auroc": "heldout/baseline_judge/auroc",
+    "heldout_judge_predicted_can_taught": "heldout/judge/predicted_can/taught",
+    "heldout_judge_predicted_can_untaught": "heldout/judge/predicted_can/untaught",
+    "heldout_actual_can_taught": "heldout/actual_can/taught",
+    "heldout_actual_can_untaught": "heldout/actual_can/untaught",
+    "heldout_taught_questions": "heldout/taught/questions",
+    "heldout_untaught_questions": "heldout/untaught/questions",
+    "first_token_auroc_taught": "where_known/train/first_token/auroc_taught",
+    "answer_logprob_auroc_taught": "where_known/train/answer_logprob/auroc_taught",
+}
 
 
 @dataclass
@@ -59,19 +73,28 @@ def summary_table(phases: dict[str, PhaseRuns]) -> pd.DataFrame:
             for label in labels_for(scheme):
                 row[f"actual_{label}"] = runs.collect_metrics.get(f"{split}/ability/{label}")
                 row[f"predicted_{label}"] = trained.get(f"{split}/judge/predicted/{label}")
+            for column, metric in TAUGHT_COLUMNS.items():
+                for suffix in ("", "_low", "_high"):
+                    value = trained.get(f"{metric}{suffix}") if split == "train" else None
+                    if suffix == "" or metric.endswith("auroc") or metric.endswith("auroc_taught"):
+                        row[f"{column}{suffix}"] = value
             rows.append(row)
     return pd.DataFrame(rows)
 
 
 def story_figure(table: pd.DataFrame):
-    """Three panels: QA accuracy per phase, judge vs baselines (exact match), ability mix."""
-    figure = Figure(figsize=(15, 4.5), layout="constrained")
+    """QA accuracy per phase, judge vs baselines (balanced accuracy), the ability mix, and after Phase 3 what was taught."""
+    taught = table[(table["phase"] == "phase3") & (table["split"] == "train")] if "heldout_judge_auroc" in table else table[:0]
+    taught = taught if len(taught) and not _missing(taught.iloc[0]["heldout_judge_auroc"]) else taught[:0]
+    figure = Figure(figsize=(20 if len(taught) else 15, 4.5), layout="constrained")
     FigureCanvasAgg(figure)
-    axes = figure.subplots(1, 3)
+    axes = figure.subplots(1, 4 if len(taught) else 3)
     phases = list(dict.fromkeys(table["phase"]))
     x = np.arange(len(phases))
     width = 0.38
-    qa, judge_ax, mix = axes
+    qa, judge_ax, mix = axes[:3]
+    if len(taught):
+        _taught_panel(axes[3], taught.iloc[0].to_dict())
     for offset, split in ((-width / 2, "train"), (width / 2, "validation")):
         part = table[table["split"] == split].set_index("phase").reindex(phases)
         bars = qa.bar(x + offset, part["qa_accuracy"].astype(float), width, label=split)
@@ -113,6 +136,23 @@ def story_figure(table: pd.DataFrame):
     return figure
 
 
+def _taught_panel(ax, row: dict) -> None:
+    """AUROCs of telling the taught train questions from the untaught ones (0.5: chance)."""
+    bars = [("v2, held out", "heldout_judge_auroc"), ("v1 unchanged,\nheld out", "heldout_baseline_judge_auroc"),
+            ("first token\n(before)", "first_token_auroc_taught"), ("answer log-prob\n(after)", "answer_logprob_auroc_taught")]
+    heights = np.array([float(row.get(c) if not _missing(row.get(c)) else np.nan) for _, c in bars])
+    low = np.array([float(row.get(f"{c}_low") if not _missing(row.get(f"{c}_low")) else np.nan) for _, c in bars])
+    high = np.array([float(row.get(f"{c}_high") if not _missing(row.get(f"{c}_high")) else np.nan) for _, c in bars])
+    errors = np.nan_to_num(np.vstack([heights - low, high - heights]), nan=0.0).clip(min=0.0)
+    drawn = ax.bar(np.arange(len(bars)), np.nan_to_num(heights), 0.6, yerr=errors, capsize=3,
+                   color=["tab:blue", "tab:gray", "tab:green", "tab:orange"])
+    ax.bar_label(drawn, fmt="%.2f", fontsize=8)
+    ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+    ax.set_xticks(np.arange(len(bars)), [name for name, _ in bars], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_title("phase 3: taught vs untaught train questions, AUROC (95% CI)")
+
+
 def _with_interval(record: dict, column: str) -> str:
     value = record.get(column)
     if value is None or pd.isna(value):
@@ -144,26 +184,62 @@ def summary_markdown(table: pd.DataFrame) -> str:
         )
     lines += [
         "",
-        "| phase | split | QA accuracy | judge balanced accuracy | judge QWK | judge AUROC | probe balanced accuracy "
-        "| majority balanced accuracy | judge - majority |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| phase | split | QA accuracy | judge balanced accuracy | judge QWK | judge AUROC | probe AUROC "
+        "| first-token AUROC | majority balanced accuracy | judge - majority |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for record in records:
         cells = [
             PHASE_NAMES.get(record["phase"], record["phase"]), record["split"],
             "-" if record["qa_accuracy"] is None or pd.isna(record["qa_accuracy"]) else f"{record['qa_accuracy']:.2f}",
             *(_with_interval(record, column) for column in (
-                "judge_balanced_accuracy", "judge_qwk", "judge_auroc", "probe_balanced_accuracy",
+                "judge_balanced_accuracy", "judge_qwk", "judge_auroc", "probe_auroc", "first_token_auroc",
                 "majority_balanced_accuracy", "judge_minus_majority_balanced_accuracy")),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += taught_lines(records)
     lines += ["", "95% bootstrap intervals over questions in brackets. Figures: summary.png; table: summary.json."]
     return "\n".join(lines)
 
 
+def taught_lines(records: list[dict]) -> list[str]:
+    """What Phase 3's held-out test found, in words (none before Phase 3 ran)."""
+    row = next((r for r in records if r["phase"] == "phase3" and r["split"] == "train"), None)
+    if row is None or _missing(row.get("heldout_judge_auroc")):
+        return []
+    low, high = row.get("heldout_judge_auroc_low"), row.get("heldout_judge_auroc_high")
+    chance = not _missing(low) and low <= 0.5 <= high
+    verdict = ("**No better than chance:** judgment v2 does not tell the taught questions it never saw from the "
+               "untaught ones; what Phase 2 taught is not in what the judge reads." if chance else
+               "Judgment v2 tells the held-out taught questions from the untaught ones better than chance.")
+    return [
+        "",
+        f"**Phase 3, held-out test.** {row['heldout_taught_questions']:.0f} taught and {row['heldout_untaught_questions']:.0f} "
+        f"untaught train questions were kept out of judgment v2's training (measured `can` after Phase 2: "
+        f"{_share(row, 'heldout_actual_can_taught')} and {_share(row, 'heldout_actual_can_untaught')}). Judgment v2's P(can) "
+        f"separates them with AUROC {_with_interval(row, 'heldout_judge_auroc')} (judgment v1 applied unchanged: "
+        f"{_with_interval(row, 'heldout_baseline_judge_auroc')}); it calls {_share(row, 'heldout_judge_predicted_can_taught')} "
+        f"of the taught and {_share(row, 'heldout_judge_predicted_can_untaught')} of the untaught ones `can`. {verdict}",
+        "",
+        f"**Where the merged model shows what it was taught** (taught vs untaught train questions, AUROC): the first "
+        f"answer token's probability, before answering, {_with_interval(row, 'first_token_auroc_taught')}; the greedy "
+        f"answer's mean log-probability, after answering, {_with_interval(row, 'answer_logprob_auroc_taught')}.",
+    ]
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def _share(record: dict, column: str) -> str:
+    value = record.get(column)
+    return "-" if _missing(value) else f"{value:.0%}"
+
+
 # The summary's columns logged as metrics of the parent run, ``<phase>/<split>/<column>``.
 METRIC_COLUMNS = ("qa_accuracy", "judge_balanced_accuracy", "judge_qwk", "judge_auroc", "probe_balanced_accuracy",
-                  "probe_auroc", "judge_minus_majority_balanced_accuracy", "judge_exact_match")
+                  "probe_auroc", "first_token_auroc", "judge_minus_majority_balanced_accuracy", "judge_exact_match",
+                  *TAUGHT_COLUMNS)
 
 
 def summary_metrics(table: pd.DataFrame) -> dict[str, float]:
@@ -171,7 +247,7 @@ def summary_metrics(table: pd.DataFrame) -> dict[str, float]:
     metrics = {}
     for record in table.to_dict("records"):
         for column in METRIC_COLUMNS:
-            value = record[column]
+            value = record.get(column)
             if value is not None and not pd.isna(value):
                 metrics[f"{record['phase']}/{record['split']}/{column}"] = float(value)
     return metrics

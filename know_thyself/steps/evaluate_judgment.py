@@ -8,13 +8,17 @@ confusion tables, the figures and ``predictions.jsonl``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import mlflow
 
 from know_thyself.config import EvaluateConfig
-from know_thyself.data.labels import scheme_of
+from know_thyself.data.labels import CAN, scheme_of
 from know_thyself.evaluation.ability import RESPONSES, check_reference_collect
 from know_thyself.evaluation.comparison import describe, headline
 from know_thyself.evaluation.judgment import Evaluation, check_same_questions, evaluate_judgment
+from know_thyself.evaluation.taught import heldout_report, where_known
+from know_thyself.inference.judgments import judge
 from know_thyself.inference.models import check_model_exists, load_model
 from know_thyself.steps.collect import require_collect_run
 from know_thyself.tracking import (
@@ -26,6 +30,9 @@ from know_thyself.tracking import (
     require_step_run,
     step_run,
 )
+from know_thyself.training.judgment_examples import ARTIFACT_DIR as JUDGMENT_DATA
+from know_thyself.training.judgment_examples import HELDOUT
+from know_thyself.training.knowledge_examples import DATA_FILE as KNOWLEDGE_DATA
 from know_thyself.training.lora import ADAPTER_DIR, load_adapter
 
 PREDICTIONS = "predictions.jsonl"
@@ -36,8 +43,12 @@ TRAINING_STEPS = ("train_judgment",)
 def run_evaluate_judgment(cfg: EvaluateConfig, reuse: bool = True, run_name: str | None = None) -> StepRun:
     """Run evaluate_judgment in its own (possibly nested) run, or reuse an identical finished one."""
     collected = require_collect_run(cfg.collect_run_id, "collect_run_id")
+    heldout_data = None
     if cfg.adapter_run_id:
-        require_step_run(cfg.adapter_run_id, TRAINING_STEPS, "adapter_run_id")
+        trained = require_step_run(cfg.adapter_run_id, TRAINING_STEPS, "adapter_run_id")
+        heldout_data = _heldout_data_run(trained)
+    if cfg.baseline_adapter_run_id:
+        require_step_run(cfg.baseline_adapter_run_id, TRAINING_STEPS, "baseline_adapter_run_id")
     check_model_exists(cfg.model)
     rows = reference_rows = None
     if cfg.reference_collect_run_id:
@@ -61,6 +72,8 @@ def run_evaluate_judgment(cfg: EvaluateConfig, reuse: bool = True, run_name: str
             model, tokenizer, rows, scheme, cfg.inference_batch_size, with_adapter=bool(cfg.adapter_run_id),
             reference_rows=reference_rows,
         )
+        if heldout_data is not None:
+            result.metrics.update(_taught_report(cfg, model, tokenizer, rows, result, heldout_data, scheme))
         log_evaluation(result)
         what = "the judge (base + judgment adapter)" if cfg.adapter_run_id else "the bare model, prompted to judge"
         describe_run(f"Scored {what} of {cfg.model} on collect run {cfg.collect_run_id}'s questions; validation: "
@@ -79,3 +92,44 @@ def log_evaluation(result: Evaluation, exclude: frozenset[str] = frozenset()) ->
         mlflow.log_figure(figure, name)
     mlflow.set_tag("undefined_metrics", ", ".join(result.undefined) if result.undefined else "none")
     log_jsonl(result.predictions, PREDICTIONS)
+
+
+def _heldout_data_run(trained: Any) -> Any:
+    """The build_judgment_data run behind a judge, when it held taught questions out (Phase 3); else None."""
+    data_run = mlflow.get_run(trained.data.params.get("data_run_id", ""))
+    return data_run if data_run.data.params.get("knowledge_data_run_id") else None
+
+
+def _taught_report(
+    cfg: EvaluateConfig, model: Any, tokenizer: Any, rows: list[dict], result: Evaluation, data_run: Any, scheme: str,
+) -> dict[str, float]:
+    """The held-out test of a judge trained after Phase 2, and where the model shows what it was taught.
+
+    The judge (and, given ``baseline_adapter_run_id``, judgment v1 applied unchanged to the same
+    model) on the held-out taught and untaught train questions; the first-token probability and
+    the answer's log-probability on the taught and ``can`` questions (:mod:`know_thyself.evaluation.taught`).
+    """
+    heldout = read_jsonl_artifact(data_run.info.run_id, f"{JUDGMENT_DATA}/{HELDOUT}")
+    taught = {e["question_id"] for e in read_jsonl_artifact(data_run.data.params["knowledge_data_run_id"], KNOWLEDGE_DATA)}
+    train = [r for r in rows if r["split"] == "train"]
+    actual = {r["question_id"]: r["ability"] for r in train}
+    judged = result.forwards["train"].judged
+    predicted = dict(zip((r["question_id"] for r in train), judged.predicted))
+    can = judged.labels.index(CAN)
+    p_can = dict(zip((r["question_id"] for r in train), judged.probabilities[:, can]))
+    values = heldout_report(heldout, predicted, p_can, actual)
+    if cfg.baseline_adapter_run_id:
+        by_id = {r["question_id"]: r["question"] for r in train}
+        questions = [by_id[h["question_id"]] for h in heldout]
+        with downloaded(cfg.baseline_adapter_run_id, ADAPTER_DIR) as adapter_dir:
+            model.load_adapter(str(adapter_dir), adapter_name="baseline")
+        model.set_adapter("baseline")
+        baseline = judge(model, tokenizer, questions, scheme, cfg.inference_batch_size)
+        model.set_adapter("default")
+        ids = [h["question_id"] for h in heldout]
+        values.update(heldout_report(heldout, dict(zip(ids, baseline.predicted)),
+                                     dict(zip(ids, baseline.probabilities[:, can])), actual, who="baseline_judge"))
+    first_token = {r["question_id"]: float(p) for split, forwards in result.forwards.items()
+                   for r, p in zip((r for r in rows if r["split"] == split), forwards.first_token)}
+    values.update(where_known(rows, first_token, taught))
+    return values

@@ -47,8 +47,15 @@ def run_phase1(cfg: Phase1Config, reuse: bool = True) -> dict[str, str]:
     return ids
 
 
-def judgment_chain(cfg: Phase1Config, model: str, reuse: bool, suffix: str) -> dict[str, str]:
+def judgment_chain(
+    cfg: Phase1Config, model: str, reuse: bool, suffix: str, knowledge_data_run_id: str = "",
+    baseline_adapter_run_id: str = "", holdout_fraction: float = JudgmentDataConfig.holdout_fraction,
+) -> dict[str, str]:
     """collect -> build -> train -> evaluate, for ``model``; returns step run ids.
+
+    After Phase 2 (``knowledge_data_run_id``: the run that taught the model), ``holdout_fraction`` of
+    the taught train questions and of the untaught ones is kept out of the judge's training, and the
+    evaluation reports the judge on them beside judgment v1 (``baseline_adapter_run_id``) applied unchanged.
 
     The one evaluation runs with the trained adapter; its ``prompt_only`` rows are the bare
     model's numbers (the same forward also feeds the probe), so no separate evaluation of the
@@ -65,11 +72,12 @@ def judgment_chain(cfg: Phase1Config, model: str, reuse: bool, suffix: str) -> d
         reference = run_collect(cfg.reference_collect(model), reuse=reuse, run_name="collect_reference").run_id
         ids["collect_reference"] = reference
     ids["build_judgment_data"] = run_build_judgment_data(
-        JudgmentDataConfig(collect_run_id=ids["collect"]), reuse=reuse
+        JudgmentDataConfig(collect_run_id=ids["collect"], knowledge_data_run_id=knowledge_data_run_id,
+                           holdout_fraction=holdout_fraction, seed=cfg.seed), reuse=reuse
     ).run_id
     ids["train_judgment"] = run_train_judgment(cfg.train(ids["build_judgment_data"], model=model), reuse=reuse).run_id
     ids["evaluate_judgment"] = run_evaluate_judgment(
-        cfg.evaluate(model, ids["collect"], ids["train_judgment"], reference), reuse=reuse,
+        cfg.evaluate(model, ids["collect"], ids["train_judgment"], reference, baseline_adapter_run_id), reuse=reuse,
         run_name=f"evaluate_judgment_{suffix}",
     ).run_id
     return ids

@@ -13,6 +13,8 @@ from collections import Counter
 from know_thyself.data.prompts import judgment_completion, judgment_messages
 
 ARTIFACT_DIR = "judgment_data"
+# The train questions kept out of the judge's training (under ARTIFACT_DIR).
+HELDOUT = "heldout.jsonl"
 
 
 def build_examples(rows: list[dict], scheme: str) -> list[dict]:
@@ -68,3 +70,26 @@ def label_counts(examples: list[dict]) -> dict[str, int]:
     """How many examples carry each label."""
     return dict(Counter(example["label"] for example in examples))
 
+
+
+def hold_out(examples: list[dict], taught_ids: set[str], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """Keep a seeded share of the taught questions, and the same share of the untaught ones, out of training.
+
+    The judge trained on the rest has seen neither group's labels, so on the held-out questions
+    its P(can) tells taught from untaught only if it reads something in the model
+    (:mod:`know_thyself.evaluation.taught`). Each group gives ``round(fraction * size)`` questions,
+    drawn with ``random.Random(seed)``; both parts keep the examples' order.
+
+    Returns:
+        ``(kept, held_out)``; each held-out example carries ``taught`` (bool).
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"holdout_fraction must be in [0, 1), got {fraction}")
+    rng = random.Random(seed)
+    chosen: set[str] = set()
+    for wanted in (True, False):
+        ids = [e["question_id"] for e in examples if (e["question_id"] in taught_ids) == wanted]
+        chosen.update(rng.sample(ids, round(fraction * len(ids))))
+    kept = [e for e in examples if e["question_id"] not in chosen]
+    held = [{**e, "taught": e["question_id"] in taught_ids} for e in examples if e["question_id"] in chosen]
+    return kept, held

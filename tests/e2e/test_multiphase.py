@@ -90,6 +90,30 @@ def test_every_phase_and_step_is_nested_under_the_parent(pipeline):
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent)}
     assert {"summary.png", "summary.json"} <= artifacts
+    assert "first_token_auroc" in summary.columns and "| first-token AUROC |" in note
+
+
+def test_phase3_holds_taught_questions_out_and_reports_both_judges_on_them(pipeline):
+    from know_thyself.tracking import read_jsonl_artifact
+
+    ids = pipeline["first"]
+    held = read_jsonl_artifact(ids["phase3/build_judgment_data"], "judgment_data/heldout.jsonl")
+    trained_on = read_jsonl_artifact(ids["phase3/build_judgment_data"], "judgment_data/train.jsonl")
+    taught = {e["question_id"] for e in read_jsonl_artifact(ids["phase2/build_knowledge_data"], "knowledge_data/train.jsonl")}
+    assert {h["taught"] for h in held} == {True, False}
+    assert all(h["taught"] == (h["question_id"] in taught) for h in held)
+    assert {e["question_id"] for e in trained_on}.isdisjoint(h["question_id"] for h in held)
+    assert "judgment_data/heldout.jsonl" not in {
+        a.path for a in mlflow.MlflowClient().list_artifacts(ids["phase1/build_judgment_data"], "judgment_data")}
+    evaluation = mlflow.get_run(ids["phase3/evaluate_judgment"]).data.metrics
+    assert evaluation["heldout/taught/questions"] == sum(h["taught"] for h in held)
+    for who in ("judge", "baseline_judge"):
+        assert 0.0 <= evaluation[f"heldout/{who}/predicted_can/taught"] <= 1.0
+        assert 0.0 <= evaluation[f"heldout/{who}/auroc"] <= 1.0
+    assert "where_known/train/first_token/auroc_taught" in evaluation
+    assert "where_known/train/answer_logprob/auroc_taught" in evaluation
+    note = mlflow.get_run(ids["multiphase"]).data.tags["mlflow.note.content"]
+    assert "**Phase 3, held-out test.**" in note and "**Where the merged model shows what it was taught**" in note
 
 
 def test_three_registered_models_with_tags_and_alias(pipeline):

@@ -1,0 +1,98 @@
+"""What Phase 2 taught, seen before answering: the held-out test of judgment v2, and where the merged
+model shows what it was taught.
+
+Judgment v2 can call a taught question ``can`` because something in the model tells it so, or
+because it memorised that question's label. A seeded share of the taught train questions (and
+the same share of the untaught ones) is kept out of its training data
+(:func:`know_thyself.training.judgment_examples.hold_out`); on those questions its P(can) either
+tells taught from untaught or it does not (AUROC 0.5 is chance). Judgment v1, trained before
+Phase 2 and applied unchanged to the merged model, is the reference.
+
+"Where the model knows": how well two scores of the merged model tell the taught train questions
+from the untaught ones, and ``can`` questions from the rest: the first answer token's
+probability (before answering) and the greedy answer's mean log-probability (after answering).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from know_thyself.evaluation import metrics
+
+_AUROC = next(m for m in metrics.CONFIDENCE_METRICS if m.name == "auroc")
+
+
+def _auroc_with_interval(key: str, scores: list[float], positive: list[bool]) -> dict[str, float]:
+    """``key`` (AUROC of ``scores`` for ``positive`` against the rest) and its 95% bootstrap interval."""
+    interval = metrics.bootstrap_interval(_AUROC, np.clip(np.asarray(scores, dtype=float), 0.0, 1.0), positive)
+    out = {}
+    for suffix, value in zip(("", "_low", "_high"), interval.as_tuple()):
+        if value is not None:
+            out[f"{key}{suffix}"] = float(value)
+    return out
+
+
+def heldout_report(
+    heldout: list[dict], predicted: dict[str, str], p_can: dict[str, float], actual: dict[str, str], who: str = "judge",
+) -> dict[str, float]:
+    """A judge on the held-out questions, taught against untaught.
+
+    Args:
+        heldout: The held-out questions, each ``{"question_id", "taught"}``.
+        predicted: Question id -> the judge's predicted label.
+        p_can: Question id -> the judge's probability of ``can``.
+        actual: Question id -> the measured label (after Phase 2).
+        who: The name the judge's metrics go under (``heldout/<who>/...``).
+
+    Returns:
+        ``heldout/<who>/predicted_can/<group>`` (share labelled ``can``), ``heldout/<who>/mean_p_can/<group>``
+        and ``heldout/<who>/auroc`` (P(can), taught as positive) with its 95% interval; and the
+        groups' sizes (``heldout/<group>/questions``) and measured ``can`` shares (``heldout/actual_can/<group>``),
+        for the groups ``taught`` and ``untaught``.
+    """
+    out: dict[str, float] = {}
+    groups = {"taught": [h for h in heldout if h["taught"]], "untaught": [h for h in heldout if not h["taught"]]}
+    for group, rows in groups.items():
+        out[f"heldout/{group}/questions"] = float(len(rows))
+        if rows:
+            ids = [r["question_id"] for r in rows]
+            out[f"heldout/{who}/predicted_can/{group}"] = float(np.mean([predicted[i] == "can" for i in ids]))
+            out[f"heldout/{who}/mean_p_can/{group}"] = float(np.mean([p_can[i] for i in ids]))
+            out[f"heldout/actual_can/{group}"] = float(np.mean([actual[i] == "can" for i in ids]))
+    if groups["taught"] and groups["untaught"]:
+        ordered = groups["taught"] + groups["untaught"]
+        out.update(_auroc_with_interval(f"heldout/{who}/auroc", [p_can[r["question_id"]] for r in ordered],
+                                        [r["taught"] for r in ordered]))
+    return out
+
+
+def where_known(rows: list[dict], first_token: dict[str, float], taught_ids: set[str]) -> dict[str, float]:
+    """How well the first-token probability and the answer's log-probability tell taught from untaught and ``can`` from the rest.
+
+    Args:
+        rows: ``responses.jsonl`` rows of the model after Phase 2 (both splits).
+        first_token: Question id -> the first answer token's probability on that model.
+        taught_ids: The question ids Phase 2 taught.
+
+    Returns:
+        ``where_known/train/<score>/auroc_taught`` (train questions, taught as positive) and
+        ``where_known/<split>/<score>/auroc_can`` (``can`` as positive), each with its interval,
+        for the scores ``first_token`` and ``answer_logprob``; undefined ones are left out.
+    """
+    out: dict[str, float] = {}
+    for split in ("train", "validation"):
+        part = [r for r in rows if r["split"] == split]
+        if not part:
+            continue
+        scores = {
+            "first_token": [first_token[r["question_id"]] for r in part],
+            "answer_logprob": [float(np.exp(np.clip(r["greedy_mean_logprob"], -50, 0))) for r in part],
+        }
+        for name, values in scores.items():
+            if split == "train" and 0 < sum(r["question_id"] in taught_ids for r in part) < len(part):
+                out.update(_auroc_with_interval(f"where_known/train/{name}/auroc_taught", values,
+                                                [r["question_id"] in taught_ids for r in part]))
+            can = [r["ability"] == "can" for r in part]
+            if 0 < sum(can) < len(can):
+                out.update(_auroc_with_interval(f"where_known/{split}/{name}/auroc_can", values, can))
+    return out
