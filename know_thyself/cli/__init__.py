@@ -77,6 +77,21 @@ def run_cli(body: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+class StepCommand(click.Command):
+    """A click command whose usage errors (a value of the wrong type, an empty value, an unknown option)
+    also go into the description of the run ``mlflow run`` opened, like every other failure."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            from know_thyself.tracking import note_failure_on_project_run
+
+            note_failure_on_project_run(exc.format_message())
+            raise
+
+
 def step_command(doc: str, config_cls: type[StepConfig], run: Callable[[Any], Any]) -> click.Command:
     """The click command of one entry point: an option per config field; then the config built and
     validated, the tracking store configured, the step run, and the run ids it made printed.
@@ -88,7 +103,7 @@ def step_command(doc: str, config_cls: type[StepConfig], run: Callable[[Any], An
             and a ``report`` to print after them).
     """
 
-    @click.command(help=doc)
+    @click.command(help=doc, cls=StepCommand)
     @config_options(config_cls)
     @run_cli
     def main(**options: Any) -> None:
@@ -96,6 +111,7 @@ def step_command(doc: str, config_cls: type[StepConfig], run: Callable[[Any], An
 
         cfg = config_cls.from_options(options)
         tracking.configure_tracking()
+        tracking.project_run_id()  # a leftover $MLFLOW_RUN_ID naming a finished run: refused, untouched
         result = run(cfg)
         if isinstance(result, dict):
             echo_ids(result)

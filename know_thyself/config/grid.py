@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from know_thyself.config.base import StepConfig, check, check_run_id, convert_value, option
-from know_thyself.config.choices import BALANCES, BATCH_HELP, DTYPE_HELP, MODEL_HELP, check_choice, check_model_options
+from know_thyself.config.choices import BALANCES, BATCH_HELP, DTYPE_HELP, MODEL_HELP, check_choice, check_model_options, check_seed
 from know_thyself.config.judgment import TrainConfig, TrainingOptions
 from know_thyself.inference.models import EMBEDDED
 
@@ -73,6 +73,7 @@ class SweepConfig(StepConfig):
         check_model_options(self.model, self.dtype, self.inference_batch_size)
         check_run_id("collect_run_id", self.collect_run_id)
         check(0.0 < self.dev_fraction < 1.0, f"dev_fraction must be in (0, 1), got {self.dev_fraction}")
+        check_seed("seed", self.seed)
         check(
             self.select_by in SELECT_BY_HIGHER + SELECT_BY_LOWER,
             f"select_by must be one of {', '.join(SELECT_BY_HIGHER + SELECT_BY_LOWER)}, got {self.select_by!r}",

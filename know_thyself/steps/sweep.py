@@ -34,6 +34,7 @@ from know_thyself.steps.collect import require_collect_run
 from know_thyself.tracking import TAG_STEP, process_tags, read_jsonl_artifact, step_run
 from know_thyself.tracking.training_log import MlflowMetricsCallback, log_adapter, log_training
 from know_thyself.training.dev_split import best_point, dev_split
+from know_thyself.training.divergence import check_finite
 from know_thyself.training.judge import fit_judge
 from know_thyself.training.judgment_examples import build_examples
 from know_thyself.training.lora import load_adapter
@@ -115,6 +116,7 @@ def _grid_point(
         })
         trained = fit_judge(examples, training, point["balance"], model_and_tokenizer=load_model(cfg.model, dtype="float32"),
                             callbacks=(MlflowMetricsCallback(),))
+        check_finite(trained.trainer, training, trained.metrics["train/final_loss"], what=name)
         log_training(trained)
         with tempfile.TemporaryDirectory(prefix="know-thyself-sweep-") as scratch:
             adapter_dir = log_adapter(trained.trainer, cfg.model, folder=Path(scratch))

@@ -12,9 +12,10 @@ from pathlib import Path
 from know_thyself.config import TrainConfig
 from know_thyself.data.labels import scheme_of
 from know_thyself.inference.models import check_model_exists
-from know_thyself.tracking import StepRun, describe_run, read_jsonl_artifact, require_step_run, step_run
+from know_thyself.tracking import StepRun, code, describe_run, read_jsonl_artifact, require_step_run, step_run
 from know_thyself.tracking.registry import log_judge
 from know_thyself.tracking.training_log import MlflowMetricsCallback, log_adapter, log_training
+from know_thyself.training.divergence import check_finite
 from know_thyself.training.judge import fit_judge
 from know_thyself.training.judgment_examples import ARTIFACT_DIR
 
@@ -28,6 +29,7 @@ def run_train_judgment(cfg: TrainConfig, reuse: bool = True) -> StepRun:
         if not run.reused:
             examples = read_jsonl_artifact(upstream.info.run_id, f"{ARTIFACT_DIR}/train.jsonl")
             trained = fit_judge(examples, cfg, cfg.balance, callbacks=(MlflowMetricsCallback(),))
+            check_finite(trained.trainer, cfg, trained.metrics["train/final_loss"])  # NaN: the run fails, nothing saved
             log_training(trained)
             with tempfile.TemporaryDirectory(prefix="know-thyself-adapter-") as scratch:
                 adapter_dir = log_adapter(trained.trainer, cfg.model, folder=Path(scratch))
@@ -35,7 +37,7 @@ def run_train_judgment(cfg: TrainConfig, reuse: bool = True) -> StepRun:
                     # The judge as a loadable pyfunc: base model named, adapter inside, no local paths.
                     log_judge(str(adapter_dir), cfg.model, scheme)
                     describe_run(
-                        f"Trained the judgment LoRA adapter (r {cfg.lora_r}) on {cfg.model} with {len(examples)} examples "
+                        f"Trained the judgment LoRA adapter (r {cfg.lora_r}) on {code(cfg.model)} with {len(examples)} examples "
                         f"({cfg.balance} balancing) for {trained.trainer.state.global_step} steps; logged the judge as a "
                         "pyfunc model under judge/."
                     )

@@ -10,7 +10,7 @@
 """
 
 from know_thyself.tracking.artifacts import downloaded, log_jsonl, read_jsonl_artifact
-from know_thyself.tracking.notes import TAG_NOTE, describe_run, note_failure_on_project_run
+from know_thyself.tracking.notes import TAG_NOTE, code, describe_run, note_failure_on_project_run
 from know_thyself.tracking.runs import (
     TAG_CACHE_KEY,
     TAG_CODE_VERSION,
@@ -27,7 +27,9 @@ from know_thyself.tracking.runs import (
     code_version,
     find_finished_run,
     is_main_process,
+    is_project_run,
     process_tags,
+    project_run_id,
     require_step_run,
     step_run,
 )
@@ -44,8 +46,8 @@ from know_thyself.tracking.store import (
 __all__ = [
     "DEFAULT_EXPERIMENT", "DEFAULT_TRACKING_URI", "TAG_CACHE_KEY", "TAG_CODE_VERSION", "TAG_HOST", "TAG_KILLED",
     "TAG_NOTE", "TAG_PID", "TAG_REUSED", "TAG_STEP", "StepRun", "UpstreamRunError", "cache_key", "chain_run",
-    "check_server", "check_sqlite_store", "close_stale_runs", "code_version", "configure_tracking",
+    "check_server", "check_sqlite_store", "close_stale_runs", "code", "code_version", "configure_tracking",
     "current_experiment_id", "damaged_store_hint", "describe_run", "downloaded", "find_finished_run",
-    "is_main_process", "log_jsonl", "note_failure_on_project_run", "process_tags", "read_jsonl_artifact",
-    "require_step_run", "step_run",
+    "is_main_process", "is_project_run", "log_jsonl", "note_failure_on_project_run", "process_tags",
+    "project_run_id", "read_jsonl_artifact", "require_step_run", "step_run",
 ]
