@@ -58,7 +58,10 @@ def run_cli(body: Callable[..., Any]) -> Callable[..., Any]:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         if os.environ.get("KNOW_THYSELF_DEBUG") == "1":
             return body(*args, **kwargs)
-        from know_thyself.tracking import damaged_store_hint, note_failure_on_project_run
+        from know_thyself.tracking import note_failure_on_project_run, tracking_error_line
+
+        # MLflow logs a traceback of every database error it re-raises; the error itself becomes our one line.
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
         try:
             return body(*args, **kwargs)
@@ -68,8 +71,7 @@ def run_cli(body: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:  # noqa: BLE001 - tracking-store errors: one line, not a traceback
             name = exc.__class__.__name__
             if name in TRACKING_ERRORS:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else name
-                message = f"tracking store error: {first}{damaged_store_hint(first)}"
+                message = f"tracking store error: {tracking_error_line(str(exc)) or name}"
                 note_failure_on_project_run(message)
                 raise click.ClickException(message) from None
             raise

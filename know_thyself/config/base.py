@@ -42,7 +42,8 @@ def check_run_id(name: str, value: str, optional: bool = False) -> None:
         return
     check(
         not _RUN_ID.match(value.lower()) or value == value.lower(),
-        f"{name} {value!r} is in upper case, but MLflow run ids are lower case; pass {value.lower()!r}",
+        f"{name} must be an MLflow run id (32 hex digits), got {value!r}: run ids are in lower case; "
+        f"pass {value.lower()!r}",
     )
     check(
         bool(_RUN_ID.match(value)),
@@ -71,8 +72,6 @@ class StepConfig:
         converted = {}
         for key, value in options.items():
             converted[key] = convert_value(key, value, hints[key])
-            if key.endswith("run_id") and isinstance(converted[key], str) and _RUN_ID.match(converted[key].lower()):
-                converted[key] = converted[key].lower()  # copied from somewhere that shows ids in upper case
         return cls(**converted)
 
     def __post_init__(self) -> None:

@@ -41,6 +41,7 @@ from know_thyself.tracking.store import (
     configure_tracking,
     current_experiment_id,
     damaged_store_hint,
+    tracking_error_line,
 )
 
 __all__ = [
@@ -49,5 +50,5 @@ __all__ = [
     "check_server", "check_sqlite_store", "close_stale_runs", "code", "code_version", "configure_tracking",
     "current_experiment_id", "damaged_store_hint", "describe_run", "downloaded", "find_finished_run",
     "is_main_process", "is_project_run", "log_jsonl", "note_failure_on_project_run", "process_tags",
-    "project_run_id", "read_jsonl_artifact", "require_step_run", "step_run",
+    "project_run_id", "read_jsonl_artifact", "require_step_run", "step_run", "tracking_error_line",
 ]
