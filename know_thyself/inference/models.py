@@ -64,7 +64,11 @@ def cache_dir() -> Path:
     variable = os.environ.get("KNOW_THYSELF_CACHE", "")
     root = Path(variable).expanduser() if variable else Path.home() / ".cache" / "know_thyself"
     for path in (root, *root.parents):
-        if path.exists():
+        try:
+            found = path.exists()
+        except OSError:  # not this user's to look into: loading will say so
+            break
+        if found:
             if not path.is_dir():
                 named = f"KNOW_THYSELF_CACHE is {variable!r}" if variable else f"the cache folder {root}"
                 raise ModelError(

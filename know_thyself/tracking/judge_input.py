@@ -97,7 +97,8 @@ def _problem(value: Any) -> str:
     if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
         return f"the question is missing ({shown})"
     if not isinstance(value, str):
-        return f"the question is a {type(value).__name__} ({shown}), not a string"
+        kind = type(value).__name__
+        return f"the question is {'an' if kind[0] in 'aeiou' else 'a'} {kind} ({shown}), not a string"
     if not visible_text(value):
         return "the question is empty" if not value.strip() else "the question holds only invisible characters"
     if len(value) > MAX_QUESTION_CHARS:
