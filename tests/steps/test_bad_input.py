@@ -374,11 +374,8 @@ def test_read_only_working_folder_as_a_user(shared_dir, monkeypatch):
     assert list(folder.iterdir()) == []
 
 
-def test_unreadable_dataset_folder_as_a_user(shared_dir, monkeypatch):
-    dataset = _dataset(shared_dir / "data")
-    for path in dataset.iterdir():
-        path.chmod(0o644)
-    dataset.chmod(0o000)
+def _shared_store(shared_dir: Path, monkeypatch) -> Path:
+    """A store folder anyone may write, as the working folder and the tracking store."""
     store = shared_dir / "store"
     store.mkdir()
     store.chmod(0o777)
@@ -386,6 +383,15 @@ def test_unreadable_dataset_folder_as_a_user(shared_dir, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
     for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
         monkeypatch.delenv(var, raising=False)
+    return store
+
+
+def test_unreadable_dataset_folder_as_a_user(shared_dir, monkeypatch):
+    dataset = _dataset(shared_dir / "data")
+    for path in dataset.iterdir():
+        path.chmod(0o644)
+    dataset.chmod(0o000)
+    store = _shared_store(shared_dir, monkeypatch)
     main = command("collect")
     try:
         warm_up = _invoke(main, ["--dataset", str(shared_dir / "missing")])
@@ -407,13 +413,7 @@ def test_unreadable_dataset_folder_as_a_user(shared_dir, monkeypatch):
 
 def test_read_only_artifact_folder_as_a_user(shared_dir, monkeypatch):
     """Found when the step starts, not when it saves what it made after minutes of sampling."""
-    store = shared_dir / "store"
-    store.mkdir()
-    store.chmod(0o777)
-    monkeypatch.chdir(store)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
-    for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-        monkeypatch.delenv(var, raising=False)
+    store = _shared_store(shared_dir, monkeypatch)
     main, args = command("build_judgment_data"), ["--collect_run_id", "f" * 32]
     try:
         warm_up = _invoke(main, args)  # as root: the store and the experiment exist afterwards
