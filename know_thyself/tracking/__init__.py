@@ -6,6 +6,7 @@
 * :mod:`~know_thyself.tracking.notes`: run descriptions and failure notes;
 * :mod:`~know_thyself.tracking.registry`: registered models, their versions and tags;
 * :mod:`~know_thyself.tracking.judge_model`: the judge as an MLflow pyfunc model (logged from code);
+* :mod:`~know_thyself.tracking.judge_input`: what that judge takes as questions, and its one-line refusals;
 * :mod:`~know_thyself.tracking.callbacks`: training metrics into the step's run.
 """
 
