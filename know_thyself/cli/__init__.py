@@ -58,7 +58,10 @@ def run_cli(body: Callable[..., Any]) -> Callable[..., Any]:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         if os.environ.get("KNOW_THYSELF_DEBUG") == "1":
             return body(*args, **kwargs)
-        from know_thyself.tracking import damaged_store_hint, note_failure_on_project_run
+        from know_thyself.tracking import note_failure_on_project_run, tracking_error_line
+
+        # MLflow logs a traceback of every database error it re-raises; the error itself becomes our one line.
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
         try:
             return body(*args, **kwargs)
@@ -68,13 +71,27 @@ def run_cli(body: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:  # noqa: BLE001 - tracking-store errors: one line, not a traceback
             name = exc.__class__.__name__
             if name in TRACKING_ERRORS:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else name
-                message = f"tracking store error: {first}{damaged_store_hint(first)}"
+                message = f"tracking store error: {tracking_error_line(str(exc)) or name}"
                 note_failure_on_project_run(message)
                 raise click.ClickException(message) from None
             raise
 
     return wrapper
+
+
+class StepCommand(click.Command):
+    """A click command whose usage errors (a value of the wrong type, an empty value, an unknown option)
+    also go into the description of the run ``mlflow run`` opened, like every other failure."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            from know_thyself.tracking import note_failure_on_project_run
+
+            note_failure_on_project_run(exc.format_message())
+            raise
 
 
 def step_command(doc: str, config_cls: type[StepConfig], run: Callable[[Any], Any]) -> click.Command:
@@ -88,7 +105,7 @@ def step_command(doc: str, config_cls: type[StepConfig], run: Callable[[Any], An
             and a ``report`` to print after them).
     """
 
-    @click.command(help=doc)
+    @click.command(help=doc, cls=StepCommand)
     @config_options(config_cls)
     @run_cli
     def main(**options: Any) -> None:
@@ -96,6 +113,7 @@ def step_command(doc: str, config_cls: type[StepConfig], run: Callable[[Any], An
 
         cfg = config_cls.from_options(options)
         tracking.configure_tracking()
+        tracking.project_run_id()  # a leftover $MLFLOW_RUN_ID naming a finished run: refused, untouched
         result = run(cfg)
         if isinstance(result, dict):
             echo_ids(result)

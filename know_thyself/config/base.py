@@ -41,6 +41,11 @@ def check_run_id(name: str, value: str, optional: bool = False) -> None:
     if optional and value == "":
         return
     check(
+        not _RUN_ID.match(value.lower()) or value == value.lower(),
+        f"{name} must be an MLflow run id (32 hex digits), got {value!r}: run ids are in lower case; "
+        f"pass {value.lower()!r}",
+    )
+    check(
         bool(_RUN_ID.match(value)),
         f"{name} must be an MLflow run id (32 hex digits), got {value!r}; "
         "copy it from the MLflow UI or the upstream step's output",

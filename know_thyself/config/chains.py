@@ -16,7 +16,9 @@ from know_thyself.config.choices import (
     KNOWLEDGE_TARGETS,
     KNOWLEDGE_TARGETS_HELP,
     LORA_TARGETS,
+    MAX_EPOCHS,
     check_choice,
+    check_seed,
 )
 from know_thyself.config.collection import CollectConfig, CollectOptions
 from know_thyself.config.judgment import EvaluateConfig, JudgeOptions, JudgmentDataConfig, TrainConfig
@@ -46,6 +48,7 @@ class Phase1Config(JudgeOptions, CollectOptions):
             self.reference_sample_seed >= -1,
             f"reference_sample_seed must be -1 (off) or >= 0, got {self.reference_sample_seed}",
         )
+        check_seed("reference_sample_seed", self.reference_sample_seed, off=-1)
         check(
             self.reference_sample_seed == -1 or self.reference_sample_seed != self.answer_seed(),
             f"reference_sample_seed {self.reference_sample_seed} is the seed the answers are sampled with; "
@@ -98,7 +101,8 @@ class MultiphaseConfig(Phase1Config):
 
     def validate(self) -> None:
         super().validate()
-        check(self.knowledge_epochs > 0, f"knowledge_epochs must be > 0, got {self.knowledge_epochs}")
+        check(0 < self.knowledge_epochs <= MAX_EPOCHS,
+              f"knowledge_epochs must be in (0, {MAX_EPOCHS}], got {self.knowledge_epochs}")
         check(
             0.0 < self.knowledge_learning_rate < 1.0,
             f"knowledge_learning_rate must be in (0, 1), got {self.knowledge_learning_rate}",

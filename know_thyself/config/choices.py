@@ -19,6 +19,16 @@ SELECT_EPOCH_BY = ("auroc", "balanced_accuracy", "qwk")
 # Ability labels need only a handful of trials per question; far more only multiplies sampling
 # time and memory.
 MAX_TRIALS = 100
+# The generators of Python, numpy and torch all take seeds in 0..2**32-1.
+MAX_SEED = 2**32 - 1
+# Upper bounds of options with no sane meaning beyond them: a LoRA rank or a batch wider than any
+# model this pipeline trains, an alpha that scales the adapter's update past any stable training,
+# more epochs or steps than a run of days.
+MAX_LORA_RANK = 1024
+MAX_LORA_ALPHA = 4096
+MAX_BATCH_SIZE = 4096
+MAX_EPOCHS = 1000
+MAX_STEPS = 1_000_000
 # What Phase 2's QA examples teach (know_thyself.training.knowledge_examples.restate_in_own_words).
 KNOWLEDGE_TARGETS = ("reference", "own_words")
 # Which linear layers of each transformer block get LoRA adapters: the attention projections, or
@@ -67,8 +77,20 @@ def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     check(value in choices, f"{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
+def check_range(name: str, value: float, low: float, high: float) -> None:
+    """Refuse ``value`` outside ``low..high`` (both included), naming the option and the range."""
+    check(low <= value <= high, f"{name} must be in {low}..{high}, got {value}")
+
+
+def check_seed(name: str, value: int, off: int | None = None) -> None:
+    """Refuse a seed the random generators cannot take; ``off`` is a value meaning "not set" (-1)."""
+    if value != off:
+        check_range(name, value, 0, MAX_SEED)
+
+
 def check_model_options(model: str, dtype: str, inference_batch_size: int) -> None:
     """The checks every config that loads a model shares: the model argument, the dtype, the batch size."""
     resolve_model(model)
     check_choice("dtype", dtype, DTYPES)
     check(inference_batch_size >= 1, f"inference_batch_size must be >= 1, got {inference_batch_size}")
+    check_range("inference_batch_size", inference_batch_size, 1, MAX_BATCH_SIZE)

@@ -15,6 +15,7 @@ from know_thyself.config.choices import (
     SEED_HELP,
     check_choice,
     check_model_options,
+    check_seed,
 )
 from know_thyself.data.labels import DEFAULT_SCHEME, SCHEMES
 from know_thyself.data.questions import BUNDLED, SPLITS
@@ -58,7 +59,9 @@ class CollectOptions(StepConfig):
 
     def validate(self) -> None:
         check_model_options(self.model, self.dtype, self.inference_batch_size)
+        check_seed("seed", self.seed)
         check(self.sample_seed >= -1, f"sample_seed must be -1 (use seed) or >= 0, got {self.sample_seed}")
+        check_seed("sample_seed", self.sample_seed, off=-1)
         check(self.tensor_parallel_size >= 1, f"tensor_parallel_size must be >= 1, got {self.tensor_parallel_size}")
         check(self.num_samples >= 0, f"num_samples must be >= 0, got {self.num_samples}")
         check(self.test_samples >= 0, f"test_samples must be >= 0, got {self.test_samples}")

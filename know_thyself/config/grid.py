@@ -18,6 +18,7 @@ from know_thyself.config.choices import (
     SELECT_EPOCH_HELP,
     check_choice,
     check_model_options,
+    check_seed,
 )
 from know_thyself.config.judgment import JudgeOptions, TrainingOptions
 from know_thyself.inference.models import EMBEDDED
@@ -90,6 +91,7 @@ class SweepConfig(StepConfig):
         check_run_id("collect_run_id", self.collect_run_id)
         check(0.0 < self.dev_fraction < 1.0, f"dev_fraction must be in (0, 1), got {self.dev_fraction}")
         check_choice("epoch_select_by", self.epoch_select_by, SELECT_EPOCH_BY)
+        check_seed("seed", self.seed)
         check(
             self.select_by in SELECT_BY_HIGHER + SELECT_BY_LOWER,
             f"select_by must be one of {', '.join(SELECT_BY_HIGHER + SELECT_BY_LOWER)}, got {self.select_by!r}",

@@ -17,12 +17,19 @@ from know_thyself.config.choices import (
     LORA_TARGETS_HELP,
     LOSS_HELP,
     LOSSES,
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_LORA_ALPHA,
+    MAX_LORA_RANK,
+    MAX_STEPS,
     MODEL_HELP,
     SEED_HELP,
     SELECT_EPOCH_BY,
     SELECT_EPOCH_HELP,
     check_choice,
     check_model_options,
+    check_range,
+    check_seed,
 )
 from know_thyself.inference.models import EMBEDDED, resolve_model
 
@@ -107,12 +114,14 @@ class TrainingOptions(StepConfig):
     def validate(self) -> None:
         check_choice("lora_targets", self.lora_targets, LORA_TARGETS)
         check(0.0 < self.learning_rate < 1.0, f"learning_rate must be in (0, 1), got {self.learning_rate}")
-        check(self.epochs > 0, f"epochs must be > 0, got {self.epochs}")
-        check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
-        check(self.lora_r >= 1, f"lora_r must be >= 1, got {self.lora_r}")
-        check(self.lora_alpha >= 1, f"lora_alpha must be >= 1, got {self.lora_alpha}")
+        check(0 < self.epochs <= MAX_EPOCHS, f"epochs must be in (0, {MAX_EPOCHS}], got {self.epochs}")
+        check_range("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
+        check_range("lora_r", self.lora_r, 1, MAX_LORA_RANK)
+        check_range("lora_alpha", self.lora_alpha, 1, MAX_LORA_ALPHA)
         check(0.0 <= self.lora_dropout < 1.0, f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
-        check(self.max_steps == -1 or self.max_steps >= 1, f"max_steps must be -1 (off) or >= 1, got {self.max_steps}")
+        check(self.max_steps == -1 or 1 <= self.max_steps <= MAX_STEPS,
+              f"max_steps must be -1 (off) or in 1..{MAX_STEPS}, got {self.max_steps}")
+        check_seed("seed", self.seed)
 
 
 @dataclass

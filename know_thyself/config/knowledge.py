@@ -12,6 +12,7 @@ from know_thyself.config.choices import (
     KNOWLEDGE_TARGETS_HELP,
     MODEL_HELP,
     check_choice,
+    check_seed,
 )
 from know_thyself.config.judgment import TrainingOptions
 from know_thyself.inference.models import EMBEDDED, resolve_model
@@ -39,6 +40,7 @@ class KnowledgeDataConfig(StepConfig):
         check_run_id("collect_run_id", self.collect_run_id)
         check_choice("targets", self.targets, KNOWLEDGE_TARGETS)
         check(0.0 < self.fraction <= 1.0, f"fraction must be in (0, 1], got {self.fraction}")
+        check_seed("seed", self.seed)
         if self.model:
             resolve_model(self.model)
 

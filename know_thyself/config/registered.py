@@ -6,7 +6,16 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from know_thyself.config.base import StepConfig, check, option
-from know_thyself.config.choices import BATCH_HELP, DTYPE_HELP, DTYPES, MAX_TRIALS, check_choice
+from know_thyself.config.choices import (
+    BATCH_HELP,
+    DTYPE_HELP,
+    DTYPES,
+    MAX_BATCH_SIZE,
+    MAX_TRIALS,
+    check_choice,
+    check_range,
+    check_seed,
+)
 from know_thyself.data.questions import BUNDLED, SPLITS
 from know_thyself.inference.models import REGISTRY_URI
 
@@ -50,6 +59,8 @@ class EvaluateRegisteredConfig(StepConfig):
                f"num_trials must be in 0..{MAX_TRIALS} (0: the judge's training value), got {self.num_trials}")
         check_choice("dtype", self.dtype, DTYPES)
         check(self.inference_batch_size >= 1, f"inference_batch_size must be >= 1, got {self.inference_batch_size}")
+        check_range("inference_batch_size", self.inference_batch_size, 1, MAX_BATCH_SIZE)
+        check_seed("seed", self.seed)
 
     def uris(self) -> list[str]:
         """The judge URIs ``model_uri`` names, in the order given."""

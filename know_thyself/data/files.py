@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # imported lazily at run time: ``datasets`` is slow to import
     import datasets
 
 FORMATS = ("jsonl", "json", "parquet", "csv")
+TOO_DEEP = "the JSON is nested too deeply to read (a question record is an object a few levels deep); fix the file"
 
 
 def write_jsonl(records: Iterable[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
@@ -109,6 +110,8 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}, line {number}: invalid JSON: {exc.msg}") from None
+        except RecursionError:
+            raise DataError(f"{path}, line {number}: {TOO_DEEP}") from None
         if not isinstance(value, dict):
             raise DataError(
                 f"{path}, line {number}: expected a JSON object, got {type(value).__name__}"
@@ -125,6 +128,8 @@ def _iter_json(path: Path) -> Iterator[tuple[int, Any]]:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}, line {exc.lineno}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise DataError(f"{path}: {TOO_DEEP}") from None
     if isinstance(document, dict):
         key = next((k for k in ("data", "Data") if k in document), None)
         if key is None:
@@ -148,9 +153,11 @@ def _iter_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """
     reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
     has_answer_columns = any(
-        name.startswith("answer.") for name in (reader.fieldnames or [])
+        name.startswith("answer.") for name in (_csv_read(path, lambda: reader.fieldnames, 0) or [])
     )
-    for number, row in enumerate(reader, start=1):
+    number = 0
+    while (row := _csv_read(path, lambda: next(reader, None), number + 1)) is not None:
+        number += 1
         record: dict[str, Any] = {}
         answer: dict[str, Any] = {}
         for column in ("question_id", "question"):
@@ -164,7 +171,7 @@ def _iter_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 continue
             try:
                 answer[field] = json.loads(cell)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 raise DataError(
                     f"{path}, row {number}: field 'answer.{field}' must be a JSON-encoded "
                     f"list of strings, got {cell!r}"
@@ -172,6 +179,20 @@ def _iter_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         if answer or has_answer_columns:  # else validation reports 'answer' itself missing
             record["answer"] = answer
         yield number, record
+
+
+def _csv_read(path: Path, read: Any, number: int) -> Any:
+    """``read()`` from a CSV reader, its errors (a cell over the csv module's size limit, a NUL byte) as :class:`DataError`."""
+    try:
+        return read()
+    except csv.Error as exc:
+        where = f"{path}, row {number}" if number else f"{path}, header"
+        if "field limit" in str(exc):
+            raise DataError(
+                f"{where}: a cell is longer than {csv.field_size_limit():,} characters, the csv module's limit "
+                "(questions are far shorter); close the quote that runs on, or split the cell"
+            ) from None
+        raise DataError(f"{where}: cannot be read as CSV ({exc})") from None
 
 
 def _read_parquet(path: Path) -> datasets.Dataset:

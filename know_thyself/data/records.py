@@ -31,6 +31,9 @@ if TYPE_CHECKING:  # imported lazily at run time: ``datasets`` is slow to import
 # The columns a question needs (and the flat schema's ``answer.*`` columns); anything else in a
 # Hub dataset or Parquet file is not read.
 _KEPT_COLUMNS = ("question_id", "question", "answer")
+# The longest question the pipeline samples answers for or judges: trivia questions are short, and
+# a runaway one would blow up every batch it lands in (and, far longer, the model's context).
+MAX_QUESTION_CHARS = 1000
 
 
 class DataError(ValueError):
@@ -95,7 +98,7 @@ def _validate_record(raw: Any, where: str) -> dict[str, Any]:
         raise DataError(f"{where}: expected an object, got {type(raw).__name__}")
     raw = _nest_flat_answer(raw)
     question_id = _require(raw, "question_id", where)
-    if not isinstance(question_id, str) or not _visible(question_id):
+    if not isinstance(question_id, str) or not visible_text(question_id):
         raise DataError(
             f"{where}: field 'question_id' must be a non-empty string, got {question_id!r}"
         )
@@ -104,7 +107,7 @@ def _validate_record(raw: Any, where: str) -> dict[str, Any]:
         raise DataError(
             f"{where}: field 'question' must be a string, got {type(question).__name__}"
         )
-    if not _visible(question):
+    if not visible_text(question):
         shown = f" (it holds only invisible characters: {question!r})" if question else ""
         raise DataError(f"{where}: field 'question' is empty{shown}; write the question text")
     answer = _require(raw, "answer", where)
@@ -153,7 +156,7 @@ def _nest_flat_answer(raw: Mapping[str, Any]) -> Mapping[str, Any]:
     return {**{k: v for k, v in raw.items() if not k.startswith("answer.")}, "answer": flat}
 
 
-def _visible(text: str) -> str:
+def visible_text(text: str) -> str:
     """``text`` without Unicode format characters (zero-width spaces and joiners, BOMs, ...) and
     surrounding whitespace: empty when nothing in it would show."""
     return "".join(ch for ch in text if unicodedata.category(ch) != "Cf").strip()
@@ -162,7 +165,7 @@ def _visible(text: str) -> str:
 def _usable_alias(alias: str) -> str:
     """The graded form of an alias (:func:`normalize_answer` of its visible characters);
     empty when no response could ever match it."""
-    return normalize_answer(_visible(alias))
+    return normalize_answer(visible_text(alias))
 
 
 def _normalized(aliases: list[str]) -> list[str]:

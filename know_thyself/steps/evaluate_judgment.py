@@ -23,6 +23,7 @@ from know_thyself.inference.models import check_model_exists, load_model
 from know_thyself.steps.collect import require_collect_run
 from know_thyself.tracking import (
     StepRun,
+    code,
     describe_run,
     downloaded,
     log_jsonl,
@@ -76,7 +77,7 @@ def run_evaluate_judgment(cfg: EvaluateConfig, reuse: bool = True, run_name: str
             result.metrics.update(_taught_report(cfg, model, tokenizer, rows, result, heldout_data, scheme))
         log_evaluation(result)
         what = "the judge (base + judgment adapter)" if cfg.adapter_run_id else "the bare model, prompted to judge"
-        describe_run(f"Scored {what} of {cfg.model} on collect run {cfg.collect_run_id}'s questions; validation: "
+        describe_run(f"Scored {what} of {code(cfg.model)} on collect run {cfg.collect_run_id}'s questions; validation: "
                      f"{describe(headline(result.metrics, 'validation'))} (majority baseline balanced accuracy "
                      f"{result.metrics.get('validation/majority/balanced_accuracy', float('nan')):.2f}).")
     return run

@@ -16,8 +16,11 @@ The ground truth is a collect run of the base model on the chosen questions (val
 only, or train only when ``split=train``; a single file is scored whole as validation); an
 identical finished collect run is reused. Each judge's evaluation is a child run linked to its
 model version (tags on both sides; its headline metrics also logged as metrics of the version's
-MLflow logged model, against the question set as a dataset). With two judges the parent run
-also holds the paired comparison. The parent run continues the run ``mlflow run`` opened.
+MLflow logged model, against the question set as a dataset). An evaluation on fewer than
+``MIN_LINKED_QUESTIONS`` questions is not linked to the version: its bootstrap intervals collapse
+(``[0.00, 0.00]``) and would stand on the model's page as if measured; a warning says so. With two
+judges the parent run also holds the paired comparison. The parent run continues the run
+``mlflow run`` opened.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from know_thyself.evaluation.judgment import evaluate_judgment
 from know_thyself.inference.models import check_model_exists, load_model
 from know_thyself.steps.collect import run_collect
 from know_thyself.steps.evaluate_judgment import PREDICTIONS, log_evaluation
-from know_thyself.tracking import TAG_NOTE, chain_run, close_stale_runs, downloaded, read_jsonl_artifact, step_run
+from know_thyself.tracking import TAG_NOTE, chain_run, close_stale_runs, code, downloaded, read_jsonl_artifact, step_run
 from know_thyself.tracking.judges import RegisteredJudge, resolve_judge, tag_version
 from know_thyself.training.lora import ADAPTER_DIR, load_adapter
 
@@ -50,6 +53,8 @@ STEPS = (STEP, JUDGE_STEP, "collect")
 TAG_MODEL = "know_thyself.registered_model"
 TAG_VERSION = "know_thyself.model_version"
 TAG_QUESTIONS = "know_thyself.questions"
+# Fewer questions than this make degenerate bootstrap intervals: such an evaluation is not linked to the version.
+MIN_LINKED_QUESTIONS = 5
 
 
 @dataclass
@@ -148,7 +153,7 @@ def _evaluate_one(cfg: EvaluateRegisteredConfig, judge: RegisteredJudge, collect
         overlap = sum(" ".join(r["question"].lower().split()) in seen for r in rows) / len(rows)
         result.metrics[f"{split}/overlap_with_judge_training"] = overlap
         linked = {f"{split}/judge/{k}": v for k, v in downstream.headline(result.metrics, split).items()}
-        if judge.model_id:
+        if judge.model_id and len(rows) >= MIN_LINKED_QUESTIONS:
             questions = pd.DataFrame({"question_id": [r["question_id"] for r in rows], "question": [r["question"] for r in rows]})
             dataset = mlflow.data.from_pandas(questions, name=label)
             mlflow.log_metrics(linked, model_id=judge.model_id, dataset=dataset)
@@ -168,9 +173,14 @@ def _link_version(judge: RegisteredJudge, run_id: str, split: str, label: str, c
     questions = collect_cfg.num_samples + collect_cfg.test_samples
     summary = downstream.describe(downstream.headline(values, split))
     overlap = values.get(f"{split}/overlap_with_judge_training", 0.0)
-    line = (f"{judge.title} on {questions} questions ({label}): {summary}; ground truth from {collect_cfg.model} "
+    line = (f"{judge.title} on {questions} questions ({label}): {summary}; ground truth from {code(collect_cfg.model)} "
             f"with {collect_cfg.num_trials} trials per question; {overlap:.0%} of the questions were among "
             f"its training questions (run {run_id})")
+    if questions < MIN_LINKED_QUESTIONS:
+        warning = (f"{questions} questions are too few for meaningful intervals, so {judge.title} was not tagged "
+                   f"with this evaluation; score at least {MIN_LINKED_QUESTIONS} questions to link it to the version")
+        logger.warning(warning)
+        return f"{line}; {warning}"
     tag_version(judge, f"downstream.{label}", f"{summary} on {questions} questions (run {run_id})", run_id)
     return line
 

@@ -19,7 +19,7 @@ from know_thyself.steps import phase1 as phase1_chain
 from know_thyself.steps.build_knowledge_data import run_build_knowledge_data
 from know_thyself.steps.test_knowledge import run_test_knowledge
 from know_thyself.steps.train_knowledge import run_train_knowledge
-from know_thyself.tracking import chain_run, close_stale_runs, describe_run
+from know_thyself.tracking import chain_run, close_stale_runs, code, describe_run
 from know_thyself.tracking.registry import JUDGE_ARTIFACT, KNOWLEDGE_ARTIFACT, register
 
 # The step tags of the runs this chain opens.
@@ -44,7 +44,7 @@ def run_multiphase(cfg: MultiphaseConfig, reuse: bool = True) -> dict[str, str]:
         tags = _version_tags(cfg, parent.info.run_id)
         with chain_run("phase1"):
             phase1 = phase1_chain.judgment_chain(cfg.phase1(), cfg.model, reuse, suffix="v1")
-            describe_run(f"Phase 1, judgment v1 on {cfg.model}: {phase1_chain.CHAIN_LINE}")
+            describe_run(f"Phase 1, judgment v1 on {code(cfg.model)}: {phase1_chain.CHAIN_LINE}")
         ids.update({f"phase1/{k}": v for k, v in phase1.items()})
         ids["judgment_v1"] = register(phase1["train_judgment"], JUDGE_ARTIFACT, "judgment_v1", {**tags, "base_model": cfg.model})
         if last >= 2:
@@ -52,7 +52,7 @@ def run_multiphase(cfg: MultiphaseConfig, reuse: bool = True) -> dict[str, str]:
                 data_id = run_build_knowledge_data(cfg.knowledge_data(phase1["collect"]), reuse).run_id
                 train_id = run_train_knowledge(cfg.knowledge(data_id), reuse).run_id
                 describe_run(f"Phase 2, knowledge: question-answer examples from the train questions, a LoRA "
-                             f"adapter trained on them and merged into {cfg.model} (registered as knowledge_base).")
+                             f"adapter trained on them and merged into {code(cfg.model)} (registered as knowledge_base).")
             ids.update({"phase2/build_knowledge_data": data_id, "phase2/train_knowledge": train_id})
             version = register(train_id, KNOWLEDGE_ARTIFACT, "knowledge_base", {**tags, "base_model": cfg.model})
             ids["knowledge_base"] = version
@@ -68,7 +68,7 @@ def run_multiphase(cfg: MultiphaseConfig, reuse: bool = True) -> dict[str, str]:
                     knowledge_data_run_id=ids["phase2/build_knowledge_data"],
                 )
                 phase3["test_knowledge"] = run_test_knowledge(test_cfg, reuse).run_id
-                describe_run(f"Phase 3, judgment v2 on the merged model {merged}: {phase1_chain.CHAIN_LINE} "
+                describe_run(f"Phase 3, judgment v2 on the merged model {code(merged)}: {phase1_chain.CHAIN_LINE} "
                              "Then the knowledge test: QA accuracy before and after.")
             ids.update({f"phase3/{k}": v for k, v in phase3.items()})
             ids["judgment_v2"] = register(

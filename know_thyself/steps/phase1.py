@@ -19,7 +19,7 @@ from know_thyself.steps.build_judgment_data import run_build_judgment_data
 from know_thyself.steps.collect import run_collect
 from know_thyself.steps.evaluate_judgment import run_evaluate_judgment
 from know_thyself.steps.train_judgment import run_train_judgment
-from know_thyself.tracking import chain_run, close_stale_runs, describe_run
+from know_thyself.tracking import chain_run, close_stale_runs, code, describe_run
 
 CHAIN_LINE = ("collect answers and ability labels, build judgment examples, evaluate the bare model, train the "
               "LoRA judge, evaluate it beside the baselines.")
@@ -42,7 +42,7 @@ def run_phase1(cfg: Phase1Config, reuse: bool = True) -> dict[str, str]:
         ids.update(judgment_chain(cfg, cfg.model, reuse, suffix="v1"))
         _log_headline(ids, "v1")
         judged = mlflow.get_run(ids["evaluate_judgment"]).data.metrics
-        describe_run(f"Phase 1, judgment v1 on {cfg.model}: {CHAIN_LINE} Validation: "
+        describe_run(f"Phase 1, judgment v1 on {code(cfg.model)}: {CHAIN_LINE} Validation: "
                      f"{describe(headline(judged, 'validation'))}.")
     return ids
 

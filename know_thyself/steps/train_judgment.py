@@ -15,11 +15,12 @@ from know_thyself.config import TrainConfig
 from know_thyself.data.labels import scheme_of
 from know_thyself.evaluation.methods import epoch_scorer
 from know_thyself.inference.models import check_model_exists, load_model
-from know_thyself.tracking import StepRun, describe_run, read_jsonl_artifact, require_step_run, step_run
+from know_thyself.tracking import StepRun, code, describe_run, read_jsonl_artifact, require_step_run, step_run
 from know_thyself.tracking.registry import log_judge
 from know_thyself.tracking.training_log import MlflowMetricsCallback, log_adapter, log_epochs, log_training
 from know_thyself.training.best_epoch import BestEpoch
 from know_thyself.training.dev_split import dev_split
+from know_thyself.training.divergence import check_finite
 from know_thyself.training.judge import fit_judge
 from know_thyself.training.judgment_examples import ARTIFACT_DIR
 
@@ -39,6 +40,7 @@ def run_train_judgment(cfg: TrainConfig, reuse: bool = True) -> StepRun:
                 keeper = BestEpoch(epoch_scorer(tokenizer, dev, fit, scheme), cfg.select_by)
                 callbacks.append(keeper)
             trained = fit_judge(fit, cfg, scheme, (model, tokenizer), tuple(callbacks))
+            check_finite(trained.trainer, cfg, trained.metrics["train/final_loss"])  # NaN: the run fails, nothing saved
             log_training(trained)
             if dev:
                 mlflow.log_metrics({"train/fit_questions": len(fit), "train/dev_questions": len(dev)})
@@ -50,7 +52,7 @@ def run_train_judgment(cfg: TrainConfig, reuse: bool = True) -> StepRun:
                     log_judge(str(adapter_dir), cfg.model, scheme)
                     describe_run(
                         f"Trained the judgment LoRA adapter (r {cfg.lora_r}, {cfg.loss} loss, {cfg.label_targets} targets, "
-                        f"{cfg.balance} balance) on {cfg.model} with {len(fit)} examples for "
+                        f"{cfg.balance} balance) on {code(cfg.model)} with {len(fit)} examples for "
                         f"{trained.trainer.state.global_step} steps"
                         + (f", keeping epoch {keeper.best_epoch} of {len(keeper.history)} by dev {cfg.select_by} on "
                            f"{len(dev)} held-out questions" if dev else "")

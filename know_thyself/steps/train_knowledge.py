@@ -10,9 +10,10 @@ import mlflow
 
 from know_thyself.config import KnowledgeTrainConfig
 from know_thyself.inference.models import check_model_exists
-from know_thyself.tracking import StepRun, describe_run, read_jsonl_artifact, require_step_run, step_run
+from know_thyself.tracking import StepRun, code, describe_run, read_jsonl_artifact, require_step_run, step_run
 from know_thyself.tracking.registry import KNOWLEDGE_ARTIFACT, requirements
 from know_thyself.tracking.training_log import MlflowMetricsCallback, log_adapter, log_training
+from know_thyself.training.divergence import check_finite
 from know_thyself.training.knowledge_examples import DATA_FILE
 from know_thyself.training.lora import train_lora
 
@@ -25,6 +26,7 @@ def run_train_knowledge(cfg: KnowledgeTrainConfig, reuse: bool = True) -> StepRu
         if not run.reused:
             examples = read_jsonl_artifact(upstream.info.run_id, DATA_FILE)
             trained = train_lora(examples, cfg, callbacks=(MlflowMetricsCallback(),))
+            check_finite(trained.trainer, cfg, trained.metrics["train/final_loss"])  # NaN: the run fails, nothing saved
             log_training(trained)
             trainer = trained.trainer
             log_adapter(trainer, cfg.model)
@@ -37,6 +39,6 @@ def run_train_knowledge(cfg: KnowledgeTrainConfig, reuse: bool = True) -> StepRu
                     task="text-generation",
                     pip_requirements=requirements(),
                 )
-                describe_run(f"Trained the knowledge LoRA adapter on {cfg.model} with {len(examples)} question-answer "
+                describe_run(f"Trained the knowledge LoRA adapter on {code(cfg.model)} with {len(examples)} question-answer "
                              f"examples for {trainer.state.global_step} steps and merged it into the base (model/).")
     return run

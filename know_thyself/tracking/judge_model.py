@@ -1,8 +1,11 @@
 """The registered judge as an MLflow pyfunc model, logged from code (no pickled Python objects).
 
 ``mlflow.pyfunc.load_model("models:/judgment_v2@current").predict(questions)`` takes a list of
-questions or a DataFrame with a ``question`` column and returns one row per question:
-``question``, ``ability`` (the predicted label) and ``p_<label>`` for each label.
+questions or a DataFrame with a ``question`` column (and, served with ``mlflow models serve``,
+``{"inputs": [...]}``, ``dataframe_split`` and ``dataframe_records``) and returns one row per
+question: ``question``, ``ability`` (the predicted label) and ``p_<label>`` for each label. A
+missing, non-string, empty or over-long question is refused with one line naming the row and the
+rule (an HTTP 400 from the scoring server): :mod:`know_thyself.tracking.judge_input`.
 
 The model's ``model_config`` names the base model the adapter needs (``base_model``: the
 embedded default, a Hub id, or a ``models:/knowledge_base/<version>`` URI, which resolves
@@ -37,31 +40,14 @@ class JudgeModel(mlflow.pyfunc.PythonModel):
         import pandas as pd
 
         from know_thyself.inference.judgments import judge
+        from know_thyself.tracking.judge_input import read_questions
 
-        questions = _questions(model_input)
+        questions = read_questions(model_input)
         judged = judge(self.model, self.tokenizer, questions, self.scheme, self.batch_size)
         frame = pd.DataFrame({"question": questions, "ability": judged.predicted})
         for column, label in enumerate(judged.labels):
             frame[f"p_{label}"] = judged.probabilities[:, column]
         return frame
-
-
-def _questions(model_input: Any) -> list[str]:
-    import pandas as pd
-
-    if isinstance(model_input, str):
-        return [model_input]
-    if isinstance(model_input, pd.DataFrame):
-        if "question" in model_input.columns:
-            return [str(q) for q in model_input["question"]]
-        if model_input.shape[1] == 1:
-            return [str(q) for q in model_input.iloc[:, 0]]
-        raise ValueError("give a DataFrame with a 'question' column, or a list of question strings")
-    if isinstance(model_input, pd.Series):
-        return [str(q) for q in model_input]
-    if isinstance(model_input, (list, tuple)):
-        return [str(q) for q in model_input]
-    raise ValueError(f"cannot read questions from {type(model_input).__name__}; give a list of strings or a DataFrame")
 
 
 mlflow.models.set_model(JudgeModel())

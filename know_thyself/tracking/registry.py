@@ -20,6 +20,8 @@ ALIAS = "current"
 JUDGE_ARTIFACT = "judge"
 KNOWLEDGE_ARTIFACT = "model"
 _PYFUNC_CODE = Path(__file__).with_name("judge_model.py")
+# The question in the judge's input example (shown on the model's page).
+JUDGE_EXAMPLE = "What is the capital of France?"
 
 
 def requirements() -> list[str]:
@@ -30,14 +32,42 @@ def requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in names]
 
 
+def judge_signature(label_scheme: str) -> Any:
+    """The judge's signature: one column of questions in; ``question``, ``ability`` and ``p_<label>`` out.
+
+    The input column is declared without a name or a type on purpose. MLflow enforces a declared
+    input before the model sees it: a named column refuses the plain list ``predict(["..."])`` that
+    the judge has always taken, and a string type makes the scoring server turn ``null`` and
+    ``123`` into the questions ``"None"`` and ``"123"``. Undeclared, every value reaches the judge,
+    which refuses what is not a question itself (:mod:`know_thyself.tracking.judge_input`). The
+    input example shows the ``question`` column.
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    from know_thyself.data.labels import labels_for
+
+    outputs = [ColSpec("string", "question"), ColSpec("string", "ability")]
+    outputs += [ColSpec("double", f"p_{label}") for label in labels_for(label_scheme)]
+    return ModelSignature(inputs=Schema([ColSpec(AnyType())]), outputs=Schema(outputs))
+
+
 def log_judge(adapter_dir: str, base_model: str, label_scheme: str) -> None:
-    """Log the judge (pyfunc from code + adapter artifact) into the active run under ``judge/``."""
+    """Log the judge (pyfunc from code + adapter artifact) into the active run under ``judge/``.
+
+    With its signature (:func:`judge_signature`) and an input example, which MLflow also sends
+    through the model once as the scoring server would (a warning if it fails).
+    """
+    import pandas as pd
+
     mlflow.pyfunc.log_model(
         name=JUDGE_ARTIFACT,
         python_model=str(_PYFUNC_CODE),
         artifacts={"adapter": adapter_dir},
         model_config={"base_model": base_model, "label_scheme": label_scheme},
         pip_requirements=requirements(),
+        signature=judge_signature(label_scheme),
+        input_example=pd.DataFrame({"question": [JUDGE_EXAMPLE]}),
     )
 
 

@@ -1,9 +1,14 @@
 """Step runs and the step cache that makes reruns resume.
 
 The tracker is the only state. A step run is tagged with its step name, the code version and a
-cache key computed from (step, parameters as strings, code version); upstream run ids are
+cache key computed from (step, parameters as strings, code version, and a digest of the data the
+step read from outside the tracker, e.g. the questions of a dataset file); upstream run ids are
 parameters, so a changed upstream run is a different key. A finished run with the same key is
 reused instead of being run again.
+
+A step writes into its own new run, or into the RUNNING run ``mlflow run`` opened for it
+(``$MLFLOW_RUN_ID``); a stray ``$MLFLOW_RUN_ID`` naming any other run is refused before anything
+is written (:func:`project_run_id`).
 """
 
 from __future__ import annotations
@@ -52,15 +57,25 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
-def cache_key(step: str, params: dict[str, str], version: str) -> str:
-    """The key a finished step run is found by: its step, parameters (as strings) and code version."""
-    payload = json.dumps({"step": step, "params": params, "code": version}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()
+def cache_key(step: str, params: dict[str, str], version: str, inputs: str = "") -> str:
+    """The key a finished step run is found by: its step, parameters (as strings), code version and input digest.
+
+    Args:
+        step: The step name.
+        params: The step's parameters as strings.
+        version: The code version (:func:`code_version`).
+        inputs: A digest of what the step read from outside the tracker (a dataset's sampled
+            questions); empty for steps that read only upstream runs.
+    """
+    payload = {"step": step, "params": params, "code": version}
+    if inputs:
+        payload["inputs"] = inputs
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def find_finished_run(step: str, params: dict[str, str]) -> str | None:
-    """The newest finished run of ``step`` with exactly these parameters and this code version."""
-    key = cache_key(step, params, code_version())
+def find_finished_run(step: str, params: dict[str, str], inputs: str = "") -> str | None:
+    """The newest finished run of ``step`` with exactly these parameters, input digest and this code version."""
+    key = cache_key(step, params, code_version(), inputs)
     experiment_id = current_experiment_id()
     runs = mlflow.search_runs(
         experiment_ids=[experiment_id],
@@ -85,9 +100,47 @@ class StepRun:
     reused: bool
 
 
+# Runs of $MLFLOW_RUN_ID found RUNNING by this process: the command's own, even after it ends them.
+_PROJECT_RUNS: set[str] = set()
+
+
+def project_run_id() -> str | None:
+    """The run ``mlflow run`` opened for this command (``$MLFLOW_RUN_ID``), checked to be RUNNING; ``None`` if unset.
+
+    ``mlflow.start_run()`` continues whatever run ``$MLFLOW_RUN_ID`` names. Left over in a shell, it
+    may name a finished run, which a step would then reopen, retag and end FAILED. Checked before
+    anything is written into it.
+
+    Raises:
+        ValueError: naming the run, its state and the fix, when it is not a RUNNING run of this store.
+    """
+    run_id = os.environ.get("MLFLOW_RUN_ID", "").strip()
+    if not run_id or run_id in _PROJECT_RUNS:
+        return run_id or None
+    fix = ("a step writes only into its own new run or into the RUNNING run `mlflow run` opened for it; "
+           "unset MLFLOW_RUN_ID (a leftover of another command) and run again")
+    try:
+        run = mlflow.get_run(run_id)
+    except Exception as exc:  # noqa: BLE001 - a missing run and a store error alike
+        damaged = damaged_store_hint(str(exc))
+        if damaged:
+            raise OSError(f"tracking store error while reading MLFLOW_RUN_ID {run_id!r}{damaged}") from exc
+        raise ValueError(f"MLFLOW_RUN_ID is {run_id!r}, which is not a run in this tracking store; {fix}") from None
+    state = "deleted" if run.info.lifecycle_stage == "deleted" else run.info.status
+    if state != "RUNNING":
+        raise ValueError(f"MLFLOW_RUN_ID names run {run_id}, which is {state}, not RUNNING; {fix}")
+    _PROJECT_RUNS.add(run_id)
+    return run_id
+
+
+def is_project_run(run_id: str) -> bool:
+    """Whether ``run_id`` is the run ``mlflow run`` opened for this command (checked RUNNING when first seen)."""
+    return run_id in _PROJECT_RUNS
+
+
 @contextlib.contextmanager
 def step_run(
-    step: str, params: dict[str, str], reuse: bool = True, run_name: str | None = None
+    step: str, params: dict[str, str], reuse: bool = True, run_name: str | None = None, inputs: str = ""
 ) -> Iterator[StepRun]:
     """Open the run of one step, or find the finished run it would repeat.
 
@@ -101,16 +154,19 @@ def step_run(
         params: The step's parameters as strings, upstream run ids included.
         reuse: Look for a finished run to reuse first.
         run_name: Display name of the run (default: the step name).
+        inputs: A digest of the data the step reads from outside the tracker (part of the cache key).
     """
     if not is_main_process():
         # Other processes of a multi-process (accelerate launch) job train but never track:
         # the main process opens the run and logs. The cache decision is the same everywhere.
-        previous = find_finished_run(step, params) if reuse else None
+        previous = find_finished_run(step, params, inputs) if reuse else None
         yield StepRun(previous or "", reused=previous is not None)
         return
     parent = mlflow.active_run()
+    if parent is None:
+        project_run_id()
     if reuse:
-        previous = find_finished_run(step, params)
+        previous = find_finished_run(step, params, inputs)
         if previous is not None:
             logger.info("%s: reusing finished run %s", step, previous)
             if parent is not None:
@@ -125,7 +181,7 @@ def step_run(
     tags = {
         TAG_STEP: step,
         TAG_CODE_VERSION: version,
-        TAG_CACHE_KEY: cache_key(step, params, version),
+        TAG_CACHE_KEY: cache_key(step, params, version, inputs),
         **process_tags(),
     }
     with mlflow.start_run(run_name=run_name or step, nested=parent is not None, tags=tags) as run:
@@ -147,6 +203,8 @@ def chain_run(name: str, params: dict[str, str] | None = None) -> Iterator[Any]:
         name: The chain or phase name (run name and ``know_thyself.step`` tag).
         params: Parameters to log (those a resumed run already holds are skipped).
     """
+    if mlflow.active_run() is None:
+        project_run_id()
     with mlflow.start_run(run_name=name, nested=mlflow.active_run() is not None) as run:
         mlflow.set_tags({TAG_STEP: name, **process_tags()})
         if params:
@@ -188,11 +246,23 @@ def require_step_run(run_id: str, step: str | tuple[str, ...], option: str) -> A
             raise OSError(f"tracking store error while reading {option} {run_id!r}{damaged}") from exc
         raise UpstreamRunError(f"{option} {run_id!r} is not a run in this tracking store ({exc.__class__.__name__}); "
                                "check the id and MLFLOW_TRACKING_URI") from exc
+    wanted = " or ".join(steps)
+    if run.info.lifecycle_stage == "deleted":
+        raise UpstreamRunError(
+            f"{option} {run_id!r} is a deleted run (deleted in the MLflow UI or with `mlflow runs delete`); "
+            f"restore it (mlflow runs restore --run-id {run_id}) or pass another finished {wanted} run"
+        )
+    reused = run.data.tags.get(TAG_REUSED, "")
+    if reused:
+        raise UpstreamRunError(
+            f"{option} {run_id!r} is the run `mlflow run` opened for a step that reused the finished run "
+            f"{reused}; it holds nothing itself: pass {reused}"
+        )
     actual = run.data.tags.get(TAG_STEP, "")
     if actual not in steps:
         raise UpstreamRunError(
-            f"{option} {run_id!r} is a {actual or 'non-know-thyself'!s} run, not a {' or '.join(steps)} run; "
-            f"pass the id of a finished {' or '.join(steps)} run"
+            f"{option} {run_id!r} is a {actual or 'non-know-thyself'!s} run, not a {wanted} run; "
+            f"pass the id of a finished {wanted} run"
         )
     if run.info.status != RunStatus.to_string(RunStatus.FINISHED):
         raise UpstreamRunError(

@@ -1,8 +1,9 @@
 """The tracking store: where runs go, checked before anything is written to it.
 
 ``sqlite:///mlflow.db`` in the working folder (artifacts under ``./mlruns``) unless
-``$MLFLOW_TRACKING_URI`` names another store; a server must answer its health check and an SQLite
-file must be a database, or the step stops at once with the fix.
+``$MLFLOW_TRACKING_URI`` names another store; a server must answer its health check, an SQLite
+file must be a database in a folder that exists, and a local artifact folder must be writable, or
+the step stops at once with the fix (not after minutes of sampling).
 """
 
 from __future__ import annotations
@@ -45,7 +46,29 @@ def configure_tracking() -> str:
     if not any(os.environ.get(v) for v in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")):
         mlflow.set_experiment(DEFAULT_EXPERIMENT)
     mark_model_training_experiment()
+    check_artifact_folder()
     return uri
+
+
+def check_artifact_folder() -> None:
+    """Fail at once, with the fix, when the current experiment's artifacts go to a local folder this user cannot write.
+
+    Artifacts are written when a step ends; a read-only ``mlruns`` would otherwise be found only
+    after the sampling or training it was meant to keep.
+    """
+    from urllib.parse import urlparse
+
+    location = mlflow.get_experiment(current_experiment_id()).artifact_location or ""
+    parsed = urlparse(location)
+    if parsed.scheme not in ("", "file"):
+        return  # a server or an object store checks its own permissions
+    folder = Path(parsed.path if parsed.scheme == "file" else location)
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and not (existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)):
+        raise OSError(
+            f"the artifact folder {existing} is not writable by this user, so no step could save what it makes; "
+            f"make it writable (chmod -R u+w {existing}), or run from another folder or set MLFLOW_TRACKING_URI"
+        )
 
 
 def mark_model_training_experiment() -> None:
@@ -98,6 +121,11 @@ def check_sqlite_store(uri: str) -> None:
     import sqlite3
 
     path = _sqlite_file(uri)
+    if path is not None and not path.parent.is_dir():
+        raise ValueError(
+            f"the tracking store {uri} is in a folder that does not exist ({path.parent}); create it "
+            f"(mkdir -p {path.parent}) or correct MLFLOW_TRACKING_URI (sqlite:/// then an absolute path has four slashes)"
+        )
     if path is None or not path.exists() or (path.is_file() and path.stat().st_size == 0):
         return
     fix = (f"move it aside (mv {path} {path}.broken) or delete it to start an empty store, "
@@ -120,6 +148,26 @@ def check_sqlite_store(uri: str) -> None:
         return  # locked or busy, not damaged: MLflow waits or reports it itself
     except sqlite3.DatabaseError as exc:
         raise ValueError(f"the tracking store {path} is damaged ({exc}); {fix}") from None
+
+
+# Lines of an SQLAlchemy error that say how it was raised, not what went wrong.
+_CONTEXT_LINES = ("(raised as a result of Query-invoked autoflush", "(Background on this error", "[SQL:", "[parameters:")
+
+
+def tracking_error_line(text: str) -> str:
+    """The line of a tracking-store error that names its cause, with the fix where one is known.
+
+    SQLAlchemy puts how an error was raised ("Query-invoked autoflush") before the driver's own
+    words ("(sqlite3.OperationalError) database or disk is full"); the cause is the line shown.
+    """
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    causes = [line for line in lines if not line.startswith(_CONTEXT_LINES)]
+    line = next((c for c in causes if "(sqlite3." in c), causes[0] if causes else (lines[0] if lines else ""))
+    if "database or disk is full" in line:
+        uri = mlflow.get_tracking_uri()
+        store = _sqlite_file(uri) if uri.startswith("sqlite:") else None
+        return f"{line}; free space on the disk that holds {store or 'the tracking store'} and run again"
+    return f"{line}{damaged_store_hint(line)}"
 
 
 def damaged_store_hint(message: str) -> str:

@@ -4,5 +4,6 @@
 * :mod:`~know_thyself.training.knowledge_examples`: Phase 2's question-answer examples;
 * :mod:`~know_thyself.training.lora`: LoRA supervised fine-tuning through TRL's ``SFTTrainer``, adapters;
 * :mod:`~know_thyself.training.speedups`: the CPU speed-ups of that trainer;
+* :mod:`~know_thyself.training.divergence`: a training whose loss or weights are not finite is refused;
 * :mod:`~know_thyself.training.dev_split`: the dev split carved from train, and the best grid point.
 """

@@ -38,6 +38,8 @@ class BestEpoch(TrainerCallback):
     def on_epoch_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         import torch
 
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.requires_grad):
+            return  # diverged: nothing to score or keep (the step's divergence check says so)
         training = model.training
         model.eval()
         with torch.no_grad():

@@ -77,7 +77,41 @@ CASES = [
     ("a judge that is not registered", "evaluate_registered", ["--model_uri", "models:/judgment_v2@current"],
      "model_uri 'models:/judgment_v2@current' is not registered in"),
     ("a bad split for a registered judge", "evaluate_registered", ["--split", "test"], "split must be 'train' or 'validation'"),
+    # Bounds of options with no sane meaning beyond them, and seeds the random generators take.
+    ("lora_alpha far too large", "train_judgment", ["--data_run_id", "a" * 32, "--lora_alpha", "1000000"],
+     "lora_alpha must be in 1..4096, got 1000000"),
+    ("lora_r far too large", "train_judgment", ["--data_run_id", "a" * 32, "--lora_r", "100000"], "lora_r must be in 1..1024, got 100000"),
+    ("batch_size far too large", "train_knowledge", ["--data_run_id", "a" * 32, "--batch_size", "10000000"],
+     "batch_size must be in 1..4096, got 10000000"),
+    ("epochs far too many", "multiphase", ["--knowledge_epochs", "1e9"], "knowledge_epochs must be in (0, 1000], got 1000000000.0"),
+    ("a negative seed", "collect", ["--seed", "-1"], "seed must be in 0..4294967295, got -1"),
+    ("a seed beyond the generators", "train_judgment", ["--data_run_id", "a" * 32, "--seed", str(10**20)],
+     f"seed must be in 0..4294967295, got {10**20}"),
+    ("a sample_seed beyond the generators", "collect", ["--sample_seed", str(2**40)], f"sample_seed must be in 0..4294967295, got {2**40}"),
+    ("an upper-case run id", "build_judgment_data", ["--collect_run_id", "A" * 32],
+     f"run ids are in lower case; pass {'a' * 32!r}"),
+    ("pickled model weights", "collect", lambda t: ["--model", str(_pickled_model(t))],
+     "holds pickled weights (pytorch_model.bin) and no .safetensors file; pickled weights are refused"),
+    ("deeply nested JSON", "collect",
+     lambda t: ["--dataset", str(_dataset(t / "d", train="[" * 100000 + "]" * 100000 + "\n"))],
+     "train.jsonl, line 1: the JSON is nested too deeply to read"),
+    ("a CSV cell over the csv module's limit", "collect", lambda t: ["--dataset", str(_huge_csv_cell(t))],
+     "questions.csv, row 1: a cell is longer than 131,072 characters, the csv module's limit"),
 ]
+
+
+def _pickled_model(tmp_path: Path) -> Path:
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (folder / "pytorch_model.bin").write_bytes(b"\x80\x04K\x01.")  # a pickle
+    return folder
+
+
+def _huge_csv_cell(tmp_path: Path) -> Path:
+    path = tmp_path / "questions.csv"
+    path.write_text('question_id,question,answer.value,answer.aliases\nq1,"' + "why " * 40000 + '",x,"[""x""]"\n')
+    return path
 
 
 def _split_path_made_by(tmp_path: Path, make) -> Path:
@@ -340,11 +374,8 @@ def test_read_only_working_folder_as_a_user(shared_dir, monkeypatch):
     assert list(folder.iterdir()) == []
 
 
-def test_unreadable_dataset_folder_as_a_user(shared_dir, monkeypatch):
-    dataset = _dataset(shared_dir / "data")
-    for path in dataset.iterdir():
-        path.chmod(0o644)
-    dataset.chmod(0o000)
+def _shared_store(shared_dir: Path, monkeypatch) -> Path:
+    """A store folder anyone may write, as the working folder and the tracking store."""
     store = shared_dir / "store"
     store.mkdir()
     store.chmod(0o777)
@@ -352,6 +383,15 @@ def test_unreadable_dataset_folder_as_a_user(shared_dir, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
     for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
         monkeypatch.delenv(var, raising=False)
+    return store
+
+
+def test_unreadable_dataset_folder_as_a_user(shared_dir, monkeypatch):
+    dataset = _dataset(shared_dir / "data")
+    for path in dataset.iterdir():
+        path.chmod(0o644)
+    dataset.chmod(0o000)
+    store = _shared_store(shared_dir, monkeypatch)
     main = command("collect")
     try:
         warm_up = _invoke(main, ["--dataset", str(shared_dir / "missing")])
@@ -369,3 +409,28 @@ def test_unreadable_dataset_folder_as_a_user(shared_dir, monkeypatch):
     assert result["exit_code"] != 0
     assert f"dataset folder {dataset} is not readable by this user" in result["output"], result["output"]
     assert "chmod" in result["output"] and "Traceback" not in result["output"]
+
+
+def test_read_only_artifact_folder_as_a_user(shared_dir, monkeypatch):
+    """Found when the step starts, not when it saves what it made after minutes of sampling."""
+    store = _shared_store(shared_dir, monkeypatch)
+    main, args = command("build_judgment_data"), ["--collect_run_id", "f" * 32]
+    try:
+        warm_up = _invoke(main, args)  # as root: the store and the experiment exist afterwards
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert "is not a run in this tracking store" in warm_up["output"], warm_up["output"]
+    (store / "mlflow.db").chmod(0o666)
+    artifacts = store / "mlruns"
+    artifacts.mkdir()
+    artifacts.chmod(0o555)
+
+    def body():
+        if not os.access(store / "mlflow.db", os.W_OK) or os.access(artifacts, os.W_OK):
+            raise _Skip("the unprivileged user cannot use the store, or can write the artifact folder anyway")
+        return _invoke(main, args)
+
+    result = _as_unprivileged(body)
+    assert result["exit_code"] != 0
+    assert f"the artifact folder {artifacts} is not writable by this user" in result["output"], result["output"]
+    assert "Traceback" not in result["output"]

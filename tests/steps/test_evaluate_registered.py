@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import mlflow
@@ -18,7 +19,7 @@ from know_thyself.data.questions import write_jsonl
 from know_thyself.steps.build_judgment_data import run_build_judgment_data
 from know_thyself.steps.collect import run_collect
 from know_thyself.steps.train_judgment import run_train_judgment
-from know_thyself.tracking import TAG_NOTE, TAG_STEP, configure_tracking
+from know_thyself.tracking import TAG_NOTE, TAG_STEP, configure_tracking, read_jsonl_artifact
 from know_thyself.tracking.registry import JUDGE_ARTIFACT, register
 
 CAPITALS = [
@@ -166,6 +167,40 @@ def test_two_versions_compared_on_the_same_questions(store):
     assert list(table["metric"]) == ["balanced_accuracy", "qwk", "auroc", "exact_match"]
     assert "judgment_v1/1 - judgment_v1/2" in table.columns
     assert "| balanced accuracy |" in parent.data.tags[TAG_NOTE] and "judgment_v1/1 vs judgment_v1/2" in result.output
+
+
+def test_an_edited_question_file_is_collected_and_scored_again(store):
+    """Not the old headline re-tagged onto the version: the edited questions are answered and judged."""
+    edited = store["folder"] / "edited.jsonl"
+    shutil.copyfile(store["folder"] / "questions.jsonl", edited)
+    args = ("--model_uri", "models:/judgment_v1/1", "--dataset", str(edited))
+    first, ids = _invoke(*args)
+    assert first.exit_code == 0, first.output
+    rows = [json.loads(line) for line in edited.read_text().splitlines()]
+    rows[0]["question"] = "Which city is the capital of the edited country?"
+    edited.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    second, again = _invoke(*args)
+    assert second.exit_code == 0, second.output
+    assert again["judgment_v1/1/collect"] != ids["judgment_v1/1/collect"]
+    assert again["judgment_v1/1/evaluation"] != ids["judgment_v1/1/evaluation"]
+    questions = {r["question"] for r in read_jsonl_artifact(again["judgment_v1/1/collect"], "responses.jsonl")}
+    assert "Which city is the capital of the edited country?" in questions
+    version = mlflow.MlflowClient().get_model_version("judgment_v1", "1")
+    assert version.tags["downstream.last_run_id"] == again["judgment_v1/1/evaluation"]
+
+
+def test_a_tiny_evaluation_warns_and_leaves_the_version_untagged(store):
+    tiny = store["folder"] / "two.jsonl"
+    lines = (store["folder"] / "questions.jsonl").read_text().splitlines()[:2]
+    tiny.write_text("\n".join(lines) + "\n")
+    client = mlflow.MlflowClient()
+    before = client.get_model_version("judgment_v1", "2").tags
+    result, ids = _invoke("--model_uri", "models:/judgment_v1/2", "--dataset", str(tiny))
+    assert result.exit_code == 0, result.output
+    assert "2 questions are too few for meaningful intervals, so judgment_v1/2 was not tagged" in result.output
+    assert client.get_model_version("judgment_v1", "2").tags == before
+    assert "downstream.two.jsonl" not in before
+    assert client.get_run(ids["judgment_v1/2/evaluation"]).info.status == "FINISHED"  # the run keeps its numbers
 
 
 @pytest.mark.parametrize(

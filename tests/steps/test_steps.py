@@ -150,8 +150,10 @@ def test_vllm_backend_without_vllm_is_refused_before_the_run(tracking, trivia_di
 
 
 def test_the_error_goes_into_the_run_mlflow_run_opened(tracking, trivia_dir, monkeypatch):
-    with mlflow.start_run() as opened:  # what `mlflow run` does before starting the command
-        pass
+    from know_thyself.tracking import current_experiment_id
+
+    # What `mlflow run` does before starting the command: a run left RUNNING for it.
+    opened = mlflow.MlflowClient().create_run(current_experiment_id())
     monkeypatch.setenv("MLFLOW_RUN_ID", opened.info.run_id)
     args = ["--model", "models:/nothing_here/3", "--dataset", str(trivia_dir), "--num_samples", "2", "--test_samples", "2"]
     result = CliRunner().invoke(command("collect"), args)

@@ -116,3 +116,33 @@ def test_check_sqlite_store_accepts_a_store_in_use(tracking):
     with mlflow.start_run():
         mlflow.log_param("a", 1)
     kt.check_sqlite_store(mlflow.get_tracking_uri())
+
+
+def test_the_data_read_is_part_of_the_key(tracking):
+    """Two runs with the same parameters on different questions (an edited file) are different steps."""
+    with step_run("collect", {"dataset": "q.jsonl"}, inputs="digest-of-old-questions") as run:
+        mlflow.log_metric("done", 1)
+    assert find_finished_run("collect", {"dataset": "q.jsonl"}, "digest-of-old-questions") == run.run_id
+    assert find_finished_run("collect", {"dataset": "q.jsonl"}, "digest-of-new-questions") is None
+    assert find_finished_run("collect", {"dataset": "q.jsonl"}) is None
+    assert kt.cache_key("collect", {}, "v", "a") != kt.cache_key("collect", {}, "v", "b") != kt.cache_key("collect", {}, "v")
+
+
+def test_a_deleted_upstream_run_is_refused(tracking):
+    upstream = _finish("collect", {"seed": "1"})
+    mlflow.MlflowClient().delete_run(upstream)
+    with pytest.raises(UpstreamRunError, match=f"collect_run_id '{upstream}' is a deleted run .* restore it"):
+        require_step_run(upstream, "collect", "collect_run_id")
+    assert find_finished_run("collect", {"seed": "1"}) is None  # nor reused
+
+
+def test_a_leftover_run_id_of_a_finished_run_is_refused_before_anything_is_written(tracking, monkeypatch):
+    finished = _finish("collect", {"seed": "1"})
+    monkeypatch.setenv("MLFLOW_RUN_ID", finished)
+    with pytest.raises(ValueError, match=f"MLFLOW_RUN_ID names run {finished}, which is FINISHED, not RUNNING"):
+        with step_run("collect", {"seed": "2"}):
+            pass
+    assert mlflow.get_run(finished).info.status == "FINISHED"
+    monkeypatch.setenv("MLFLOW_RUN_ID", "0" * 32)
+    with pytest.raises(ValueError, match="MLFLOW_RUN_ID is '0{32}', which is not a run in this tracking store"):
+        kt.project_run_id()

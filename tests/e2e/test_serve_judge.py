@@ -1,0 +1,126 @@
+"""A registered judge behind the real `mlflow models serve` on loopback: every request form MLflow's
+scoring protocol documents, and bad requests answered with HTTP 400 and one line, no traceback."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from know_thyself.tracking.registry import JUDGE_ARTIFACT, log_judge, register
+
+QUESTIONS = ["What is the capital of France?", "Who painted The Night Watch?"]
+
+
+def _post(url: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, tiny_model_dir):
+    """judgment_v1/1 (the tiny model and an untrained adapter) served by `mlflow models serve` on a free port."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    folder = tmp_path_factory.mktemp("serve")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM")).save_pretrained(folder / "adapter")
+    mlflow.set_experiment("serve")
+    with mlflow.start_run() as run:
+        log_judge(str(folder / "adapter"), tiny_model_dir, "three")
+    version = register(run.info.run_id, JUDGE_ARTIFACT, "judgment_v1", {})
+    mlflow.set_tracking_uri(None)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/judgment_v1/{version}", "--env-manager", "local",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=open(folder / "serve.log", "w"), start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(360):
+            if server.poll() is not None:
+                pytest.fail(f"mlflow models serve ended: {(folder / 'serve.log').read_text()[-3000:]}")
+            try:
+                urllib.request.urlopen(f"{url}/ping", timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow models serve did not answer /ping within 3 minutes")
+        yield f"{url}/invocations"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"inputs": QUESTIONS},
+        {"instances": QUESTIONS},
+        {"dataframe_split": {"columns": ["question"], "data": [[q] for q in QUESTIONS]}},
+        {"dataframe_records": [{"question": q} for q in QUESTIONS]},
+        {"dataframe_records": [{"question": q, "source": "user"} for q in QUESTIONS]},
+    ],
+    ids=["inputs", "instances", "dataframe_split", "dataframe_records", "records with another column"],
+)
+def test_each_request_form_is_judged(served, body):
+    status, answer = _post(served, body)
+    assert status == 200, answer
+    rows = answer["predictions"]
+    assert [row["question"] for row in rows] == QUESTIONS
+    for row in rows:
+        assert row["ability"] in ("can", "uncertain", "cannot")
+        assert abs(row["p_can"] + row["p_uncertain"] + row["p_cannot"] - 1) < 1e-4
+
+
+SEND = 'send {"inputs": ["<question>", ...]} or {"dataframe_records": [{"question": "<question>"}, ...]}'
+RULE = "each question must be a non-empty string of at most 1000 characters"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"inputs": [None, QUESTIONS[0]]}, f"row 0: the question is missing (nan); {RULE}"),
+        ({"inputs": [QUESTIONS[0], 123]}, f"row 1: the question is an int (123), not a string; {RULE}"),
+        ({"dataframe_records": [{"question": 3.5}]}, f"row 0: the question is a float (3.5), not a string; {RULE}"),
+        ({"inputs": [""]}, f"row 0: the question is empty; {RULE}"),
+        ({"inputs": ["Why? " * 300]}, f"row 0: the question is 1,500 characters long; {RULE}"),
+        ({"dataframe_records": [{"text": QUESTIONS[0]}]}, f"there is no 'question' column (columns: 'text'); {SEND}"),
+        ({"dataframe_split": {"columns": ["question"], "data": []}}, f"no questions were given; {SEND}"),
+    ],
+    ids=["null", "a number", "a number in records", "empty", "over-long", "no question column", "no questions"],
+)
+def test_a_bad_request_is_a_400_with_one_line_saying_what_to_send(served, body, message):
+    status, answer = _post(served, body)
+    assert status == 400
+    assert answer["error_code"] == "BAD_REQUEST" and answer["message"].startswith(message), answer
+    assert "\n" not in answer["message"] and "stack_trace" not in answer and "Traceback" not in json.dumps(answer)
+
+
+def test_an_empty_list_is_refused_by_mlflow_before_the_judge(served):
+    """MLflow counts the inputs against the signature before the judge sees them: a 400 without a traceback."""
+    status, answer = _post(served, {"inputs": []})
+    assert status == 400 and "missing inputs" in answer["message"]
+    assert "stack_trace" not in answer and "Traceback" not in json.dumps(answer)
