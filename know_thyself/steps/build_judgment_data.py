@@ -17,6 +17,7 @@ from know_thyself.data.labels import labels_for, scheme_of
 from know_thyself.evaluation.ability import RESPONSES, SPLITS
 from know_thyself.steps.collect import require_collect_run
 from know_thyself.tracking import StepRun, describe_run, log_jsonl, read_jsonl_artifact, require_step_run, step_run
+from know_thyself.tracking.datasets import log_questions
 from know_thyself.training.judgment_examples import ARTIFACT_DIR, HELDOUT, build_examples, hold_out
 from know_thyself.training.knowledge_examples import DATA_FILE as KNOWLEDGE_DATA
 
@@ -31,6 +32,7 @@ def run_build_judgment_data(cfg: JudgmentDataConfig, reuse: bool = True) -> Step
         if run.reused:
             return run
         rows = read_jsonl_artifact(upstream.info.run_id, RESPONSES)
+        log_questions(rows, upstream.data.params.get("dataset", ""))
         mlflow.log_param("label_scheme", scheme)
         sizes = []
         for split in SPLITS:

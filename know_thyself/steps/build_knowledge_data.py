@@ -14,6 +14,7 @@ from know_thyself.evaluation.ability import RESPONSES
 from know_thyself.inference.models import check_model_exists
 from know_thyself.steps.collect import require_collect_run
 from know_thyself.tracking import StepRun, describe_run, log_jsonl, read_jsonl_artifact, step_run
+from know_thyself.tracking.datasets import log_questions
 from know_thyself.training.knowledge_examples import DATA_FILE, build_qa_examples, choose_taught, restate_in_own_words
 
 
@@ -28,6 +29,7 @@ def run_build_knowledge_data(cfg: KnowledgeDataConfig, reuse: bool = True) -> St
     with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
         if not run.reused:
             train = [r for r in read_jsonl_artifact(upstream.info.run_id, RESPONSES) if r["split"] == "train"]
+            log_questions(train, upstream.data.params.get("dataset", ""))
             rows = choose_taught(train, cfg.fraction, cfg.seed)
             examples = build_qa_examples(rows)
             how = "the reference answers"

@@ -28,6 +28,7 @@ from know_thyself.inference.memory import check_sampling_memory
 from know_thyself.inference.models import check_model_exists
 from know_thyself.inference.sampling import resolve_backend
 from know_thyself.tracking import StepRun, code, describe_run, find_finished_run, log_jsonl, require_step_run, step_run
+from know_thyself.tracking.datasets import log_questions
 
 TAG_QUESTION_SET = "know_thyself.question_set"
 
@@ -44,12 +45,13 @@ def run_collect(cfg: CollectConfig, reuse: bool = True, run_name: str | None = N
             batch_size=cfg.inference_batch_size, num_trials=cfg.num_trials, max_new_tokens=cfg.max_new_tokens,
             dtype=cfg.dtype, backend=resolve_backend(cfg.backend),
         )
-    with step_run(cfg.step, cfg.params(), reuse=reuse, run_name=run_name, inputs=digest) as run:
+    with step_run(cfg.step, cfg.params(), reuse=reuse, run_name=run_name, inputs=digest, system_metrics=True) as run:
         if not run.reused:
             result = collect(cfg, questions)
             mlflow.set_tags({**result.tags, TAG_QUESTION_SET: digest})
             mlflow.log_metrics(result.metrics)
             log_jsonl(result.rows, RESPONSES)
+            log_questions(result.rows, cfg.dataset)
             if cfg.split_list() == SPLITS:
                 mlflow.log_figure(ability_figure(result.metrics, cfg.label_scheme), "ability_distribution.png")
             describe_run(collect_line(cfg, result.metrics))

@@ -31,6 +31,7 @@ from know_thyself.tracking import (
     require_step_run,
     step_run,
 )
+from know_thyself.tracking.datasets import log_questions
 from know_thyself.training.judgment_examples import ARTIFACT_DIR as JUDGMENT_DATA
 from know_thyself.training.judgment_examples import HELDOUT
 from know_thyself.training.knowledge_examples import DATA_FILE as KNOWLEDGE_DATA
@@ -64,6 +65,7 @@ def run_evaluate_judgment(cfg: EvaluateConfig, reuse: bool = True, run_name: str
             return run
         if rows is None:
             rows = read_jsonl_artifact(collected.info.run_id, RESPONSES)
+        log_questions(rows, collected.data.params.get("dataset", ""))
         scheme = scheme_of(collected.data.params)
         model, tokenizer = load_model(cfg.model, dtype=cfg.dtype)
         if cfg.adapter_run_id:

@@ -20,6 +20,7 @@ from know_thyself.steps.build_knowledge_data import run_build_knowledge_data
 from know_thyself.steps.test_knowledge import run_test_knowledge
 from know_thyself.steps.train_knowledge import run_train_knowledge
 from know_thyself.tracking import chain_run, close_stale_runs, code, describe_run
+from know_thyself.tracking.datasets import log_collect_questions
 from know_thyself.tracking.registry import JUDGE_ARTIFACT, KNOWLEDGE_ARTIFACT, register
 
 # The step tags of the runs this chain opens.
@@ -46,6 +47,7 @@ def run_multiphase(cfg: MultiphaseConfig, reuse: bool = True) -> dict[str, str]:
             phase1 = phase1_chain.judgment_chain(cfg.phase1(), cfg.model, reuse, suffix="v1")
             describe_run(f"Phase 1, judgment v1 on {code(cfg.model)}: {phase1_chain.CHAIN_LINE}")
         ids.update({f"phase1/{k}": v for k, v in phase1.items()})
+        log_collect_questions(mlflow.get_run(phase1["collect"]))  # the questions the whole chain uses
         ids["judgment_v1"] = register(phase1["train_judgment"], JUDGE_ARTIFACT, "judgment_v1", {**tags, "base_model": cfg.model})
         if last >= 2:
             with chain_run("phase2"):

@@ -32,6 +32,7 @@ from know_thyself.inference.judgments import judge
 from know_thyself.inference.models import check_model_exists, load_model
 from know_thyself.steps.collect import require_collect_run
 from know_thyself.tracking import TAG_STEP, process_tags, read_jsonl_artifact, step_run
+from know_thyself.tracking.datasets import log_collect_questions
 from know_thyself.tracking.training_log import MlflowMetricsCallback, log_adapter, log_epochs, log_training
 from know_thyself.training.best_epoch import BestEpoch
 from know_thyself.training.dev_split import best_point, dev_split
@@ -66,6 +67,7 @@ def run_sweep(cfg: SweepConfig, reuse: bool = True) -> dict[str, str]:
         if run.reused:
             best = mlflow.get_run(run.run_id).data.tags.get(TAG_BEST_RUN, "")
             return {"sweep": run.run_id, **({"best": best} if best else {})}
+        log_collect_questions(collected, splits=("train",))
         references, dev_forwards = _references(cfg, fit, dev, scheme)
         questions = [r["question"] for r in dev]
         # What build_judgment_data builds from train rows.

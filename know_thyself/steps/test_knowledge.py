@@ -15,6 +15,7 @@ from know_thyself.evaluation.ability import RESPONSES, SPLITS
 from know_thyself.evaluation.knowledge_test import check_comparable, knowledge_gains, taught_gains
 from know_thyself.steps.collect import TAG_QUESTION_SET, require_collect_run
 from know_thyself.tracking import StepRun, describe_run, read_jsonl_artifact, require_step_run, step_run
+from know_thyself.tracking.datasets import log_collect_questions
 from know_thyself.training.knowledge_examples import DATA_FILE
 
 
@@ -40,6 +41,7 @@ def run_test_knowledge(cfg: TestKnowledgeConfig, reuse: bool = True) -> StepRun:
     with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
         if not run.reused:
             mlflow.log_params({f"model_{when}": r.data.params.get("model", "") for when, r in (("before", before), ("after", after))})
+            log_collect_questions(before)
             values = knowledge_gains(before.data.metrics, after.data.metrics)
             groups = list(SPLITS)
             if cfg.knowledge_data_run_id:

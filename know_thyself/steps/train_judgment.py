@@ -16,6 +16,7 @@ from know_thyself.data.labels import scheme_of
 from know_thyself.evaluation.methods import epoch_scorer
 from know_thyself.inference.models import check_model_exists, load_model
 from know_thyself.tracking import StepRun, code, describe_run, read_jsonl_artifact, require_step_run, step_run
+from know_thyself.tracking.datasets import log_collect_questions
 from know_thyself.tracking.registry import log_judge
 from know_thyself.tracking.training_log import MlflowMetricsCallback, log_adapter, log_epochs, log_training
 from know_thyself.training.best_epoch import BestEpoch
@@ -30,9 +31,10 @@ def run_train_judgment(cfg: TrainConfig, reuse: bool = True) -> StepRun:
     upstream = require_step_run(cfg.data_run_id, "build_judgment_data", "data_run_id")
     scheme = scheme_of(upstream.data.params)
     check_model_exists(cfg.model)
-    with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
+    with step_run(cfg.step, cfg.params(), reuse=reuse, system_metrics=True) as run:
         if not run.reused:
             examples = read_jsonl_artifact(upstream.info.run_id, f"{ARTIFACT_DIR}/train.jsonl")
+            log_collect_questions(mlflow.get_run(upstream.data.params["collect_run_id"]), splits=("train",))
             model, tokenizer = load_model(cfg.model, dtype="float32")
             fit, dev = dev_split(examples, cfg.dev_fraction, cfg.seed, key="label") if cfg.dev_fraction else (examples, [])
             callbacks = [MlflowMetricsCallback()]

@@ -11,6 +11,7 @@ import mlflow
 from know_thyself.config import KnowledgeTrainConfig
 from know_thyself.inference.models import check_model_exists
 from know_thyself.tracking import StepRun, code, describe_run, read_jsonl_artifact, require_step_run, step_run
+from know_thyself.tracking.datasets import log_collect_questions
 from know_thyself.tracking.registry import KNOWLEDGE_ARTIFACT, requirements
 from know_thyself.tracking.training_log import MlflowMetricsCallback, log_adapter, log_training
 from know_thyself.training.divergence import check_finite
@@ -22,9 +23,10 @@ def run_train_knowledge(cfg: KnowledgeTrainConfig, reuse: bool = True) -> StepRu
     """Train the knowledge adapter, merge it, and log the merged model (``model/``) and the adapter."""
     upstream = require_step_run(cfg.data_run_id, "build_knowledge_data", "data_run_id")
     check_model_exists(cfg.model)
-    with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
+    with step_run(cfg.step, cfg.params(), reuse=reuse, system_metrics=True) as run:
         if not run.reused:
             examples = read_jsonl_artifact(upstream.info.run_id, DATA_FILE)
+            log_collect_questions(mlflow.get_run(upstream.data.params["collect_run_id"]), splits=("train",))
             trained = train_lora(examples, cfg, callbacks=(MlflowMetricsCallback(),))
             check_finite(trained.trainer, cfg, trained.metrics["train/final_loss"])  # NaN: the run fails, nothing saved
             log_training(trained)

@@ -39,6 +39,8 @@ TAG_REUSED = "know_thyself.reused_run_id"
 TAG_HOST = "know_thyself.host"
 TAG_PID = "know_thyself.pid"
 TAG_KILLED = "know_thyself.killed_reason"
+# The environment variable that turns the long steps' system metrics (CPU, memory, GPU) off.
+SYSTEM_METRICS_SWITCH = "KNOW_THYSELF_SYSTEM_METRICS"
 # The package whose source and bundled data make the code version.
 _PACKAGE = Path(__file__).resolve().parents[1]
 
@@ -140,7 +142,8 @@ def is_project_run(run_id: str) -> bool:
 
 @contextlib.contextmanager
 def step_run(
-    step: str, params: dict[str, str], reuse: bool = True, run_name: str | None = None, inputs: str = ""
+    step: str, params: dict[str, str], reuse: bool = True, run_name: str | None = None, inputs: str = "",
+    system_metrics: bool = False,
 ) -> Iterator[StepRun]:
     """Open the run of one step, or find the finished run it would repeat.
 
@@ -155,6 +158,8 @@ def step_run(
         reuse: Look for a finished run to reuse first.
         run_name: Display name of the run (default: the step name).
         inputs: A digest of the data the step reads from outside the tracker (part of the cache key).
+        system_metrics: Record the run's CPU, memory and GPU use with MLflow's system metrics (the
+            long steps: collect, training), unless ``KNOW_THYSELF_SYSTEM_METRICS=0``.
     """
     if not is_main_process():
         # Other processes of a multi-process (accelerate launch) job train but never track:
@@ -184,12 +189,18 @@ def step_run(
         TAG_CACHE_KEY: cache_key(step, params, version, inputs),
         **process_tags(),
     }
-    with mlflow.start_run(run_name=run_name or step, nested=parent is not None, tags=tags) as run:
+    with mlflow.start_run(run_name=run_name or step, nested=parent is not None, tags=tags,
+                          log_system_metrics=system_metrics and system_metrics_enabled()) as run:
         mlflow.set_tags(tags)  # a run resumed from $MLFLOW_RUN_ID ignores start_run's tags
         if parent is not None:
             mlflow.MlflowClient().set_tag(parent.info.run_id, f"know_thyself.{run_name or step}.run_id", run.info.run_id)
         _log_step_params(run.info.run_id, params)
         yield StepRun(run.info.run_id, reused=False)
+
+
+def system_metrics_enabled() -> bool:
+    """Whether the long steps record CPU, memory (and GPU) use: yes unless ``KNOW_THYSELF_SYSTEM_METRICS=0``."""
+    return os.environ.get(SYSTEM_METRICS_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 @contextlib.contextmanager

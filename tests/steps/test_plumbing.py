@@ -98,31 +98,6 @@ def test_training_names_undefined_metrics_instead_of_logging_nan(tracking, tiny_
     assert result.data.tags["undefined_metrics"] == "train/tokens_per_s"
 
 
-def _collect_run(tags=None, **changes) -> str:
-    from know_thyself.tracking import TAG_STEP
-
-    params = {"dataset": "d", "num_samples": "10", "test_samples": "5", "seed": "42", "num_trials": "5",
-              "temperature": "0.5", "max_new_tokens": "24", "label_scheme": "three", "model": "m"}
-    with mlflow.start_run(tags={TAG_STEP: "collect", **(tags or {})}) as run:
-        mlflow.log_params({**params, **changes})
-        mlflow.log_metrics({f"{s}/{m}": 0.5 for s in ("train", "validation") for m in ("qa_accuracy", "greedy_qa_accuracy")})
-    return run.info.run_id
-
-
-def test_knowledge_test_refuses_different_question_sets(tracking):
-    from know_thyself.config import TestKnowledgeConfig
-    from know_thyself.steps.collect import TAG_QUESTION_SET
-    from know_thyself.steps.test_knowledge import run_test_knowledge
-
-    before = _collect_run({TAG_QUESTION_SET: "a" * 64})
-    after = _collect_run({TAG_QUESTION_SET: "b" * 64}, model="merged")
-    with pytest.raises(ValueError, match="sampled different questions"):
-        run_test_knowledge(TestKnowledgeConfig(collect_before_run_id=before, collect_after_run_id=after))
-    same = _collect_run({TAG_QUESTION_SET: "a" * 64}, model="merged")
-    run = run_test_knowledge(TestKnowledgeConfig(collect_before_run_id=before, collect_after_run_id=same))
-    assert mlflow.get_run(run.run_id).data.metrics["train/qa_accuracy_gain_trials"] == 0.0
-
-
 def test_collect_records_its_question_set(tracking, tiny_model_dir, trivia_dir):
     from know_thyself.config import CollectConfig
     from know_thyself.evaluation.ability import load_questions, question_set_digest
@@ -134,3 +109,21 @@ def test_collect_records_its_question_set(tracking, tiny_model_dir, trivia_dir):
     expected = question_set_digest(load_questions(str(trivia_dir), 3, 2, 42))
     assert mlflow.get_run(run.run_id).data.tags[TAG_QUESTION_SET] == expected
     assert question_set_digest(load_questions(str(trivia_dir), 3, 2, 7)) != expected
+
+
+def test_steps_that_read_a_collect_run_name_the_same_question_sets(tracking, tiny_model_dir, trivia_dir):
+    from know_thyself.config import CollectConfig, JudgmentDataConfig
+    from know_thyself.steps.build_judgment_data import run_build_judgment_data
+    from know_thyself.steps.collect import run_collect
+
+    cfg = CollectConfig(model=tiny_model_dir, dataset=str(trivia_dir), num_samples=3, test_samples=2, num_trials=1,
+                        max_new_tokens=2)
+    collected = run_collect(cfg).run_id
+    built = run_build_judgment_data(JudgmentDataConfig(collect_run_id=collected)).run_id
+
+    def inputs(run_id):
+        return {i.tags[0].value: (i.dataset.name, i.dataset.digest) for i in mlflow.get_run(run_id).inputs.dataset_inputs}
+
+    assert set(inputs(collected)) == {"train", "validation"}
+    assert inputs(built) == inputs(collected)
+    assert inputs(collected)["train"][0] == "trivia" and inputs(collected)["train"][1] != inputs(collected)["validation"][1]

@@ -13,10 +13,13 @@ PARAMS = {"dataset": "bundled", "num_samples": "10", "test_samples": "5", "seed"
           "temperature": "0.5", "max_new_tokens": "24", "label_scheme": "three", "model": "m"}
 
 
-def _collect_run(**changes) -> str:
-    with mlflow.start_run(tags={TAG_STEP: "collect"}) as run:
+def _collect_run(tags=None, **changes) -> str:
+    """A finished collect-like run: parameters, the accuracies test_knowledge compares, and its questions."""
+    with mlflow.start_run(tags={TAG_STEP: "collect", **(tags or {})}) as run:
         mlflow.log_params({**PARAMS, **changes})
         mlflow.log_metrics({f"{s}/{m}": 0.5 for s in ("train", "validation") for m in ("qa_accuracy", "greedy_qa_accuracy")})
+        mlflow.log_text("".join(json.dumps({"split": s, "question_id": f"{s}-0", "question": "Why?"}) + "\n"
+                                for s in ("train", "validation")), "responses.jsonl")
     return run.info.run_id
 
 
@@ -60,13 +63,14 @@ def test_comparable_runs_give_the_gain(tracking):
 
 def _collect_with_rows(rows: list[dict], **changes) -> str:
     run_id = _collect_run(**changes)
-    with mlflow.start_run(run_id=run_id):
+    with mlflow.start_run(run_id=run_id):  # its own rows in place of the placeholder questions
         mlflow.log_text("".join(json.dumps(r) + "\n" for r in rows), "responses.jsonl")
     return run_id
 
 
 def _row(qid: str, accuracy: float, greedy: bool, split: str = "train") -> dict:
-    return {"question_id": qid, "split": split, "accuracy": accuracy, "greedy_correct": greedy}
+    return {"question_id": qid, "question": f"Question {qid}?", "split": split, "accuracy": accuracy,
+            "greedy_correct": greedy}
 
 
 def test_taught_and_untaught_questions_are_reported_apart(tracking):
@@ -95,3 +99,15 @@ def test_a_knowledge_data_run_of_another_step_is_refused(tracking):
     with pytest.raises(Exception, match="knowledge_data_run_id .* is a collect run, not a build_knowledge_data run"):
         run_test_knowledge(cfg)
     assert _runs_of("test_knowledge") == []
+
+
+def test_knowledge_test_refuses_different_question_sets(tracking):
+    from know_thyself.steps.collect import TAG_QUESTION_SET
+
+    before = _collect_run({TAG_QUESTION_SET: "a" * 64})
+    after = _collect_run({TAG_QUESTION_SET: "b" * 64}, model="merged")
+    with pytest.raises(ValueError, match="sampled different questions"):
+        run_test_knowledge(config.TestKnowledgeConfig(collect_before_run_id=before, collect_after_run_id=after))
+    same = _collect_run({TAG_QUESTION_SET: "a" * 64}, model="merged")
+    run = run_test_knowledge(config.TestKnowledgeConfig(collect_before_run_id=before, collect_after_run_id=same))
+    assert mlflow.get_run(run.run_id).data.metrics["train/qa_accuracy_gain_trials"] == 0.0
