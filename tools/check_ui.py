@@ -5,8 +5,10 @@ Usage: python tools/check_ui.py [--store sqlite:///mlflow.db] [--run-id <parent 
 Starts `mlflow ui` on a free local port against the tracking store, loads the experiment page
 and the parent run's page (by default the newest `multiphase` run) in headless Chromium, and
 checks that the rendered pages show the run names (the parent on the experiment page; the parent
-and its child runs on the run page) and the parent's description (the summary's first line and
-the first cell of each table row). Screenshots of both pages go to DIR (default
+and its child runs on the run page), the parent's description (the summary's first line and the
+first cell of each table row) and the names of the question sets it used (the runs table's
+Dataset column, the run page's datasets); and, for a run of the experiment that recorded system
+metrics, that its System metrics tab shows the CPU chart. Screenshots of both pages go to DIR (default
 ui-screenshots/, which git ignores); --log-screenshots also logs them as artifacts (ui/) of the
 parent run. Exits 0 when everything is on the pages, 1 naming what is missing, 2 when Chromium
 is not installed (Debian: apt-get install chromium).
@@ -34,6 +36,8 @@ from pathlib import Path
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 VIEW = "workflowType=machine_learning"
+# A system metric every run that records them has (MLflow's CPU monitor).
+SYSTEM_METRIC = "system/cpu_utilization_percentage"
 
 
 def find_chromium() -> str | None:
@@ -156,9 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     experiment_id, run_id = run.info.experiment_id, run.info.run_id
     children = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}'")
     note = run.data.tags.get("mlflow.note.content", "")
+    datasets = sorted({i.dataset.name for i in run.inputs.dataset_inputs})
     expectations = {
-        "experiment page": [run.info.run_name],
-        "run page": [run.info.run_name, *(c.info.run_name for c in children), *expected_summary(note), *args.expect],
+        "experiment page": [run.info.run_name, *datasets],
+        "run page": [run.info.run_name, *(c.info.run_name for c in children), *expected_summary(note), *datasets,
+                     *args.expect],
     }
 
     port = _free_port()
@@ -167,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
         "experiment page": f"{base}/#/experiments/{experiment_id}?{VIEW}",
         "run page": f"{base}/#/experiments/{experiment_id}/runs/{run_id}?{VIEW}",
     }
+    measured = client.search_runs([experiment_id], f"metrics.`{SYSTEM_METRIC}` >= 0", max_results=1)
+    if measured:
+        page = "system metrics tab"
+        urls[page] = f"{base}/#/experiments/{experiment_id}/runs/{measured[0].info.run_id}/system-metrics?{VIEW}"
+        expectations[page] = [SYSTEM_METRIC.split("/", 1)[1]]
     shots = Path(args.screenshots)
     shots.mkdir(parents=True, exist_ok=True)
     process = start_ui(args.store, port, shots / "mlflow-ui.log")

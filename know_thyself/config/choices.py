@@ -13,7 +13,7 @@ BALANCES = ("weights", "oversample", "none")
 # The judge's loss: over the label words at the label position, or TRL's loss on every completion token.
 LOSSES = ("label", "sft")
 # The judge's targets: the measured label, or the label distribution its trials imply.
-LABEL_TARGETS = ("soft", "hard")
+LABEL_TARGETS = ("hard", "soft")
 # Dev metrics of the judge an epoch is kept by (higher is better).
 SELECT_EPOCH_BY = ("auroc", "balanced_accuracy", "qwk")
 # Ability labels need only a handful of trials per question; far more only multiplies sampling
@@ -52,8 +52,8 @@ LOSS_HELP = (
     "loss on every completion token)."
 )
 LABEL_TARGETS_HELP = (
-    "The judge's targets: 'soft' (the distribution of the label that fresh trials would give, from the share of "
-    "trials answered right) or 'hard' (the measured label)."
+    "The judge's targets: 'hard' (the measured label) or 'soft' (the distribution of the label that fresh trials "
+    "would give, from the share of trials answered right)."
 )
 SELECT_EPOCH_HELP = (
     "Dev metric an epoch is kept by: auroc, balanced_accuracy or qwk (epochs that predict some label for under 5% "

@@ -138,7 +138,7 @@ class JudgeOptions(TrainingOptions):
     epochs: float = option(3.0, "Training epochs (the most; with dev_fraction, the best epoch on the dev split is kept).")
     loss: str = option("label", LOSS_HELP)
     balance: str = option("weights", BALANCE_HELP)
-    label_targets: str = option("soft", LABEL_TARGETS_HELP)
+    label_targets: str = option("hard", LABEL_TARGETS_HELP)
     dev_fraction: float = option(
         0.2, "Share of the train questions held out (label-stratified, seeded) to choose the best epoch; 0 trains "
         "on every question for all epochs.",

@@ -59,11 +59,17 @@ def test_experiment_and_run_pages_show_run_names_and_summary(tracking):
     from know_thyself.evaluation.summary import summary_markdown
     from know_thyself.tracking import TAG_NOTE, TAG_STEP
 
+    from know_thyself.tracking.datasets import log_questions
+
+    rows = [{"split": split, "question_id": f"{split}-{i}", "question": f"Question {i}?"}
+            for split in ("train", "validation") for i in range(3)]
     with mlflow.start_run(run_name="multiphase", tags={TAG_STEP: "multiphase"}) as parent:
         mlflow.set_tag(TAG_NOTE, summary_markdown(_summary()))
+        log_questions(rows, "capitals-quiz.jsonl")
         for name in ("phase1", "phase2", "phase3"):
             with mlflow.start_run(run_name=name, nested=True, tags={TAG_STEP: name}):
                 mlflow.set_tag(TAG_NOTE, f"{name}: one line")
+                mlflow.log_metrics({"system/cpu_utilization_percentage": 42.0, "system/system_memory_usage_megabytes": 900.0})
     experiment = mlflow.get_experiment(parent.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     shots = tracking / "shots"
@@ -73,5 +79,7 @@ def test_experiment_and_run_pages_show_run_names_and_summary(tracking):
         capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.startswith(f"ok: 10 texts on the experiment and run pages of run {parent.info.run_id}")
-    assert (shots / "experiment_page.png").stat().st_size > 10_000 and (shots / "run_page.png").stat().st_size > 10_000
+    # names and summary as before, the dataset's name on both pages, and the CPU chart of the System metrics tab
+    assert result.stdout.startswith(f"ok: 13 texts on the experiment and run pages of run {parent.info.run_id}")
+    for page in ("experiment_page", "run_page", "system_metrics_tab"):
+        assert (shots / f"{page}.png").stat().st_size > 10_000, page

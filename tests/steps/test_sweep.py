@@ -85,7 +85,7 @@ def test_sweep_grid_is_every_combination():
                       lora_targets="attention,attention_mlp")
     grid = cfg.grid()
     assert len(grid) == 16
-    defaults = {"loss": "label", "label_targets": "soft"}
+    defaults = {"loss": "label", "label_targets": "hard"}
     assert grid[0] == {"learning_rate": 3e-4, "epochs": 1.0, "balance": "none", "lora_r": 8, "lora_targets": "attention",
                        **defaults}
     assert grid[-1] == {"learning_rate": 1e-3, "epochs": 2.0, "balance": "oversample", "lora_r": 8,
@@ -165,7 +165,7 @@ def test_sweep_runs_each_grid_point_as_a_child_scored_on_dev(tracking, tiny_mode
     for child in children:
         assert child.info.status == "FINISHED" and child.data.tags[TAG_STEP] == "sweep_point"
         assert (child.data.params["epochs"], child.data.params["balance"], child.data.params["lora_r"]) == ("1.0", "weights", "16")
-        assert (child.data.params["loss"], child.data.params["label_targets"]) == ("label", "soft")
+        assert (child.data.params["loss"], child.data.params["label_targets"]) == ("label", "hard")
         metrics = child.data.metrics
         assert 0.0 <= metrics["dev/judge/balanced_accuracy"] <= 1.0
         assert metrics["dev/judge/balanced_accuracy_low"] <= metrics["dev/judge/balanced_accuracy"] <= metrics["dev/judge/balanced_accuracy_high"]
