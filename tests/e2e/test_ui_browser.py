@@ -58,7 +58,6 @@ def test_summary_markdown_leads_with_the_last_validation_row_and_its_intervals()
 def test_experiment_and_run_pages_show_run_names_and_summary(tracking):
     from know_thyself.evaluation.summary import summary_markdown
     from know_thyself.tracking import TAG_NOTE, TAG_STEP
-
     from know_thyself.tracking.datasets import log_questions
 
     rows = [{"split": split, "question_id": f"{split}-{i}", "question": f"Question {i}?"}
