@@ -100,7 +100,9 @@ def log_evaluation(result: Evaluation, exclude: frozenset[str] = frozenset()) ->
 def _heldout_data_run(trained: Any) -> Any:
     """The build_judgment_data run behind a judge, when it held taught questions out (Phase 3); else None."""
     data_run = mlflow.get_run(trained.data.params.get("data_run_id", ""))
-    return data_run if data_run.data.params.get("knowledge_data_run_id") else None
+    # Read from the run's metrics, not its knowledge_data_run_id param: under ``mlflow run`` an
+    # empty optional parameter is logged shell-quoted (``''``), which is not empty.
+    return data_run if "train/heldout/taught" in data_run.data.metrics else None
 
 
 def _taught_report(
