@@ -46,3 +46,24 @@ def test_phase1_with_the_label_noise_ceiling(tracking, tiny_model_dir, trivia_di
         run = mlflow.get_run(ids[step])
         assert run.data.params["reference_collect_run_id"] == ids["collect_reference"]
         assert 0.0 <= run.data.metrics["validation/label_noise_ceiling/exact_match"] <= 1.0
+
+
+def test_steps_chain_by_run_id(tracking, tiny_model_dir, trivia_dir):
+    small = ["--model", tiny_model_dir, "--dataset", trivia_dir]
+    collected = invoke("collect", *small, "--num_samples", 6, "--test_samples", 4, "--num_trials", 2, "--max_new_tokens", 4)
+    assert collected.exit_code == 0, collected.output
+    collect_id = ids_of(collected)["collect"]
+    built = invoke("build_judgment_data", "--collect_run_id", collect_id)
+    data_id = ids_of(built)["build_judgment_data"]
+    trained = invoke("train_judgment", "--model", tiny_model_dir, "--data_run_id", data_id, "--max_steps", 2, "--batch_size", 2)
+    assert trained.exit_code == 0, trained.output
+    train_id = ids_of(trained)["train_judgment"]
+    evaluated = invoke("evaluate_judgment", "--model", tiny_model_dir, "--collect_run_id", collect_id, "--adapter_run_id", train_id)
+    assert evaluated.exit_code == 0, evaluated.output
+    metrics = mlflow.get_run(ids_of(evaluated)["evaluate_judgment"]).data.metrics
+    assert 0 <= metrics["validation/judge/exact_match"] <= 1
+    built_metrics = mlflow.get_run(data_id).data.metrics
+    assert sum(v for k, v in built_metrics.items() if k.startswith("train/label_count/")) == 6
+    # the same collect command again reuses the finished run
+    again = invoke("collect", *small, "--num_samples", 6, "--test_samples", 4, "--num_trials", 2, "--max_new_tokens", 4)
+    assert ids_of(again)["collect"] == collect_id

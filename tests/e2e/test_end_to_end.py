@@ -15,10 +15,9 @@ def test_phase1_through_mlflow_run(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["MLFLOW_TRACKING_URI"] = store
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # `python` of this environment
-    # Enough balanced training (oversampled, the default) that a judge predicting one label for
-    # every question fails the check below; small enough for a couple of minutes on 2 cores. At
-    # 16 steps (128 examples) the judge predicted one label, and which one flipped with the
-    # sampler's bf16 rounding order; 32 steps moved it off a single label.
+    # Enough class-weighted training that a judge predicting one label for every question fails
+    # the check below; small enough for a few minutes on 2 cores. With 16 steps (128 examples) an
+    # earlier recipe predicted one label, and which one flipped with the sampler's rounding order.
     params = {"num_samples": 48, "test_samples": 6, "num_trials": 2, "max_steps": 32, "batch_size": 8}
     command = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "phase1", "--env-manager", "local",
                "--experiment-name", "e2e"]
@@ -55,7 +54,7 @@ def test_phase1_through_mlflow_run(tmp_path):
     adapter = {a.path for a in client.list_artifacts(train.info.run_id, "adapter")}
     assert "adapter/adapter_model.safetensors" in adapter
     assert "judgment_v1/validation/judge/exact_match" in parent.data.metrics
-    # The trained judge must not collapse onto one label (the failure oversampling exists to prevent).
+    # The trained judge must not collapse onto one label (the failure class weights exist to prevent).
     predicted = {label for split in ("train", "validation") for label in ("can", "uncertain", "cannot")
                  if run.data.metrics.get(f"{split}/judge/predicted/{label}", 0.0) > 0}
     assert len(predicted) >= 2, f"the trained judge predicted only {predicted} for every question"

@@ -129,5 +129,9 @@ def test_parameter_values_reach_the_command_as_one_literal_argument(chain, tmp_p
     result = run("evaluate_judgment", **params)
     assert result.returncode != 0
     assert not marker.exists(), "a parameter value was executed by the shell"
-    # The whole value arrived as one argument and was refused by name.
+    # The whole value arrived as one argument and was refused by name, in the run mlflow run opened.
     assert parameter in result.stderr + result.stdout
+    client = mlflow.MlflowClient(run.store)
+    failed = [r for r in client.search_runs([client.get_experiment_by_name("entry-points").experiment_id])
+              if r.info.status == "FAILED" and str(marker) in r.data.tags.get("mlflow.note.content", "")]
+    assert failed and parameter in failed[0].data.tags["mlflow.note.content"]

@@ -4,8 +4,6 @@ naming the problem and the fix, no run left RUNNING and no registered model vers
 import contextlib
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -226,8 +224,9 @@ def test_corrupt_tracking_store(tmp_path, monkeypatch, entrypoint):
     assert (tmp_path / "mlflow.db").read_bytes() == garbage  # left for the user to inspect
 
 
-def test_damaged_tables_in_a_valid_store(tmp_path, monkeypatch):
+def test_damaged_tables_in_a_valid_store(tmp_path, monkeypatch, empty_store):
     """A store whose header and schema read fine but whose tables are garbage: still one line."""
+    import shutil
     import sqlite3
 
     monkeypatch.chdir(tmp_path)
@@ -236,12 +235,8 @@ def test_damaged_tables_in_a_valid_store(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
         monkeypatch.delenv(var, raising=False)
-    # Made in another process: this one must not hold the store open with its pages cached.
-    subprocess.run(
-        [sys.executable, "-c", "import mlflow; from know_thyself.tracking import configure_tracking; "
-         "configure_tracking(); mlflow.start_run(); mlflow.log_param('a', 1); mlflow.end_run()"],
-        check=True, capture_output=True, cwd=tmp_path, timeout=300,
-    )
+    # A copy of the session's empty store: no connection of this process has its pages cached.
+    shutil.copyfile(empty_store, tmp_path / "mlflow.db")
     store = tmp_path / "mlflow.db"
     with contextlib.closing(sqlite3.connect(store)) as connection:
         roots = [page for (page,) in connection.execute("SELECT rootpage FROM sqlite_master WHERE rootpage > 1")]
@@ -374,11 +369,14 @@ def test_read_only_working_folder_as_a_user(shared_dir, monkeypatch):
     assert list(folder.iterdir()) == []
 
 
-def _shared_store(shared_dir: Path, monkeypatch) -> Path:
-    """A store folder anyone may write, as the working folder and the tracking store."""
+def _shared_store(shared_dir: Path, monkeypatch, empty_store: Path) -> Path:
+    """A store folder anyone may write, as the working folder and the tracking store (MLflow's tables made)."""
+    import shutil
+
     store = shared_dir / "store"
     store.mkdir()
     store.chmod(0o777)
+    shutil.copyfile(empty_store, store / "mlflow.db")
     monkeypatch.chdir(store)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
     for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
@@ -386,12 +384,12 @@ def _shared_store(shared_dir: Path, monkeypatch) -> Path:
     return store
 
 
-def test_unreadable_dataset_folder_as_a_user(shared_dir, monkeypatch):
+def test_unreadable_dataset_folder_as_a_user(shared_dir, monkeypatch, empty_store):
     dataset = _dataset(shared_dir / "data")
     for path in dataset.iterdir():
         path.chmod(0o644)
     dataset.chmod(0o000)
-    store = _shared_store(shared_dir, monkeypatch)
+    store = _shared_store(shared_dir, monkeypatch, empty_store)
     main = command("collect")
     try:
         warm_up = _invoke(main, ["--dataset", str(shared_dir / "missing")])
@@ -411,9 +409,9 @@ def test_unreadable_dataset_folder_as_a_user(shared_dir, monkeypatch):
     assert "chmod" in result["output"] and "Traceback" not in result["output"]
 
 
-def test_read_only_artifact_folder_as_a_user(shared_dir, monkeypatch):
+def test_read_only_artifact_folder_as_a_user(shared_dir, monkeypatch, empty_store):
     """Found when the step starts, not when it saves what it made after minutes of sampling."""
-    store = _shared_store(shared_dir, monkeypatch)
+    store = _shared_store(shared_dir, monkeypatch, empty_store)
     main, args = command("build_judgment_data"), ["--collect_run_id", "f" * 32]
     try:
         warm_up = _invoke(main, args)  # as root: the store and the experiment exist afterwards
