@@ -182,6 +182,7 @@ def summary_markdown(table: pd.DataFrame) -> str:
             f"{_with_interval(record, 'majority_balanced_accuracy')}, QWK {_with_interval(record, 'judge_qwk')}, "
             f"AUROC {_with_interval(record, 'judge_auroc')}; QA accuracy {record['qa_accuracy']:.2f}."
         )
+    lines += one_label_lines(records)
     lines += [
         "",
         "| phase | split | QA accuracy | judge balanced accuracy | judge QWK | judge AUROC | probe AUROC "
@@ -200,6 +201,24 @@ def summary_markdown(table: pd.DataFrame) -> str:
     lines += taught_lines(records)
     lines += ["", "95% bootstrap intervals over questions in brackets. Figures: summary.png; table: summary.json."]
     return "\n".join(lines)
+
+
+# A judge that gives one label to at least this share of a split's questions has collapsed onto it.
+ONE_LABEL_SHARE = 0.95
+
+
+def one_label_lines(records: list[dict]) -> list[str]:
+    """A warning for each judge and split where the judge gives (nearly) every question the same label."""
+    lines = []
+    for record in records:
+        shares = {c.removeprefix("predicted_"): record[c] for c in record
+                  if c.startswith("predicted_") and not _missing(record[c])}
+        label, share = max(shares.items(), key=lambda item: item[1], default=(None, 0.0))
+        if share >= ONE_LABEL_SHARE:
+            lines += ["", f"**{PHASE_NAMES.get(record['phase'], record['phase'])} predicts `{label}` for {share:.0%} of "
+                          f"the {record['split']} questions:** it has collapsed onto one label, and its balanced "
+                          "accuracy is the majority's; its AUROC still ranks by P(correct)."]
+    return lines
 
 
 def taught_lines(records: list[dict]) -> list[str]:

@@ -81,3 +81,14 @@ def test_the_summary_says_when_the_held_out_test_is_no_better_than_chance():
     assert "**No better than chance:**" in chance and "52 taught and 98 untaught" in chance
     assert "first answer token's probability, before answering, 0.74" in chance
     assert "No better than chance" not in summary_markdown(_summary_table(0.58, 0.74))
+
+
+def test_the_summary_warns_when_a_judge_gives_every_question_one_label():
+    table = _summary_table(0.42, 0.61)
+    table.loc[2, ["predicted_can", "predicted_uncertain", "predicted_cannot"]] = [1.0, 0.0, 0.0]
+    table.loc[0, ["predicted_can", "predicted_uncertain", "predicted_cannot"]] = [0.13, 0.22, 0.65]
+    text = summary_markdown(table)
+    assert "**judgment v2 (knowledge merged) predicts `can` for 100% of the validation questions:**" in text
+    assert text.count("collapsed onto one label") == 1  # not the spread v1 row
+    table.loc[2, ["predicted_can", "predicted_uncertain", "predicted_cannot"]] = [0.94, 0.06, 0.0]
+    assert "collapsed onto one label" not in summary_markdown(table)
