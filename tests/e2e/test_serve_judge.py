@@ -124,3 +124,16 @@ def test_an_empty_list_is_refused_by_mlflow_before_the_judge(served):
     status, answer = _post(served, {"inputs": []})
     assert status == 400 and "missing inputs" in answer["message"]
     assert "stack_trace" not in answer and "Traceback" not in json.dumps(answer)
+
+
+def test_the_readme_s_curl_request_is_judged(served):
+    """The request body the README's `curl` line sends, sent as written."""
+    from helpers import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Using a registered judge"):]
+    curl = section[section.index("curl -s"):]
+    body = json.loads(curl[curl.index("-d '") + 4: curl.index("'", curl.index("-d '") + 4)])
+    status, answer = _post(served, body)
+    assert status == 200, answer
+    assert [row["question"] for row in answer["predictions"]] == body["inputs"]
