@@ -2,6 +2,7 @@
 takes, and the one-line refusal (row and rule) of anything that is not a question."""
 
 import json
+import shutil
 
 import mlflow
 import numpy as np
@@ -16,26 +17,43 @@ RULE = f"each question must be a non-empty string of at most {MAX_QUESTION_CHARS
 COLUMNS = ["question", "ability", "p_can", "p_uncertain", "p_cannot"]
 
 
-@pytest.fixture
-def judge(tracking, tiny, tiny_model_dir, tmp_path):
-    """A judge logged and registered as train_judgment logs it, its adapter made without training."""
+@pytest.fixture(scope="module")
+def judge(tmp_path_factory, tiny_model_dir, empty_store):
+    """A judge logged and registered as train_judgment logs it (its adapter made without training), once per module."""
     from peft import LoraConfig, get_peft_model
 
-    model, _ = tiny
-    adapter = tmp_path / "adapter"
-    get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM")).save_pretrained(adapter)
-    with mlflow.start_run() as run:
-        log_judge(str(adapter), tiny_model_dir, "three")
-    version = register(run.info.run_id, JUDGE_ARTIFACT, "judgment_v1", {})
-    return f"models:/judgment_v1/{version}"
+    from know_thyself.inference.models import load_model
+    from know_thyself.tracking import configure_tracking
+
+    folder = tmp_path_factory.mktemp("judge")
+    shutil.copyfile(empty_store, folder / "mlflow.db")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+            patch.delenv(var, raising=False)
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+        configure_tracking()
+        model, _ = load_model(tiny_model_dir, dtype="float32", device="cpu")
+        adapter = folder / "adapter"
+        get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM")).save_pretrained(adapter)
+        with mlflow.start_run() as run:
+            log_judge(str(adapter), tiny_model_dir, "three")
+        version = register(run.info.run_id, JUDGE_ARTIFACT, "judgment_v1", {})
+        yield f"models:/judgment_v1/{version}"
+        mlflow.set_tracking_uri(None)
 
 
-def test_the_judge_has_a_signature_and_an_input_example(judge):
+@pytest.fixture(scope="module")
+def loaded(judge):
+    """The registered judge loaded as MLflow clients load it."""
+    return mlflow.pyfunc.load_model(judge)
+
+
+def test_the_judge_has_a_signature_and_an_input_example(judge, loaded):
     info = mlflow.models.get_model_info(judge)
     assert info.signature.outputs.input_names() == COLUMNS
     assert [spec.type.name for spec in info.signature.outputs.inputs] == ["string", "string", "double", "double", "double"]
     assert len(info.signature.inputs.inputs) == 1  # one column of questions, checked by the judge itself
-    loaded = mlflow.pyfunc.load_model(judge)
     example = loaded.input_example
     assert list(example.columns) == ["question"] and example["question"].tolist() == [JUDGE_EXAMPLE]
     local = mlflow.artifacts.download_artifacts(judge)
@@ -53,8 +71,8 @@ def test_the_judge_has_a_signature_and_an_input_example(judge):
     ],
     ids=["list", "array", "series", "frame"],
 )
-def test_every_form_of_questions_is_judged(judge, questions):
-    judged = mlflow.pyfunc.load_model(judge).predict(questions)
+def test_every_form_of_questions_is_judged(loaded, questions):
+    judged = loaded.predict(questions)
     assert list(judged.columns) == COLUMNS
     assert judged["question"].tolist() == ["What is the capital of Peru?", "Who wrote Hamlet?"]
     assert set(judged["ability"]) <= {"can", "uncertain", "cannot"}
@@ -77,8 +95,7 @@ def test_every_form_of_questions_is_judged(judge, questions):
     ids=["None", "a number", "NaN in a frame", "a frame of None", "empty", "invisible", "100,000 characters",
          "no questions", "no question column"],
 )
-def test_what_is_not_a_question_is_refused_with_the_row_and_the_rule(judge, questions, message):
-    loaded = mlflow.pyfunc.load_model(judge)
+def test_what_is_not_a_question_is_refused_with_the_row_and_the_rule(loaded, questions, message):
     with pytest.raises(JudgeInputError) as info:
         loaded.predict(questions)
     assert str(info.value) == info.value.message and message in info.value.message
