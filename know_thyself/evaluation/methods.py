@@ -72,6 +72,11 @@ class References:
     first_token: LinearProbe | None = None
 
 
+def after_answering_confidence(mean_logprob: Any) -> np.ndarray:
+    """The after-answering confidence: the greedy answer's geometric-mean token probability, from its mean log-probability."""
+    return np.exp(np.clip(np.asarray(mean_logprob, dtype=float), -50, 0))
+
+
 def _first_token_features(probabilities: np.ndarray) -> np.ndarray:
     return np.log(np.clip(np.asarray(probabilities, dtype=float), 1e-12, 1.0))[:, None]
 
@@ -170,7 +175,7 @@ def score_split(
         "prior": MethodOutput(None, metrics.confidence_score(np.tile(references.prior, (n, 1)), labels, rates)),
         "probe": MethodOutput([labels[i] for i in probe_probs.argmax(axis=1)], metrics.confidence_score(probe_probs, labels, rates)),
         "oracle": MethodOutput(list(actual), metrics.confidence_score(_one_hot(actual, labels), labels, rates)),
-        AFTER_ANSWERING: MethodOutput(None, np.exp(np.clip(logprob, -50, 0))),
+        AFTER_ANSWERING: MethodOutput(None, after_answering_confidence(logprob)),
     }
     if first_token is not None and references.first_token is not None:
         first_probs = references.first_token.predict_proba(_first_token_features(first_token))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from know_thyself.evaluation import metrics
+from know_thyself.evaluation.methods import AFTER_ANSWERING, FIRST_TOKEN, after_answering_confidence
 
 _AUROC = next(m for m in metrics.CONFIDENCE_METRICS if m.name == "auroc")
 
@@ -85,8 +86,8 @@ def where_known(rows: list[dict], first_token: dict[str, float], taught_ids: set
         if not part:
             continue
         scores = {
-            "first_token": [first_token[r["question_id"]] for r in part],
-            "answer_logprob": [float(np.exp(np.clip(r["greedy_mean_logprob"], -50, 0))) for r in part],
+            FIRST_TOKEN: [first_token[r["question_id"]] for r in part],
+            AFTER_ANSWERING: list(after_answering_confidence([r["greedy_mean_logprob"] for r in part])),
         }
         for name, values in scores.items():
             if split == "train" and 0 < sum(r["question_id"] in taught_ids for r in part) < len(part):

@@ -71,7 +71,6 @@ def label_counts(examples: list[dict]) -> dict[str, int]:
     return dict(Counter(example["label"] for example in examples))
 
 
-
 def hold_out(examples: list[dict], taught_ids: set[str], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
     """Keep a seeded share of the taught questions, and the same share of the untaught ones, out of training.
 
