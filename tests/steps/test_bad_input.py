@@ -4,6 +4,7 @@ naming the problem and the fix, no run left RUNNING and no registered model vers
 import contextlib
 import json
 import os
+import sys
 from pathlib import Path
 
 import mlflow
@@ -295,6 +296,12 @@ def _as_unprivileged(body, timeout: int = 300) -> dict:
                     os.setuid(uid)
                 except OSError as exc:
                     raise _Skip(f"cannot drop root privileges here: {exc}") from None
+                # Imports are done, but the command still reads files of the environment and the
+                # checkout at run time (a package's data, its metadata): a checkout in a private
+                # folder (mktemp -d) cannot serve another user.
+                for needed in (Path(sys.prefix), Path(__file__).resolve().parents[2]):
+                    if not os.access(needed, os.R_OK | os.X_OK):
+                        raise _Skip(f"the unprivileged user cannot read {needed}; run from a checkout others can read")
             payload = {"result": body()}
         except _Skip as exc:
             payload = {"skip": str(exc)}
