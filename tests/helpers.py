@@ -60,7 +60,7 @@ def fixed_judge_split(predicted: dict[str, list[str]], split_of):
 
     real = judgment.judge_split
 
-    def judge_split(model, tokenizer, questions, scheme, batch_size, with_adapter):
+    def judge_split(model, tokenizer, questions, scheme, batch_size, with_adapter, readout=None):
         labels = ("can", "uncertain", "cannot")
         chosen = predicted[split_of(questions)]
         probs = np.array([[1.0 if label == p else 0.0 for label in labels] for p in chosen])

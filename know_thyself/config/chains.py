@@ -17,6 +17,7 @@ from know_thyself.config.choices import (
     KNOWLEDGE_TARGETS_HELP,
     LORA_TARGETS,
     MAX_EPOCHS,
+    READOUTS,
     check_choice,
     check_seed,
 )
@@ -97,6 +98,10 @@ class MultiphaseConfig(Phase1Config):
         JudgmentDataConfig.holdout_fraction, "Share of the taught train questions (and of the untaught) kept out of "
         "judgment v2's training: its held-out test."
     )
+    readout_v2: str = option(
+        "stacked", "How judgment v2's label is read (see readout): Phase 2's knowledge shows in the first answer "
+        "token's probability, not in the judgment prompt, so by default v2 reads it too.",
+    )
     phase: int = option(0, "Run phases up to this one (1, 2 or 3), reusing finished earlier steps; 0 runs all.")
 
     def validate(self) -> None:
@@ -110,11 +115,18 @@ class MultiphaseConfig(Phase1Config):
         check_choice("knowledge_lora_targets", self.knowledge_lora_targets, LORA_TARGETS)
         check_choice("knowledge_targets", self.knowledge_targets, KNOWLEDGE_TARGETS)
         check(0.0 < self.knowledge_fraction <= 1.0, f"knowledge_fraction must be in (0, 1], got {self.knowledge_fraction}")
+        check_choice("readout_v2", self.readout_v2, READOUTS)
+        check(self.readout_v2 == "label" or self.dev_fraction > 0,
+              "readout_v2 stacked is fitted on the dev split; set dev_fraction above 0 (e.g. 0.2) or use readout_v2 label")
         check(self.phase in (0, 1, 2, 3), f"phase must be 0 (all), 1, 2 or 3, got {self.phase}")
 
     def phase1(self) -> Phase1Config:
         """The Phase 1 part of this config (the judgment chain's options)."""
         return self.derive(Phase1Config)
+
+    def phase3(self) -> Phase1Config:
+        """The Phase 3 judgment chain's options: Phase 1's, with judgment v2's readout."""
+        return self.derive(Phase1Config, readout=self.readout_v2)
 
     def knowledge_data(self, collect_run_id: str) -> KnowledgeDataConfig:
         """The build_knowledge_data step's config on Phase 1's collect run (targets restated by this config's model)."""

@@ -16,6 +16,7 @@ LOSSES = ("label", "sft")
 LABEL_TARGETS = ("hard", "soft")
 # Dev metrics of the judge an epoch is kept by (higher is better).
 SELECT_EPOCH_BY = ("auroc", "balanced_accuracy", "qwk")
+READOUTS = ("label", "stacked")
 # Ability labels need only a handful of trials per question; far more only multiplies sampling
 # time and memory.
 MAX_TRIALS = 100
@@ -58,6 +59,11 @@ LABEL_TARGETS_HELP = (
 SELECT_EPOCH_HELP = (
     "Dev metric an epoch is kept by: auroc, balanced_accuracy or qwk (epochs that predict some label for under 5% "
     "of the dev questions count only when no epoch predicts every label)."
+)
+READOUT_HELP = (
+    "How the judge's label is read: 'label' (its label words' probabilities at the label position) or 'stacked' "
+    "(those and the base model's first answer token probability, through a logistic regression fitted on the dev "
+    "split; needs dev_fraction above 0)."
 )
 KNOWLEDGE_TARGETS_HELP = (
     "'reference' (the reference answer as it stands) or 'own_words' (the model's own sentence stating "

@@ -23,6 +23,8 @@ from know_thyself.config.choices import (
     MAX_LORA_RANK,
     MAX_STEPS,
     MODEL_HELP,
+    READOUT_HELP,
+    READOUTS,
     SEED_HELP,
     SELECT_EPOCH_BY,
     SELECT_EPOCH_HELP,
@@ -144,9 +146,11 @@ class JudgeOptions(TrainingOptions):
         "on every question for all epochs.",
     )
     select_by: str = option("auroc", SELECT_EPOCH_HELP)
+    readout: str = option("label", READOUT_HELP)
 
     def validate(self) -> None:
         super().validate()
+        check_choice("readout", self.readout, READOUTS)
         check_choice("loss", self.loss, LOSSES)
         check_choice("balance", self.balance, BALANCES)
         check_choice("label_targets", self.label_targets, LABEL_TARGETS)
@@ -155,6 +159,8 @@ class JudgeOptions(TrainingOptions):
               "loss sft trains on the completion's tokens, which carry no class weights or soft targets; use "
               "loss label, or balance oversample/none with label_targets hard")
         check(0.0 <= self.dev_fraction < 1.0, f"dev_fraction must be in [0, 1), got {self.dev_fraction}")
+        check(self.readout == "label" or self.dev_fraction > 0,
+              "readout stacked is fitted on the dev split; set dev_fraction above 0 (e.g. 0.2) or use readout label")
 
 
 @dataclass

@@ -3,7 +3,8 @@
 For each split of a collect run, the model (with the judgment adapter, if given) predicts each
 question's ability before answering (:mod:`know_thyself.inference.judgments`). Methods compared in one run:
 
-* ``judge``: the model being evaluated (prompt-only when no adapter is given);
+* ``judge``: the model being evaluated (prompt-only when no adapter is given), its label read
+  through its stacked readout when it was trained with one;
 * ``prompt_only``: the same model with its adapter switched off (only when an adapter is given):
   the numbers an evaluation of the bare model reports as ``judge``, so a chain that evaluates the
   trained judge needs no separate evaluation of the bare model;
@@ -71,6 +72,7 @@ from know_thyself.inference.judgments import (
     judgment_ids,
     judgments_from_logits,
 )
+from know_thyself.inference.readout import Readout
 
 
 @dataclass
@@ -126,7 +128,8 @@ def adapter_off(model: Any) -> Iterator[Any]:
 
 
 def judge_split(
-    model: Any, tokenizer: Any, questions: list[str], scheme: str, batch_size: int, with_adapter: bool
+    model: Any, tokenizer: Any, questions: list[str], scheme: str, batch_size: int, with_adapter: bool,
+    readout: Readout | None = None,
 ) -> Forwards:
     """The judge's judgments, the bare model's, the probe features and the first-token probabilities, in as few forwards as possible.
 
@@ -135,6 +138,8 @@ def judge_split(
     prompt-only judgments, the hidden state the probe features. One forward of the base model over
     the answer prompts gives the first-token probabilities. With an adapter, one more forward
     gives the judge's logits; without one, the base model *is* the judge and no more forwards run.
+    A stacked ``readout`` turns the adapter's label probabilities and the first-token
+    probabilities into the judge's judgments (:mod:`know_thyself.inference.readout`).
     """
     ids = judgment_ids(tokenizer, questions, scheme)
     with adapter_off(model) as base:
@@ -145,7 +150,10 @@ def judge_split(
     if not with_adapter:
         return Forwards(base_judged, None, features, first_token)
     logits, _ = judgment_forward(model, tokenizer, questions, scheme, batch_size, ids=ids)
-    return Forwards(judgments_from_logits(logits, tokenizer, scheme), base_judged, features, first_token)
+    judged = judgments_from_logits(logits, tokenizer, scheme)
+    if readout is not None:
+        judged = readout.apply(judged, first_token)
+    return Forwards(judged, base_judged, features, first_token)
 
 
 def check_same_questions(rows: list[dict], reference_rows: list[dict]) -> dict[str, list[str]]:
@@ -184,7 +192,7 @@ def check_same_questions(rows: list[dict], reference_rows: list[dict]) -> dict[s
 
 def evaluate_judgment(
     model: Any, tokenizer: Any, rows: list[dict], scheme: str, batch_size: int = 32, with_adapter: bool = False,
-    reference_rows: list[dict] | None = None, fit_rows: list[dict] | None = None,
+    reference_rows: list[dict] | None = None, fit_rows: list[dict] | None = None, readout: Readout | None = None,
 ) -> Evaluation:
     """Judge every question of a collect run on each split it holds, beside the baselines.
 
@@ -205,6 +213,7 @@ def evaluate_judgment(
             with another answer-sampling seed (adds the ``label_noise_ceiling`` row on the splits
             it holds; see :func:`check_same_questions`).
         fit_rows: Labelled train rows to fit the baselines on instead of the train split of ``rows``.
+        readout: The judge's stacked readout, when it was trained with one (needs ``with_adapter``).
 
     Each question's prompts are tokenised once and forwarded once per model (:func:`judge_split`):
     the bare model's forwards serve the prompt-only judgments, the probe's features and the
@@ -215,10 +224,12 @@ def evaluate_judgment(
     by_split = {split: split_rows for split, split_rows in by_split.items() if split_rows}
     if not by_split:
         raise ValueError("no questions to evaluate: the rows are empty")
+    if readout is not None and not with_adapter:
+        raise ValueError("a stacked readout reads a judgment adapter's label probabilities; pass the adapter too")
     if fit_rows is None and "train" not in by_split:
         raise ValueError("no train questions to fit the baselines on: the rows hold no train split; pass fit_rows")
     forwards = {
-        split: judge_split(model, tokenizer, [r["question"] for r in split_rows], scheme, batch_size, with_adapter)
+        split: judge_split(model, tokenizer, [r["question"] for r in split_rows], scheme, batch_size, with_adapter, readout)
         for split, split_rows in by_split.items()
     }
     labels = next(iter(forwards.values())).judged.labels

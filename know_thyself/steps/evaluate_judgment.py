@@ -28,6 +28,7 @@ from know_thyself.tracking import (
     downloaded,
     log_jsonl,
     read_jsonl_artifact,
+    read_readout,
     require_step_run,
     step_run,
 )
@@ -68,12 +69,14 @@ def run_evaluate_judgment(cfg: EvaluateConfig, reuse: bool = True, run_name: str
         log_questions(rows, collected.data.params.get("dataset", ""))
         scheme = scheme_of(collected.data.params)
         model, tokenizer = load_model(cfg.model, dtype=cfg.dtype)
+        readout = None
         if cfg.adapter_run_id:
             with downloaded(cfg.adapter_run_id, ADAPTER_DIR) as adapter_dir:
                 model = load_adapter(model, adapter_dir)
+            readout = read_readout(cfg.adapter_run_id)
         result = evaluate_judgment(
             model, tokenizer, rows, scheme, cfg.inference_batch_size, with_adapter=bool(cfg.adapter_run_id),
-            reference_rows=reference_rows,
+            reference_rows=reference_rows, readout=readout,
         )
         if heldout_data is not None:
             result.metrics.update(_taught_report(cfg, model, tokenizer, rows, result, heldout_data, scheme))
@@ -132,6 +135,11 @@ def _taught_report(
         baseline = judge(model, tokenizer, questions, scheme, cfg.inference_batch_size)
         model.set_adapter("default")
         ids = [h["question_id"] for h in heldout]
+        baseline_readout = read_readout(cfg.baseline_adapter_run_id)
+        if baseline_readout is not None:  # v1 as it is registered: its readout on this model's first tokens
+            first = result.forwards["train"].first_token
+            by_position = {r["question_id"]: i for i, r in enumerate(train)}
+            baseline = baseline_readout.apply(baseline, first[[by_position[i] for i in ids]])
         values.update(heldout_report(heldout, dict(zip(ids, baseline.predicted)),
                                      dict(zip(ids, baseline.probabilities[:, can])), actual, who="baseline_judge"))
     first_token = {r["question_id"]: float(p) for split, forwards in result.forwards.items()

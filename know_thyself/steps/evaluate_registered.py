@@ -40,7 +40,7 @@ from know_thyself.evaluation.judgment import evaluate_judgment
 from know_thyself.inference.models import check_model_exists, load_model
 from know_thyself.steps.collect import run_collect
 from know_thyself.steps.evaluate_judgment import PREDICTIONS, log_evaluation
-from know_thyself.tracking import TAG_NOTE, chain_run, close_stale_runs, code, downloaded, read_jsonl_artifact, step_run
+from know_thyself.tracking import TAG_NOTE, chain_run, close_stale_runs, code, downloaded, read_jsonl_artifact, read_readout, step_run
 from know_thyself.tracking.judges import RegisteredJudge, resolve_judge, tag_version
 from know_thyself.training.lora import ADAPTER_DIR, load_adapter
 
@@ -148,7 +148,7 @@ def _evaluate_one(cfg: EvaluateRegisteredConfig, judge: RegisteredJudge, collect
         with downloaded(judge.run_id, ADAPTER_DIR) as adapter_dir:
             model = load_adapter(model, adapter_dir)
         result = evaluate_judgment(model, tokenizer, rows, judge.scheme, cfg.inference_batch_size,
-                                   with_adapter=True, fit_rows=trained_on)
+                                   with_adapter=True, fit_rows=trained_on, readout=read_readout(judge.run_id))
         seen = {" ".join(r["question"].lower().split()) for r in trained_on}
         overlap = sum(" ".join(r["question"].lower().split()) in seen for r in rows) / len(rows)
         result.metrics[f"{split}/overlap_with_judge_training"] = overlap

@@ -62,7 +62,7 @@ def run_multiphase(cfg: MultiphaseConfig, reuse: bool = True) -> dict[str, str]:
             merged = f"models:/knowledge_base/{ids['knowledge_base']}"
             with chain_run("phase3"):
                 phase3 = phase1_chain.judgment_chain(
-                    cfg.phase1(), merged, reuse, suffix="v2", knowledge_data_run_id=ids["phase2/build_knowledge_data"],
+                    cfg.phase3(), merged, reuse, suffix="v2", knowledge_data_run_id=ids["phase2/build_knowledge_data"],
                     baseline_adapter_run_id=phase1["train_judgment"], holdout_fraction=cfg.holdout_fraction,
                 )
                 test_cfg = TestKnowledgeConfig(

@@ -1,20 +1,27 @@
 """The train_judgment step: LoRA SFT of the judge on a build_judgment_data run.
 
-Logs the adapter (``adapter/``), the training loss, and the judge as a pyfunc model (``judge/``)
-ready to register.
+Logs the adapter (``adapter/``), the training loss, the stacked readout when asked
+(``readout.json``, fitted on the dev split), and the judge as a pyfunc model (``judge/``) ready to
+register.
 """
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import mlflow
 
 from know_thyself.config import TrainConfig
-from know_thyself.data.labels import scheme_of
-from know_thyself.evaluation.methods import epoch_scorer
+from know_thyself.data.labels import labels_for, scheme_of
+from know_thyself.evaluation import metrics
+from know_thyself.evaluation.judgment import adapter_off
+from know_thyself.evaluation.methods import epoch_scorer, judge_scores
+from know_thyself.inference.judgments import first_token_probability, judge
 from know_thyself.inference.models import check_model_exists, load_model
+from know_thyself.inference.readout import READOUT_FILE, Readout, describe_readout
 from know_thyself.tracking import StepRun, code, describe_run, read_jsonl_artifact, require_step_run, step_run
 from know_thyself.tracking.datasets import log_collect_questions
 from know_thyself.tracking.registry import log_judge
@@ -24,6 +31,11 @@ from know_thyself.training.dev_split import dev_split
 from know_thyself.training.divergence import check_finite
 from know_thyself.training.judge import fit_judge
 from know_thyself.training.judgment_examples import ARTIFACT_DIR
+from know_thyself.training.readout import MissingLabelError, fit_readout
+
+logger = logging.getLogger(__name__)
+# The run tag that says how the judge's label is read (``label``, or ``stacked``) and, for a fallback, why.
+TAG_READOUT = "know_thyself.readout"
 
 
 def run_train_judgment(cfg: TrainConfig, reuse: bool = True) -> StepRun:
@@ -47,17 +59,55 @@ def run_train_judgment(cfg: TrainConfig, reuse: bool = True) -> StepRun:
             if dev:
                 mlflow.log_metrics({"train/fit_questions": len(fit), "train/dev_questions": len(dev)})
                 log_epochs(keeper)
+            readout = None
+            if cfg.readout == "stacked" and trained.trainer.is_world_process_zero():
+                readout = _fit_readout(trained.trainer.model, tokenizer, fit, dev, scheme, cfg)
             with tempfile.TemporaryDirectory(prefix="know-thyself-adapter-") as scratch:
                 adapter_dir = log_adapter(trained.trainer, cfg.model, folder=Path(scratch))
+                readout_file = None
+                if readout is not None:
+                    readout_file = readout.save(Path(scratch) / READOUT_FILE)
+                    mlflow.log_artifact(str(readout_file))
                 if adapter_dir is not None:
-                    # The judge as a loadable pyfunc: base model named, adapter inside, no local paths.
-                    log_judge(str(adapter_dir), cfg.model, scheme)
+                    # The judge as a loadable pyfunc: base model named, adapter (and readout) inside, no local paths.
+                    log_judge(str(adapter_dir), cfg.model, scheme, readout_file)
                     describe_run(
                         f"Trained the judgment LoRA adapter (r {cfg.lora_r}, {cfg.loss} loss, {cfg.label_targets} targets, "
                         f"{cfg.balance} balance) on {code(cfg.model)} with {len(fit)} examples for "
                         f"{trained.trainer.state.global_step} steps"
                         + (f", keeping epoch {keeper.best_epoch} of {len(keeper.history)} by dev {cfg.select_by} on "
                            f"{len(dev)} held-out questions" if dev else "")
+                        + (f"; its label is read through a readout fitted on the dev split ({describe_readout(readout)})"
+                           if readout is not None else "")
                         + "; logged the judge as a pyfunc model under judge/."
                     )
     return run
+
+
+def _fit_readout(model: Any, tokenizer: Any, fit: list[dict], dev: list[dict], scheme: str, cfg: TrainConfig) -> Readout | None:
+    """The stacked readout fitted on the dev questions, from the trained judge and the bare model's first tokens.
+
+    Logs the readout's dev numbers beside the label readout's (``readout/dev/...`` and
+    ``readout/dev_label/...``; fitted and scored on the same questions, so optimistic). A dev split
+    without every label (a small run) cannot teach a readout all labels: the judge then reads its
+    label words, and the run's ``know_thyself.readout`` tag and a warning say so.
+    """
+    model.eval()
+    questions = [e["question"] for e in dev]
+    judged = judge(model, tokenizer, questions, scheme, cfg.batch_size)
+    with adapter_off(model) as base:
+        first = first_token_probability(base, tokenizer, questions, cfg.batch_size)
+    try:
+        readout = fit_readout(judged.probabilities, first, [e["label"] for e in dev], labels_for(scheme),
+                              balanced=cfg.balance != "none", seed=cfg.seed)
+    except MissingLabelError as error:
+        logger.warning("%s; the judge reads its label words instead (more questions or a larger dev_fraction "
+                       "give the stacked readout every label)", error)
+        mlflow.set_tag(TAG_READOUT, f"label ({error})")
+        return None
+    mlflow.set_tag(TAG_READOUT, "stacked")
+    rates = metrics.label_correctness_rates([e["label"] for e in fit], [bool(e["greedy_correct"]) for e in fit],
+                                            labels_for(scheme))
+    for name, scored in (("readout/dev_label", judged), ("readout/dev", readout.apply(judged, first))):
+        mlflow.log_metrics({f"{name}/{key}": value for key, value in judge_scores(scored, dev, rates).items()})
+    return readout

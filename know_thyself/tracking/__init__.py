@@ -10,7 +10,7 @@
 * :mod:`~know_thyself.tracking.callbacks`: training metrics into the step's run.
 """
 
-from know_thyself.tracking.artifacts import downloaded, log_jsonl, read_jsonl_artifact
+from know_thyself.tracking.artifacts import downloaded, log_jsonl, read_jsonl_artifact, read_readout
 from know_thyself.tracking.notes import TAG_NOTE, code, describe_run, note_failure_on_project_run
 from know_thyself.tracking.runs import (
     TAG_CACHE_KEY,

@@ -12,6 +12,7 @@ from typing import Any
 import mlflow
 
 from know_thyself.data.questions import read_jsonl
+from know_thyself.inference.readout import READOUT_FILE, Readout
 
 
 @contextlib.contextmanager
@@ -32,3 +33,11 @@ def log_jsonl(records: list[dict[str, Any]], artifact_file: str) -> None:
     mlflow.log_text("".join(json.dumps(dict(r), ensure_ascii=False) + "\n" for r in records), artifact_file)
 
 
+
+
+def read_readout(run_id: str) -> Readout | None:
+    """The stacked readout a train_judgment run logged (``readout.json``), or None when its judge reads the label words."""
+    if not any(f.path == READOUT_FILE for f in mlflow.MlflowClient().list_artifacts(run_id)):
+        return None
+    with downloaded(run_id, READOUT_FILE) as path:
+        return Readout.load(path)

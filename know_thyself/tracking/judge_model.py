@@ -10,7 +10,9 @@ rule (an HTTP 400 from the scoring server): :mod:`know_thyself.tracking.judge_in
 The model's ``model_config`` names the base model the adapter needs (``base_model``: the
 embedded default, a Hub id, or a ``models:/knowledge_base/<version>`` URI, which resolves
 through the registry of the current tracking URI) and the label scheme; the adapter itself is a
-model artifact. Nothing refers to a path of the machine that trained it.
+model artifact, and so is the stacked readout when the judge was trained with one
+(:mod:`know_thyself.inference.readout`: the judge then also runs the base model, adapter off, over
+the answer prompt). Nothing refers to a path of the machine that trained it.
 """
 
 from __future__ import annotations
@@ -35,15 +37,24 @@ class JudgeModel(mlflow.pyfunc.PythonModel):
         model, self.tokenizer = load_model(config["base_model"], dtype=config.get("dtype", "auto"))
         self.model = PeftModel.from_pretrained(model, context.artifacts["adapter"])
         self.model.eval()
+        self.readout = None
+        if "readout" in context.artifacts:
+            from know_thyself.inference.readout import Readout
+
+            self.readout = Readout.load(context.artifacts["readout"])
 
     def predict(self, context, model_input, params=None):  # no type hints: MLflow reads them as a schema
         import pandas as pd
 
-        from know_thyself.inference.judgments import judge
+        from know_thyself.inference.judgments import first_token_probability, judge
         from know_thyself.tracking.judge_input import read_questions
 
         questions = read_questions(model_input)
         judged = judge(self.model, self.tokenizer, questions, self.scheme, self.batch_size)
+        if self.readout is not None:
+            with self.model.disable_adapter():
+                first = first_token_probability(self.model, self.tokenizer, questions, self.batch_size)
+            judged = self.readout.apply(judged, first)
         frame = pd.DataFrame({"question": questions, "ability": judged.predicted})
         for column, label in enumerate(judged.labels):
             frame[f"p_{label}"] = judged.probabilities[:, column]

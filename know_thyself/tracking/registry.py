@@ -52,8 +52,10 @@ def judge_signature(label_scheme: str) -> Any:
     return ModelSignature(inputs=Schema([ColSpec(AnyType())]), outputs=Schema(outputs))
 
 
-def log_judge(adapter_dir: str, base_model: str, label_scheme: str) -> None:
+def log_judge(adapter_dir: str, base_model: str, label_scheme: str, readout_file: Path | None = None) -> None:
     """Log the judge (pyfunc from code + adapter artifact) into the active run under ``judge/``.
+
+    With ``readout_file`` (a stacked readout's ``readout.json``) the judge reads its label through it.
 
     With its signature (:func:`judge_signature`) and an input example, which MLflow also sends
     through the model once as the scoring server would (a warning if it fails).
@@ -63,7 +65,7 @@ def log_judge(adapter_dir: str, base_model: str, label_scheme: str) -> None:
     mlflow.pyfunc.log_model(
         name=JUDGE_ARTIFACT,
         python_model=str(_PYFUNC_CODE),
-        artifacts={"adapter": adapter_dir},
+        artifacts={"adapter": adapter_dir, **({"readout": str(readout_file)} if readout_file is not None else {})},
         model_config={"base_model": base_model, "label_scheme": label_scheme},
         pip_requirements=requirements(),
         signature=judge_signature(label_scheme),
