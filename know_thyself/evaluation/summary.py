@@ -150,7 +150,7 @@ def _taught_panel(ax, row: dict) -> None:
     ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
     ax.set_xticks(np.arange(len(bars)), [name for name, _ in bars], fontsize=8)
     ax.set_ylim(0, 1.05)
-    ax.set_title("phase 3: taught vs untaught train questions, AUROC (95% CI)")
+    ax.set_title("phase 3: taught vs untaught, AUROC (95% CI)")
 
 
 def _with_interval(record: dict, column: str) -> str:
