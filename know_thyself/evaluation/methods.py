@@ -119,6 +119,12 @@ def judge_scores(judged: Any, rows: list[dict], rates: dict[str, float]) -> dict
             if value is not None and (key in kept or key.startswith("predicted/"))}
 
 
+def example_rates(examples: list[dict], labels: tuple[str, ...]) -> dict[str, float]:
+    """The confidence score's per-label correctness rates, from judgment examples (``label``, ``greedy_correct``)."""
+    return metrics.label_correctness_rates([e["label"] for e in examples], [bool(e["greedy_correct"]) for e in examples],
+                                           labels)
+
+
 def epoch_scorer(tokenizer: Any, dev: list[dict], fit: list[dict], scheme: str, batch_size: int = 32) -> Any:
     """A function of the model being trained -> its :func:`judge_scores` on the ``dev`` examples.
 
@@ -127,8 +133,7 @@ def epoch_scorer(tokenizer: Any, dev: list[dict], fit: list[dict], scheme: str, 
     """
     from know_thyself.inference.judgments import judge
 
-    labels = labels_for(scheme)
-    rates = metrics.label_correctness_rates([e["label"] for e in fit], [bool(e["greedy_correct"]) for e in fit], labels)
+    rates = example_rates(fit, labels_for(scheme))
     questions = [e["question"] for e in dev]
     return lambda model: judge_scores(judge(model, tokenizer, questions, scheme, batch_size), dev, rates)
 

@@ -16,9 +16,8 @@ import mlflow
 
 from know_thyself.config import TrainConfig
 from know_thyself.data.labels import labels_for, scheme_of
-from know_thyself.evaluation import metrics
 from know_thyself.evaluation.judgment import adapter_off
-from know_thyself.evaluation.methods import epoch_scorer, judge_scores
+from know_thyself.evaluation.methods import epoch_scorer, example_rates, judge_scores
 from know_thyself.inference.judgments import first_token_probability, judge
 from know_thyself.inference.models import check_model_exists, load_model
 from know_thyself.inference.readout import READOUT_FILE, Readout, describe_readout
@@ -106,8 +105,7 @@ def _fit_readout(model: Any, tokenizer: Any, fit: list[dict], dev: list[dict], s
         mlflow.set_tag(TAG_READOUT, f"label ({error})")
         return None
     mlflow.set_tag(TAG_READOUT, "stacked")
-    rates = metrics.label_correctness_rates([e["label"] for e in fit], [bool(e["greedy_correct"]) for e in fit],
-                                            labels_for(scheme))
+    rates = example_rates(fit, labels_for(scheme))
     for name, scored in (("readout/dev_label", judged), ("readout/dev", readout.apply(judged, first))):
         mlflow.log_metrics({f"{name}/{key}": value for key, value in judge_scores(scored, dev, rates).items()})
     return readout
