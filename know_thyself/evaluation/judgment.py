@@ -85,12 +85,15 @@ class Forwards:
         features: The bare model's last hidden state at the end of each judgment prompt (the probe's input).
         first_token: The bare model's probability of its greedy first answer token at the end of
             each answer prompt (:func:`know_thyself.inference.judgments.first_token_probability`).
+        label_words: The adapter's own judgments (its label words' probabilities) when a stacked
+            readout turned them into ``judged``; None otherwise.
     """
 
     judged: Judgments
     prompt_only: Judgments | None
     features: np.ndarray
     first_token: np.ndarray
+    label_words: Judgments | None = None
 
 
 @dataclass
@@ -151,9 +154,9 @@ def judge_split(
         return Forwards(base_judged, None, features, first_token)
     logits, _ = judgment_forward(model, tokenizer, questions, scheme, batch_size, ids=ids)
     judged = judgments_from_logits(logits, tokenizer, scheme)
-    if readout is not None:
-        judged = readout.apply(judged, first_token)
-    return Forwards(judged, base_judged, features, first_token)
+    if readout is None:
+        return Forwards(judged, base_judged, features, first_token)
+    return Forwards(readout.apply(judged, first_token), base_judged, features, first_token, label_words=judged)
 
 
 def check_same_questions(rows: list[dict], reference_rows: list[dict]) -> dict[str, list[str]]:
@@ -270,6 +273,10 @@ def evaluate_judgment(
                     "greedy_correct": row["greedy_correct"],
                 }
             )
+            if done.label_words is not None:  # what the readout read, so that it can be studied offline
+                predictions[-1]["label_word_probabilities"] = dict(
+                    zip(labels, map(float, done.label_words.probabilities[i]))
+                )
     return Evaluation(results, undefined, pd.DataFrame(table_rows), predictions, tables, figures, forwards)
 
 

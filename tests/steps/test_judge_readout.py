@@ -63,11 +63,15 @@ def test_the_stacked_readout_is_fitted_logged_and_read_by_the_evaluation_and_the
         model = load_adapter(model, adapter_dir)
     with model.disable_adapter():
         first = first_token_probability(model, tokenizer, questions)
-    expected = readout.apply(judge(model, tokenizer, questions), first)
+    words = judge(model, tokenizer, questions)
+    expected = readout.apply(words, first)
     got = np.array([[p["probabilities"][label] for label in LABELS] for p in predictions])
     assert np.allclose(got, expected.probabilities, atol=1e-5)
     assert [p["predicted"] for p in predictions] == expected.predicted
-    assert not np.allclose(expected.probabilities, judge(model, tokenizer, questions).probabilities, atol=1e-3)
+    assert not np.allclose(expected.probabilities, words.probabilities, atol=1e-3)
+    # Beside them, what the readout read: the adapter's label-word probabilities.
+    read = np.array([[p["label_word_probabilities"][label] for label in LABELS] for p in predictions])
+    assert np.allclose(read, words.probabilities, atol=1e-5)
 
     # The judge as users load it gives the same probabilities.
     frame = mlflow.pyfunc.load_model(f"runs:/{trained}/judge").predict(questions)
