@@ -12,6 +12,7 @@ from typing import ClassVar
 
 from know_thyself.config.base import check, option
 from know_thyself.config.choices import (
+    BALANCES,
     KNOWLEDGE_FRACTION_HELP,
     KNOWLEDGE_TARGETS,
     KNOWLEDGE_TARGETS_HELP,
@@ -102,6 +103,10 @@ class MultiphaseConfig(Phase1Config):
         "stacked", "How judgment v2's label is read (see readout): Phase 2's knowledge shows in the first answer "
         "token's probability, not in the judgment prompt, so by default v2 reads it too.",
     )
+    balance_v2: str = option(
+        "weights", "Judgment v2's label balance (see balance); 'taught' also evens out taught and untaught questions "
+        "within each label, so that being taught in Phase 2 says nothing about a question's label.",
+    )
     phase: int = option(0, "Run phases up to this one (1, 2 or 3), reusing finished earlier steps; 0 runs all.")
 
     def validate(self) -> None:
@@ -116,6 +121,10 @@ class MultiphaseConfig(Phase1Config):
         check_choice("knowledge_targets", self.knowledge_targets, KNOWLEDGE_TARGETS)
         check(0.0 < self.knowledge_fraction <= 1.0, f"knowledge_fraction must be in (0, 1], got {self.knowledge_fraction}")
         check_choice("readout_v2", self.readout_v2, READOUTS)
+        check_choice("balance_v2", self.balance_v2, BALANCES)
+        check(self.loss == "label" or self.balance_v2 not in ("weights", "taught"),
+              "loss sft trains on the completion's tokens, which carry no class weights; use loss label, or "
+              "balance_v2 oversample/none")
         check(self.readout_v2 == "label" or self.dev_fraction > 0,
               "readout_v2 stacked is fitted on the dev split; set dev_fraction above 0 (e.g. 0.2) or use readout_v2 label")
         check(self.phase in (0, 1, 2, 3), f"phase must be 0 (all), 1, 2 or 3, got {self.phase}")
@@ -125,8 +134,8 @@ class MultiphaseConfig(Phase1Config):
         return self.derive(Phase1Config)
 
     def phase3(self) -> Phase1Config:
-        """The Phase 3 judgment chain's options: Phase 1's, with judgment v2's readout."""
-        return self.derive(Phase1Config, readout=self.readout_v2)
+        """The Phase 3 judgment chain's options: Phase 1's, with judgment v2's readout and balance."""
+        return self.derive(Phase1Config, readout=self.readout_v2, balance=self.balance_v2)
 
     def knowledge_data(self, collect_run_id: str) -> KnowledgeDataConfig:
         """The build_knowledge_data step's config on Phase 1's collect run (targets restated by this config's model)."""

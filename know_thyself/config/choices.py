@@ -9,7 +9,7 @@ from know_thyself.inference.sampling import BACKENDS
 __all__ = ["BACKENDS"]
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
-BALANCES = ("weights", "oversample", "none")
+BALANCES = ("weights", "taught", "oversample", "none")
 # The judge's loss: over the label words at the label position, or TRL's loss on every completion token.
 LOSSES = ("label", "sft")
 # The judge's targets: the measured label, or the label distribution its trials imply.
@@ -45,8 +45,10 @@ DATASET_HELP = (
 DTYPE_HELP = "Inference precision: 'auto' (bf16 where the hardware is fast at it), 'bfloat16', 'float16', 'float32'."
 SEED_HELP = "Seed for question sampling, answer sampling (unless sample_seed is set) and training."
 BALANCE_HELP = (
-    "Judgment labels' balance: 'weights' (class weights in the loss), 'oversample' (rarer labels' examples repeated "
-    "up to the most common one's count) or 'none'."
+    "Judgment labels' balance: 'weights' (class weights in the loss), 'taught' (class weights, each label's split "
+    "evenly between its taught and untaught questions: after Phase 2, being taught then says nothing about the "
+    "label; without taught questions the same as 'weights'), 'oversample' (rarer labels' examples repeated up to "
+    "the most common one's count) or 'none'."
 )
 LOSS_HELP = (
     "The judge's loss: 'label' (a cross-entropy over the label words only, at the label position) or 'sft' (TRL's "

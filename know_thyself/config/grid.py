@@ -118,6 +118,10 @@ class SweepConfig(StepConfig):
         for name, choices in (("loss", LOSSES), ("balance", BALANCES), ("label_targets", LABEL_TARGETS)):
             for value in axes[name]:
                 check_choice(name, value, choices)
+        check("taught" not in axes["balance"],
+              "balance taught weighs taught and untaught questions apart, and the sweep reads a collect run, which "
+              "does not say which questions Phase 2 taught; sweep weights, oversample or none, or train with "
+              "train_judgment on a build_judgment_data run made with knowledge_data_run_id")
         return [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
 
     def training(self, point: dict[str, Any]) -> JudgeOptions:

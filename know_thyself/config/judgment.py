@@ -155,7 +155,7 @@ class JudgeOptions(TrainingOptions):
         check_choice("balance", self.balance, BALANCES)
         check_choice("label_targets", self.label_targets, LABEL_TARGETS)
         check_choice("select_by", self.select_by, SELECT_EPOCH_BY)
-        check(self.loss == "label" or (self.balance != "weights" and self.label_targets == "hard"),
+        check(self.loss == "label" or (self.balance not in ("weights", "taught") and self.label_targets == "hard"),
               "loss sft trains on the completion's tokens, which carry no class weights or soft targets; use "
               "loss label, or balance oversample/none with label_targets hard")
         check(0.0 <= self.dev_fraction < 1.0, f"dev_fraction must be in [0, 1), got {self.dev_fraction}")

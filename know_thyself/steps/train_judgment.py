@@ -28,7 +28,7 @@ from know_thyself.tracking.training_log import MlflowMetricsCallback, log_adapte
 from know_thyself.training.best_epoch import BestEpoch
 from know_thyself.training.dev_split import dev_split
 from know_thyself.training.divergence import check_finite
-from know_thyself.training.judge import fit_judge
+from know_thyself.training.judge import example_weights, fit_judge
 from know_thyself.training.judgment_examples import ARTIFACT_DIR
 from know_thyself.training.readout import MissingLabelError, fit_readout
 
@@ -97,8 +97,10 @@ def _fit_readout(model: Any, tokenizer: Any, fit: list[dict], dev: list[dict], s
     with adapter_off(model) as base:
         first = first_token_probability(base, tokenizer, questions, cfg.batch_size)
     try:
+        # Weighted as the judge's loss weighs its examples (balance taught: also taught against untaught).
+        weights = example_weights(dev, cfg.balance, labels_for(scheme)) if cfg.balance == "taught" else None
         readout = fit_readout(judged.probabilities, first, [e["label"] for e in dev], labels_for(scheme),
-                              balanced=cfg.balance != "none", seed=cfg.seed)
+                              balanced=cfg.balance != "none", seed=cfg.seed, sample_weight=weights)
     except MissingLabelError as error:
         logger.warning("%s; the judge reads its label words instead (more questions or a larger dev_fraction "
                        "give the stacked readout every label)", error)

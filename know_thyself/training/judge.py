@@ -7,7 +7,7 @@ from know_thyself.data.labels import labels_for
 from know_thyself.inference.judgments import label_token_ids
 from know_thyself.inference.models import load_model
 from know_thyself.training.judgment_examples import balance_examples, label_counts
-from know_thyself.training.label_loss import class_weights, soft_targets
+from know_thyself.training.label_loss import class_weights, soft_targets, taught_class_weights
 from know_thyself.training.lora import Trained, train_lora
 
 
@@ -15,19 +15,33 @@ def with_targets(examples: list[dict], options: JudgeOptions, scheme: str) -> li
     """The examples with what the label loss reads: ``target`` (the label's distribution) and ``weight``.
 
     ``label_targets`` hard: the one-hot measured label; soft: the label distribution its trials imply
-    (:func:`~know_thyself.training.label_loss.soft_targets`). ``balance`` weights: the label's class
-    weight (:func:`~know_thyself.training.label_loss.class_weights`); otherwise 1.
+    (:func:`~know_thyself.training.label_loss.soft_targets`). ``weight``: :func:`example_weights`.
     """
     labels = labels_for(scheme)
-    weights = class_weights([e["label"] for e in examples], labels) if options.balance == "weights" else {}
+    weights = example_weights(examples, options.balance, labels)
     out = []
-    for example in examples:
+    for example, weight in zip(examples, weights):
         if options.label_targets == "soft":
             target = soft_targets(example["correct_trials"], example["trials"], scheme, labels)
         else:
             target = [1.0 if label == example["label"] else 0.0 for label in labels]
-        out.append({**example, "target": target, "weight": weights.get(example["label"], 1.0)})
+        out.append({**example, "target": target, "weight": weight})
     return out
+
+
+def example_weights(examples: list[dict], balance: str, labels: tuple[str, ...]) -> list[float]:
+    """Each example's weight in the judge's loss (and its readout's fit) as ``balance`` says.
+
+    ``weights``: its label's class weight (:func:`~know_thyself.training.label_loss.class_weights`);
+    ``taught``: the class weight split evenly between the label's taught and untaught examples
+    (:func:`~know_thyself.training.label_loss.taught_class_weights`); otherwise 1.
+    """
+    if balance == "taught":
+        return taught_class_weights(examples, labels)
+    if balance == "weights":
+        by_label = class_weights([e["label"] for e in examples], labels)
+        return [by_label[e["label"]] for e in examples]
+    return [1.0] * len(examples)
 
 
 def fit_judge(

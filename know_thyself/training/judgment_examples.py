@@ -80,7 +80,8 @@ def hold_out(examples: list[dict], taught_ids: set[str], fraction: float, seed: 
     drawn with ``random.Random(seed)``; both parts keep the examples' order.
 
     Returns:
-        ``(kept, held_out)``; each held-out example carries ``taught`` (bool).
+        ``(kept, held_out)``; every example of both carries ``taught`` (bool), which balance
+        ``taught`` reads (:func:`know_thyself.training.label_loss.taught_class_weights`).
     """
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"holdout_fraction must be in [0, 1), got {fraction}")
@@ -89,6 +90,7 @@ def hold_out(examples: list[dict], taught_ids: set[str], fraction: float, seed: 
     for wanted in (True, False):
         ids = [e["question_id"] for e in examples if (e["question_id"] in taught_ids) == wanted]
         chosen.update(rng.sample(ids, round(fraction * len(ids))))
-    kept = [e for e in examples if e["question_id"] not in chosen]
-    held = [{**e, "taught": e["question_id"] in taught_ids} for e in examples if e["question_id"] in chosen]
+    marked = [{**e, "taught": e["question_id"] in taught_ids} for e in examples]
+    kept = [e for e in marked if e["question_id"] not in chosen]
+    held = [e for e in marked if e["question_id"] in chosen]
     return kept, held

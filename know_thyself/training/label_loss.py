@@ -13,7 +13,8 @@ words' first tokens at the position that predicts the completion's first token:
   that a fresh set of trials would give (:func:`soft_targets`): a question answered right 4 times
   in 5 is not as sure an ``uncertain`` as one answered right 3 times;
 * ``w_i`` is the class weight of its label (:func:`class_weights`, balanced and with mean 1
-  over the examples), in place of copying the rarer labels' examples;
+  over the examples), in place of copying the rarer labels' examples; after Phase 2 it can also
+  even out taught and untaught questions within each label (:func:`taught_class_weights`);
 * the second term keeps the label words the model's greedy reply (their share of the whole
   vocabulary's probability near one), so that greedy decoding still says the label.
 """
@@ -42,6 +43,27 @@ def class_weights(labels: Sequence[str], scheme_labels: Sequence[str]) -> dict[s
     if not present:
         raise ValueError("there are no labelled examples to weigh; check the upstream data step")
     return {label: len(labels) / (len(present) * counts[label]) for label in present}
+
+
+def taught_class_weights(examples: Sequence[dict], scheme_labels: Sequence[str]) -> list[float]:
+    """Per-example weights that balance the labels and, within each label, taught and untaught questions.
+
+    After Phase 2 most `can` questions were taught, so a judge that learns "this question was
+    taught" fits its labels without reading what decides them for the other questions (validation
+    has no taught question). Here every label gets the same total weight, as in
+    :func:`class_weights`, and a label's weight is split evenly between its taught and untaught
+    examples (all of it to one group when the other has none): ``n / (K * G_k * n_kg)`` for an
+    example of label ``k`` in group ``g``, with ``K`` labels present and ``G_k`` groups present in
+    label ``k``. Under these weights whether a question was taught says nothing about its label.
+    The weights' mean over the examples is 1. An example without a ``taught`` field counts as
+    untaught, so on examples with none of it these are the plain class weights.
+    """
+    keys = [(example["label"], bool(example.get("taught", False))) for example in examples]
+    labels = [label for label, _ in keys]
+    by_label, counts = class_weights(labels, scheme_labels), Counter(labels)
+    cells = Counter(keys)
+    groups = Counter(label for label, _ in cells)
+    return [by_label[label] * counts[label] / (groups[label] * cells[(label, taught)]) for label, taught in keys]
 
 
 def soft_targets(correct: int, trials: int, scheme: str, scheme_labels: Sequence[str]) -> list[float]:

@@ -20,7 +20,7 @@ class MissingLabelError(ValueError):
 
 def fit_readout(
     label_probabilities: np.ndarray, first_token: np.ndarray, actual: Sequence[str], labels: Sequence[str],
-    balanced: bool = True, c: float = 1.0, seed: int = 0,
+    balanced: bool = True, c: float = 1.0, seed: int = 0, sample_weight: Sequence[float] | None = None,
 ) -> Readout:
     """A logistic regression from :func:`readout_features` to the measured labels, as a :class:`Readout`.
 
@@ -34,6 +34,8 @@ def fit_readout(
         labels: The label scheme, in the judge's order.
         balanced: Weigh each label by the inverse of its frequency (as the judge's loss does).
         c: Inverse regularisation strength.
+        sample_weight: Each question's weight in the fit, in place of ``balanced``'s label weights
+            (the judge's own example weights, :func:`know_thyself.training.judge.example_weights`).
 
     Raises:
         MissingLabelError: when a label is missing from ``actual`` (the readout could never predict it).
@@ -50,8 +52,9 @@ def fit_readout(
     x = readout_features(label_probabilities, first_token)
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale == 0] = 1.0
-    model = LogisticRegression(C=c, class_weight="balanced" if balanced else None, max_iter=5000, random_state=seed)
-    model.fit((x - mean) / scale, list(actual))
+    by_label = "balanced" if balanced and sample_weight is None else None
+    model = LogisticRegression(C=c, class_weight=by_label, max_iter=5000, random_state=seed)
+    model.fit((x - mean) / scale, list(actual), sample_weight=None if sample_weight is None else np.asarray(sample_weight))
     order = [list(model.classes_).index(label) for label in labels]
     if len(labels) == 2:  # sklearn keeps one row for two classes: P(classes_[1]) = sigmoid(w.x + b)
         weights = np.vstack([np.zeros_like(model.coef_[0]), model.coef_[0]])

@@ -103,6 +103,7 @@ def test_phase3_holds_taught_questions_out_and_reports_both_judges_on_them(pipel
     assert {h["taught"] for h in held} == {True, False}
     assert all(h["taught"] == (h["question_id"] in taught) for h in held)
     assert {e["question_id"] for e in trained_on}.isdisjoint(h["question_id"] for h in held)
+    assert all(e["taught"] == (e["question_id"] in taught) for e in trained_on)  # what balance taught reads
     assert "judgment_data/heldout.jsonl" not in {
         a.path for a in mlflow.MlflowClient().list_artifacts(ids["phase1/build_judgment_data"], "judgment_data")}
     evaluation = mlflow.get_run(ids["phase3/evaluate_judgment"]).data.metrics

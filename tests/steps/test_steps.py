@@ -99,6 +99,14 @@ def test_step_configs_are_derived_from_the_chain_config():
     # A derived config is validated as the step validates it.
     with pytest.raises(ValueError, match="data_run_id must be an MLflow run id"):
         chain.train("not-a-run")
+    # Judgment v2 takes its own readout and balance; judgment v1 keeps the chain's.
+    chain = MultiphaseConfig(balance_v2="taught", readout_v2="stacked")
+    assert (chain.phase3().balance, chain.phase3().readout) == ("taught", "stacked")
+    assert (chain.phase1().balance, chain.phase1().readout) == ("weights", "label")
+    with pytest.raises(ValueError, match="balance_v2 must be one of weights, taught, oversample, none"):
+        MultiphaseConfig(balance_v2="even")
+    with pytest.raises(ValueError, match="loss sft trains on the completion's tokens"):
+        MultiphaseConfig(loss="sft", balance="oversample", balance_v2="taught")
 
 
 def test_a_chain_config_validates_without_inventing_run_ids(monkeypatch):

@@ -20,7 +20,9 @@ def test_the_held_out_draw_is_seeded_proportional_and_disjoint():
     assert all(h["taught"] == (h["question_id"] in taught) for h in held)
     assert hold_out(examples, taught, 0.3, seed=5) == (kept, held)
     assert hold_out(examples, taught, 0.3, seed=6)[1] != held
-    assert hold_out(examples, taught, 0.0, seed=5) == (examples, [])
+    # Every example comes back marked, the kept ones too (balance taught reads the mark).
+    assert all(e["taught"] == (e["question_id"] in taught) for e in kept)
+    assert hold_out(examples, taught, 0.0, seed=5) == ([{**e, "taught": e["question_id"] in taught} for e in examples], [])
     with pytest.raises(ValueError, match=r"holdout_fraction must be in \[0, 1\)"):
         hold_out(examples, taught, 1.0, seed=5)
 

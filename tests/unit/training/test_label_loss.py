@@ -10,7 +10,14 @@ import torch
 from know_thyself.config import TrainConfig
 from know_thyself.data.prompts import judgment_completion, judgment_messages
 from know_thyself.training.best_epoch import BestEpoch
-from know_thyself.training.label_loss import class_weights, label_positions, restricted_label_loss, soft_targets
+from know_thyself.training.judge import example_weights
+from know_thyself.training.label_loss import (
+    class_weights,
+    label_positions,
+    restricted_label_loss,
+    soft_targets,
+    taught_class_weights,
+)
 
 THREE = ("can", "uncertain", "cannot")
 
@@ -39,6 +46,29 @@ def test_class_weights_are_balanced_with_mean_one():
     assert sum(weights[label] for label in labels) / len(labels) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="no labelled examples"):
         class_weights([], THREE)
+
+
+def test_taught_weights_split_each_label_evenly_between_taught_and_untaught():
+    # 8 examples: can 3 taught + 1 untaught, cannot 1 taught + 2 untaught, uncertain 1 untaught.
+    cells = [("can", True)] * 3 + [("can", False)] + [("cannot", True)] + [("cannot", False)] * 2 + [("uncertain", False)]
+    examples = [{"label": label, "taught": taught} for label, taught in cells]
+    got = taught_class_weights(examples, THREE)
+    # n / (K * G_k * n_kg), K = 3 labels: can taught 8 / (3 * 2 * 3) = 4/9, can untaught 8 / (3 * 2 * 1) = 4/3;
+    # cannot taught 8 / 6 = 4/3, untaught 8 / 12 = 2/3; uncertain, one group: 8 / 3.
+    expected = [4 / 9] * 3 + [4 / 3] + [4 / 3] + [2 / 3] * 2 + [8 / 3]
+    assert got == pytest.approx(expected)
+    assert sum(got) / len(got) == pytest.approx(1.0)
+    # Each label keeps its balanced share (n / K = 8/3), halved between the groups present.
+    for label in THREE:
+        assert sum(w for w, e in zip(got, examples) if e["label"] == label) == pytest.approx(8 / 3)
+    assert sum(w for w, e in zip(got, examples) if e["label"] == "can" and e["taught"]) == pytest.approx(4 / 3)
+    # Without taught marks (judgment v1's data) the weights are the plain class weights.
+    plain = [{"label": e["label"]} for e in examples]
+    by_label = class_weights([e["label"] for e in examples], THREE)
+    assert taught_class_weights(plain, THREE) == pytest.approx([by_label[e["label"]] for e in examples])
+    assert example_weights(examples, "taught", THREE) == pytest.approx(expected)
+    assert example_weights(examples, "weights", THREE) == pytest.approx([by_label[e["label"]] for e in examples])
+    assert example_weights(examples, "none", THREE) == [1.0] * 8
 
 
 def test_soft_targets_by_hand():

@@ -57,3 +57,15 @@ def test_a_dev_split_without_every_label_is_refused():
     actual = ["cannot" if a == "uncertain" else a for a in actual]
     with pytest.raises(ValueError, match="holds no 'uncertain' question"):
         fit_readout(probs, first, actual, LABELS)
+
+
+def test_sample_weights_replace_the_label_weights():
+    probs, first, actual = _dev(n=60, seed=4)
+    weights = np.linspace(0.5, 2.0, 60)
+    readout = fit_readout(probs, first, actual, LABELS, sample_weight=weights)
+    x = readout_features(probs, first)
+    standardised = (x - x.mean(axis=0)) / x.std(axis=0)
+    reference = LogisticRegression(max_iter=5000, random_state=0).fit(standardised, actual, sample_weight=weights)
+    expected = reference.predict_proba(standardised)[:, [list(reference.classes_).index(label) for label in LABELS]]
+    assert np.allclose(readout.probabilities(probs, first), expected, atol=1e-8)
+    assert not np.allclose(fit_readout(probs, first, actual, LABELS).probabilities(probs, first), expected, atol=1e-4)
