@@ -54,8 +54,9 @@ def taught_class_weights(examples: Sequence[dict], scheme_labels: Sequence[str])
     :func:`class_weights`, and a label's weight is split evenly between its taught and untaught
     examples (all of it to one group when the other has none): ``n / (K * G_k * n_kg)`` for an
     example of label ``k`` in group ``g``, with ``K`` labels present and ``G_k`` groups present in
-    label ``k``. Under these weights whether a question was taught says nothing about its label.
-    The weights' mean over the examples is 1. An example without a ``taught`` field counts as
+    label ``k``. Where every label has both groups, whether a question was taught then says nothing
+    about its label; a group of very few examples gets large weights (a floor on a group's size
+    before its label is split is not built yet). The weights' mean over the examples is 1. An example without a ``taught`` field counts as
     untaught, so on examples with none of it these are the plain class weights.
     """
     keys = [(example["label"], bool(example.get("taught", False))) for example in examples]
