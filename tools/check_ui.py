@@ -21,9 +21,13 @@ at the top of its sidebar, remembered per browser; the pages are loaded with
 from __future__ import annotations
 
 import argparse
+import base64
+import fcntl
 import html
+import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -85,26 +89,127 @@ def stop_ui(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def _chromium(chromium: str, url: str, wait_ms: int, *extra: str) -> subprocess.CompletedProcess:
-    with tempfile.TemporaryDirectory(prefix="check-ui-profile-") as profile:
-        return subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-             f"--user-data-dir={profile}", f"--virtual-time-budget={wait_ms}", "--window-size=1600,1100", *extra, url],
-            capture_output=True, text=True, timeout=180,
-        )
+class Browser:
+    """Headless Chromium driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``).
+
+    The MLflow UI is a single-page app whose charts fill in after their own requests answer; a
+    one-shot ``--dump-dom`` stops at a virtual-time budget that does not wait for them, so a slow
+    chart can miss it on any try. Polling the live page in real time waits exactly as long as the
+    page needs. The protocol's messages are JSON, each ended by a NUL byte; Chromium reads them on
+    its file descriptor 3 and answers on 4.
+    """
+
+    def __init__(self, chromium: str, size: tuple[int, int] = (1600, 1100)):
+        from_browser, browser_out = os.pipe()
+        browser_in, to_browser = os.pipe()
+        # Above 4, so that moving them onto 3 and 4 in the child cannot clobber one with the other.
+        high_in, high_out = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (browser_in, browser_out))
+        os.close(browser_in)
+        os.close(browser_out)
+
+        def onto_3_and_4() -> None:  # runs in the child before exec; dup2's copies are inheritable
+            os.dup2(high_in, 3)
+            os.dup2(high_out, 4)
+
+        self._profile = tempfile.TemporaryDirectory(prefix="check-ui-profile-")
+        try:
+            self.process = subprocess.Popen(
+                [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--remote-debugging-pipe", f"--user-data-dir={self._profile.name}", f"--window-size={size[0]},{size[1]}",
+                 "about:blank"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                close_fds=False, preexec_fn=onto_3_and_4, start_new_session=True,
+            )
+        finally:
+            os.close(high_in)
+            os.close(high_out)
+        self._read, self._write = from_browser, to_browser
+        self._buffer, self._last_id = b"", 0
+        try:
+            page = next(t for t in self.call("Target.getTargets")["targetInfos"] if t["type"] == "page")
+            self._session = self.call("Target.attachToTarget", targetId=page["targetId"], flatten=True)["sessionId"]
+        except Exception:
+            self.close()
+            raise
+
+    def call(self, method: str, session: str = "", timeout: float = 60, **params) -> dict:
+        """Send one protocol command and return its result, skipping the events that arrive meanwhile."""
+        self._last_id += 1
+        message = {"id": self._last_id, "method": method, "params": params, **({"sessionId": session} if session else {})}
+        os.write(self._write, json.dumps(message).encode() + b"\0")
+        deadline = time.time() + timeout
+        while True:
+            while b"\0" in self._buffer:
+                raw, self._buffer = self._buffer.split(b"\0", 1)
+                reply = json.loads(raw)
+                if reply.get("id") == self._last_id:
+                    if "error" in reply:
+                        raise RuntimeError(f"Chromium refused {method}: {reply['error']}")
+                    return reply.get("result", {})
+            left = deadline - time.time()
+            if left <= 0 or not select.select([self._read], [], [], left)[0]:
+                raise TimeoutError(f"Chromium did not answer {method} within {timeout:g} s")
+            chunk = os.read(self._read, 1 << 20)
+            if not chunk:
+                raise RuntimeError(f"Chromium closed its DevTools pipe (exit code {self.process.poll()})")
+            self._buffer += chunk
+
+    def _page(self, method: str, **params) -> dict:
+        return self.call(method, session=self._session, **params)
+
+    def open(self, url: str) -> None:
+        """Load url afresh (through about:blank: a URL that differs only after '#' would not reload the app)."""
+        self._page("Page.navigate", url="about:blank")
+        self._page("Page.navigate", url=url)
+
+    def html(self) -> str:
+        """The page's current DOM as markup."""
+        result = self._page("Runtime.evaluate", expression="document.documentElement.outerHTML", returnByValue=True)
+        return result["result"].get("value", "")
+
+    def screenshot(self, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(base64.b64decode(self._page("Page.captureScreenshot", format="png")["data"]))
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self.call("Browser.close", timeout=10)
+                self.process.wait(timeout=10)
+            except (OSError, RuntimeError, TimeoutError, subprocess.TimeoutExpired):
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        for fd in (self._read, self._write):
+            os.close(fd)
+        self._profile.cleanup()
 
 
-def rendered_text(chromium: str, url: str, wait_ms: int) -> str:
-    """The visible text of the page once its scripts ran (``--dump-dom``), whitespace collapsed."""
-    dom = _chromium(chromium, url, wait_ms, "--dump-dom").stdout
-    text = re.sub(r"<(script|style)\b.*?</\1>", " ", dom, flags=re.S)
+def visible_text(markup: str) -> str:
+    """The text of a page's markup without its scripts and styles, whitespace collapsed."""
+    text = re.sub(r"<(script|style)\b.*?</\1>", " ", markup, flags=re.S)
     text = re.sub(r"<[^>]+>", " ", text)
     return " ".join(html.unescape(text).split())
 
 
-def screenshot(chromium: str, url: str, wait_ms: int, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _chromium(chromium, url, wait_ms, f"--screenshot={target}")
+def wait_for(browser: Browser, url: str, wanted: list[str], timeout: float, poll: float = 0.5) -> list[str]:
+    """Open url and poll it until every wanted text shows or timeout seconds pass; returns what never showed.
+
+    Once everything shows, waits (at most 10 s) for the page to stop changing, so that a screenshot
+    taken next shows the charts drawn rather than their spinners.
+    """
+    browser.open(url)
+    deadline = time.time() + timeout
+    while True:
+        absent = missing(visible_text(browser.html()), wanted)
+        if not absent or time.time() > deadline:
+            break
+        time.sleep(poll)
+    if not absent:
+        settle, last = time.time() + 10, None
+        while time.time() < settle and (markup := browser.html()) != last:
+            last = markup
+            time.sleep(1.0)
+    return absent
 
 
 def _squash(text: str) -> str:
@@ -137,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--screenshots", default="ui-screenshots", help="folder for the screenshots")
     parser.add_argument("--log-screenshots", action="store_true", help="also log them as artifacts (ui/) of the run")
     parser.add_argument("--expect", action="append", default=[], help="more text the run page must show")
-    parser.add_argument("--wait-ms", type=int, default=10000, help="virtual time the page gets to render")
+    parser.add_argument("--timeout", type=float, default=120, help="seconds a page gets to show its texts")
     args = parser.parse_args(argv)
 
     chromium = find_chromium()
@@ -183,15 +288,14 @@ def main(argv: list[str] | None = None) -> int:
     process = start_ui(args.store, port, shots / "mlflow-ui.log")
     problems = []
     try:
-        for page, url in urls.items():
-            # A page that renders slowly (a busy machine, the UI server's first requests) gets more
-            # virtual time on each of up to three tries before its absent texts count as problems.
-            for factor in (1, 3, 6):
-                absent = missing(rendered_text(chromium, url, args.wait_ms * factor), expectations[page])
-                if not absent:
-                    break
-            problems += [f"{page} ({url}) does not show {item!r}" for item in absent]
-            screenshot(chromium, url, args.wait_ms, shots / f"{page.replace(' ', '_')}.png")
+        browser = Browser(chromium)
+        try:
+            for page, url in urls.items():
+                absent = wait_for(browser, url, expectations[page], args.timeout)
+                problems += [f"{page} ({url}) does not show {item!r} after {args.timeout:g} s" for item in absent]
+                browser.screenshot(shots / f"{page.replace(' ', '_')}.png")
+        finally:
+            browser.close()
     finally:
         stop_ui(process)
     if args.log_screenshots:

@@ -82,3 +82,9 @@ def test_experiment_and_run_pages_show_run_names_and_summary(tracking):
     assert result.stdout.startswith(f"ok: 13 texts on the experiment and run pages of run {parent.info.run_id}")
     for page in ("experiment_page", "run_page", "system_metrics_tab"):
         assert (shots / f"{page}.png").stat().st_size > 10_000, page
+
+
+def test_visible_text_drops_scripts_and_styles_and_unescapes():
+    markup = ('<html><head><style>.a { color: red }</style><script>var x = "<b>hidden</b>";</script></head>'
+              '<body><div>cpu_utilization_percentage</div>\n  <span>42.00 &amp; more</span></body></html>')
+    assert check_ui.visible_text(markup) == "cpu_utilization_percentage 42.00 & more"
