@@ -34,7 +34,8 @@ def example_weights(examples: list[dict], balance: str, labels: tuple[str, ...])
 
     ``weights``: its label's class weight (:func:`~know_thyself.training.label_loss.class_weights`);
     ``taught``: the class weight split evenly between the label's taught and untaught examples
-    (:func:`~know_thyself.training.label_loss.taught_class_weights`); otherwise 1.
+    where each has at least ten (:func:`~know_thyself.training.label_loss.taught_class_weights`);
+    otherwise 1.
     """
     if balance == "taught":
         return taught_class_weights(examples, labels)

@@ -31,6 +31,9 @@ from know_thyself.data.labels import ability_from_trials
 
 # How strongly the label words are kept the greedy reply (see the module doc).
 MASS_WEIGHT = 1.0
+# The fewest taught and untaught examples a label needs before its weight is split between them
+# (:func:`taught_class_weights`).
+TAUGHT_MIN_GROUP = 10
 
 
 def class_weights(labels: Sequence[str], scheme_labels: Sequence[str]) -> dict[str, float]:
@@ -45,26 +48,31 @@ def class_weights(labels: Sequence[str], scheme_labels: Sequence[str]) -> dict[s
     return {label: len(labels) / (len(present) * counts[label]) for label in present}
 
 
-def taught_class_weights(examples: Sequence[dict], scheme_labels: Sequence[str]) -> list[float]:
+def taught_class_weights(examples: Sequence[dict], scheme_labels: Sequence[str],
+                         min_group: int = TAUGHT_MIN_GROUP) -> list[float]:
     """Per-example weights that balance the labels and, within each label, taught and untaught questions.
 
     After Phase 2 most `can` questions were taught, so a judge that learns "this question was
     taught" fits its labels without reading what decides them for the other questions (validation
     has no taught question). Here every label gets the same total weight, as in
     :func:`class_weights`, and a label's weight is split evenly between its taught and untaught
-    examples (all of it to one group when the other has none): ``n / (K * G_k * n_kg)`` for an
-    example of label ``k`` in group ``g``, with ``K`` labels present and ``G_k`` groups present in
-    label ``k``. Where every label has both groups, whether a question was taught then says nothing
-    about its label; a group of very few examples gets large weights (a floor on a group's size
-    before its label is split is not built yet). The weights' mean over the examples is 1. An example without a ``taught`` field counts as
-    untaught, so on examples with none of it these are the plain class weights.
+    examples: ``n / (K * 2 * n_kg)`` for an example of label ``k`` in group ``g``, with ``K`` labels
+    present. A label is split only where both of its groups have at least ``min_group`` examples;
+    otherwise its examples share its weight equally, as plain class weights do. (Split regardless,
+    a label with two taught examples would give each a quarter of the label's weight, over twenty
+    times an average example's; measured, that made judgment v2 worse.) Where every label is split,
+    whether a question was taught says nothing about its label. The weights' mean over the examples
+    is 1. An example without a ``taught`` field counts as untaught, so on examples with none of it
+    these are the plain class weights.
     """
-    keys = [(example["label"], bool(example.get("taught", False))) for example in examples]
-    labels = [label for label, _ in keys]
-    by_label, counts = class_weights(labels, scheme_labels), Counter(labels)
-    cells = Counter(keys)
-    groups = Counter(label for label, _ in cells)
-    return [by_label[label] * counts[label] / (groups[label] * cells[(label, taught)]) for label, taught in keys]
+    if min_group < 1:
+        raise ValueError(f"min_group must be at least 1, got {min_group}")
+    marked = [(example["label"], bool(example.get("taught", False))) for example in examples]
+    labels = [label for label, _ in marked]
+    by_label, counts, cells = class_weights(labels, scheme_labels), Counter(labels), Counter(marked)
+    split = {label for label in counts if min(cells[(label, True)], cells[(label, False)]) >= min_group}
+    return [by_label[label] * counts[label] / (2 * cells[(label, taught)]) if label in split else by_label[label]
+            for label, taught in marked]
 
 
 def soft_targets(correct: int, trials: int, scheme: str, scheme_labels: Sequence[str]) -> list[float]:

@@ -12,6 +12,7 @@ from know_thyself.data.prompts import judgment_completion, judgment_messages
 from know_thyself.training.best_epoch import BestEpoch
 from know_thyself.training.judge import example_weights
 from know_thyself.training.label_loss import (
+    TAUGHT_MIN_GROUP,
     class_weights,
     label_positions,
     restricted_label_loss,
@@ -52,7 +53,7 @@ def test_taught_weights_split_each_label_evenly_between_taught_and_untaught():
     # 8 examples: can 3 taught + 1 untaught, cannot 1 taught + 2 untaught, uncertain 1 untaught.
     cells = [("can", True)] * 3 + [("can", False)] + [("cannot", True)] + [("cannot", False)] * 2 + [("uncertain", False)]
     examples = [{"label": label, "taught": taught} for label, taught in cells]
-    got = taught_class_weights(examples, THREE)
+    got = taught_class_weights(examples, THREE, min_group=1)  # every group of one or more may split its label
     # n / (K * G_k * n_kg), K = 3 labels: can taught 8 / (3 * 2 * 3) = 4/9, can untaught 8 / (3 * 2 * 1) = 4/3;
     # cannot taught 8 / 6 = 4/3, untaught 8 / 12 = 2/3; uncertain, one group: 8 / 3.
     expected = [4 / 9] * 3 + [4 / 3] + [4 / 3] + [2 / 3] * 2 + [8 / 3]
@@ -65,10 +66,29 @@ def test_taught_weights_split_each_label_evenly_between_taught_and_untaught():
     # Without taught marks (judgment v1's data) the weights are the plain class weights.
     plain = [{"label": e["label"]} for e in examples]
     by_label = class_weights([e["label"] for e in examples], THREE)
-    assert taught_class_weights(plain, THREE) == pytest.approx([by_label[e["label"]] for e in examples])
-    assert example_weights(examples, "taught", THREE) == pytest.approx(expected)
+    assert taught_class_weights(plain, THREE, min_group=1) == pytest.approx([by_label[e["label"]] for e in examples])
+    # At the default floor no group here is large enough: the plain class weights.
+    assert example_weights(examples, "taught", THREE) == pytest.approx([by_label[e["label"]] for e in examples])
     assert example_weights(examples, "weights", THREE) == pytest.approx([by_label[e["label"]] for e in examples])
     assert example_weights(examples, "none", THREE) == [1.0] * 8
+
+
+def test_taught_weights_split_a_label_only_when_both_groups_reach_the_floor():
+    # 50 examples: can 10 taught + 12 untaught, cannot 2 taught + 20 untaught, uncertain 6 untaught.
+    cells = ([("can", True)] * 10 + [("can", False)] * 12 + [("cannot", True)] * 2 + [("cannot", False)] * 20
+             + [("uncertain", False)] * 6)
+    examples = [{"label": label, "taught": taught} for label, taught in cells]
+    assert TAUGHT_MIN_GROUP == 10
+    got = taught_class_weights(examples, THREE)
+    # can is split (10 and 12 >= 10): taught 50 / (3 * 2 * 10) = 5/6, untaught 50 / (3 * 2 * 12) = 25/36.
+    # cannot is not (2 taught < 10): its class weight 50 / (3 * 22) = 25/33 for all 22; uncertain 50 / 18 = 25/9.
+    expected = [5 / 6] * 10 + [25 / 36] * 12 + [25 / 33] * 22 + [25 / 9] * 6
+    assert got == pytest.approx(expected)
+    assert sum(got) / len(got) == pytest.approx(1.0)
+    # A lower floor splits cannot too: taught 50 / (3 * 2 * 2) = 25/6, untaught 50 / (3 * 2 * 20) = 5/12.
+    assert taught_class_weights(examples, THREE, min_group=2)[22:44] == pytest.approx([25 / 6] * 2 + [5 / 12] * 20)
+    with pytest.raises(ValueError, match="min_group must be at least 1"):
+        taught_class_weights(examples, THREE, min_group=0)
 
 
 def test_soft_targets_by_hand():
