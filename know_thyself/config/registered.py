@@ -13,6 +13,7 @@ from know_thyself.config.choices import (
     MAX_BATCH_SIZE,
     MAX_TRIALS,
     check_choice,
+    check_dataset,
     check_range,
     check_seed,
 )
@@ -53,6 +54,7 @@ class EvaluateRegisteredConfig(StepConfig):
             check(bool(REGISTRY_URI.match(uri)),
                    f"model_uri {uri!r} is not a registry URI; give {JUDGE_URI_FORMS}")
         check(len(set(uris)) == len(uris), f"model_uri names {uris[0]!r} twice; give two different versions to compare")
+        check_dataset("dataset", self.dataset)
         check(self.split in SPLITS, f"split must be 'train' or 'validation', got {self.split!r}")
         check(self.num_questions >= 0, f"num_questions must be >= 0 (0: all), got {self.num_questions}")
         check(0 <= self.num_trials <= MAX_TRIALS,

@@ -21,8 +21,8 @@ from typing import Any
 from know_thyself.data.files import FORMATS, not_a_readable_file, read_jsonl, read_split_file, write_jsonl
 from know_thyself.data.records import DataError, records_from_dataset
 
-__all__ = ["BUNDLED", "SPLITS", "DataError", "draw_disjoint", "load_split", "read_jsonl", "sample_questions",
-           "single_file", "write_jsonl"]
+__all__ = ["BUNDLED", "DATASET_FORMS", "SPLITS", "DataError", "draw_disjoint", "load_split", "read_jsonl",
+           "sample_questions", "single_file", "write_jsonl"]
 
 BUNDLED = "bundled"
 HUB_ID = "mandarjoshi/trivia_qa"
@@ -30,6 +30,11 @@ HUB_CONFIG = "rc.nocontext"
 HUB_ALIASES = {"trivia_qa", "triviaqa", "mandarjoshi/trivia_qa"}
 SPLITS = ("train", "validation")
 BUNDLED_DIR = Path(__file__).parent / "trivia"
+# What a dataset argument may be, for the error that refuses an empty one.
+DATASET_FORMS = (
+    f"give {BUNDLED!r} (the questions shipped in the package), 'trivia_qa' (the Hub, online), a folder holding "
+    "train and validation .jsonl/.json/.parquet/.csv files, or one such file"
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -53,12 +58,14 @@ def load_split(dataset: str | os.PathLike[str], split: str) -> list[dict[str, An
         The split's questions in file order, each in the shape described in the module doc.
 
     Raises:
-        DataError: for an unknown dataset name, a missing directory or split file, an
+        DataError: for an empty or unknown dataset name, a missing directory or split file, an
             unreadable file, an empty split, or any invalid record.
     """
     if split not in SPLITS:
         raise DataError(f"split must be one of {list(SPLITS)}, got {split!r}")
     name = os.fspath(dataset)
+    if not name.strip():  # Path("") is the working folder: never what an empty value meant
+        raise DataError(f"dataset is empty ({name!r}); {DATASET_FORMS}")
     if name == BUNDLED:
         if not BUNDLED_DIR.is_dir():
             raise DataError(

@@ -8,8 +8,8 @@ Whatever the source, a record leaves here as::
 Other keys (TriviaQA's ``entity_pages``, ``search_results``, ``answer.matched_wiki_entity_name``
 and so on) are dropped. The first bad record stops loading with a :class:`DataError` that names
 the file, the line (JSONL) or row (everything else, both 1-based) and the offending field. A
-question or id that is blank once invisible (Unicode format) characters are removed is rejected,
-and so is a record none of whose aliases survives answer normalisation (no response could ever
+question or id that is blank once invisible characters (Unicode format and control characters) are
+removed is rejected, and so is a record none of whose aliases survives answer normalisation (no response could ever
 be graded correct); aliases that normalise to nothing beside usable ones are kept in ``aliases``
 (grading ignores them) but left out of ``normalized_aliases``. A record may follow TriviaQA's
 nested schema (``answer: {value, aliases, normalized_aliases}``) or its flat form
@@ -108,7 +108,7 @@ def _validate_record(raw: Any, where: str) -> dict[str, Any]:
             f"{where}: field 'question' must be a string, got {type(question).__name__}"
         )
     if not visible_text(question):
-        shown = f" (it holds only invisible characters: {question!r})" if question else ""
+        shown = f" (it holds only invisible or control characters: {question!r})" if question.strip() else ""
         raise DataError(f"{where}: field 'question' is empty{shown}; write the question text")
     answer = _require(raw, "answer", where)
     if not isinstance(answer, Mapping):
@@ -156,10 +156,16 @@ def _nest_flat_answer(raw: Mapping[str, Any]) -> Mapping[str, Any]:
     return {**{k: v for k, v in raw.items() if not k.startswith("answer.")}, "answer": flat}
 
 
+# Characters that show nothing: Unicode format characters (Cf: zero-width spaces and joiners, BOMs,
+# direction marks) and control characters (Cc: NUL, the other C0 and C1 controls, DEL).
+_INVISIBLE_CATEGORIES = ("Cf", "Cc")
+
+
 def visible_text(text: str) -> str:
-    """``text`` without Unicode format characters (zero-width spaces and joiners, BOMs, ...) and
-    surrounding whitespace: empty when nothing in it would show."""
-    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf").strip()
+    """``text`` without the characters that show nothing (Unicode format and control characters:
+    zero-width spaces, BOMs, NUL, escapes, ...) and surrounding whitespace: empty when nothing in it
+    would show."""
+    return "".join(ch for ch in text if unicodedata.category(ch) not in _INVISIBLE_CATEGORIES).strip()
 
 
 def _usable_alias(alias: str) -> str:
