@@ -14,11 +14,12 @@ __version__ = "0.1.0"
 legacy.install()
 
 
-def judge_questions(uri: str, questions: list[str]):
+def judge_questions(uri: str, questions: list[str], dtype: str | None = None):
     """Predicted ability and label probabilities of ``questions`` from a registered judge.
 
-    ``know_thyself.judge_questions("models:/judgment_v2@current", ["Who wrote Hamlet?"])``
+    ``know_thyself.judge_questions("models:/judgment_v2@current", ["Who wrote Hamlet?"])``; the judge
+    answers in the precision it was trained and evaluated in unless ``dtype`` names another.
     """
     from know_thyself.tracking.registry import judge_questions as _judge_questions
 
-    return _judge_questions(uri, questions)
+    return _judge_questions(uri, questions, dtype)

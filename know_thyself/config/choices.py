@@ -43,7 +43,12 @@ DATASET_HELP = (
     "Questions: 'bundled', 'trivia_qa' (Hub, online), a folder with train/validation .jsonl/.json/.parquet/.csv, "
     "or one such file (a pool that train and validation questions are drawn from without overlap)."
 )
-DTYPE_HELP = "Inference precision: 'auto' (bf16 where the hardware is fast at it), 'bfloat16', 'float16', 'float32'."
+DTYPE_HELP = (
+    "Precision of inference and training: 'auto' (bfloat16 where the hardware is fast at it: a CUDA card, or a CPU "
+    "with AVX-512 BF16 or AMX; float32 elsewhere), 'bfloat16' (runs on any CPU, slowly without AVX-512 BF16), "
+    "'float16' (GPU), 'float32'. Training keeps float32 weights under bf16/fp16 autocast; a judge answers in the "
+    "precision it was trained in."
+)
 SEED_HELP = "Seed for question sampling, answer sampling (unless sample_seed is set) and training."
 BALANCE_HELP = (
     "Judgment labels' balance: 'weights' (class weights in the loss), 'taught' (class weights, each label's split "

@@ -132,4 +132,5 @@ class SweepConfig(StepConfig):
         return JudgeOptions(
             **point, batch_size=self.batch_size, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
             max_steps=self.max_steps, seed=self.seed, dev_fraction=0.0, select_by=self.epoch_select_by,
+            dtype=self.dtype,
         )

@@ -11,6 +11,7 @@ from know_thyself.config.choices import (
     BALANCES,
     BATCH_HELP,
     DTYPE_HELP,
+    DTYPES,
     LABEL_TARGETS,
     LABEL_TARGETS_HELP,
     LORA_TARGETS,
@@ -112,9 +113,11 @@ class TrainingOptions(StepConfig):
     lora_targets: str = option("attention_mlp", LORA_TARGETS_HELP)
     max_steps: int = option(-1, "Stop training after this many optimiser steps (-1: train for all epochs).")
     seed: int = option(42, SEED_HELP)
+    dtype: str = option("auto", DTYPE_HELP)
 
     def validate(self) -> None:
         check_choice("lora_targets", self.lora_targets, LORA_TARGETS)
+        check_choice("dtype", self.dtype, DTYPES)
         check(0.0 < self.learning_rate < 1.0, f"learning_rate must be in (0, 1), got {self.learning_rate}")
         check(0 < self.epochs <= MAX_EPOCHS, f"epochs must be in (0, {MAX_EPOCHS}], got {self.epochs}")
         check_range("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)

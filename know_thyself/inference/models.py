@@ -348,19 +348,28 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def precision_of(dtype: str, device: str) -> str:
+    """The concrete precision a ``dtype`` option runs in here: ``bfloat16``, ``float16`` or ``float32``.
+
+    ``auto`` is ``bfloat16`` where the hardware is fast at it (:func:`bf16_supported`) and
+    ``float32`` elsewhere, so the same option gives different numbers on different machines: a
+    run records what it resolved to, and a judge answers in the precision its training recorded.
+    """
+    if dtype == "auto":
+        if bf16_supported(device):
+            return "bfloat16"
+        logger.info("bf16 is not supported on %s; using float32", device)
+        return "float32"
+    if dtype not in ("bfloat16", "float16", "float32"):
+        raise ModelError(f"dtype must be auto, bfloat16, float16 or float32, got {dtype!r}")
+    return dtype
+
+
 def pick_dtype(dtype: str, device: str) -> Any:
     """Map a ``dtype`` option (``auto``, ``bfloat16``, ``float32``, ``float16``) to a torch dtype."""
     import torch
 
-    if dtype == "auto":
-        if bf16_supported(device):
-            return torch.bfloat16
-        logger.info("bf16 is not supported on %s; using float32", device)
-        return torch.float32
-    try:
-        return {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}[dtype]
-    except KeyError:
-        raise ModelError(f"dtype must be auto, bfloat16, float16 or float32, got {dtype!r}") from None
+    return {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}[precision_of(dtype, device)]
 
 
 def load_tokenizer(spec: str) -> Any:

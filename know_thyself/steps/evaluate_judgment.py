@@ -8,6 +8,7 @@ confusion tables, the figures and ``predictions.jsonl``.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import mlflow
@@ -33,10 +34,14 @@ from know_thyself.tracking import (
     step_run,
 )
 from know_thyself.tracking.datasets import log_questions
+from know_thyself.tracking.judges import judge_precision, recorded_precision
+from know_thyself.tracking.registry import TAG_PRECISION
 from know_thyself.training.judgment_examples import ARTIFACT_DIR as JUDGMENT_DATA
 from know_thyself.training.judgment_examples import HELDOUT
 from know_thyself.training.knowledge_examples import DATA_FILE as KNOWLEDGE_DATA
 from know_thyself.training.lora import ADAPTER_DIR, load_adapter
+
+logger = logging.getLogger(__name__)
 
 PREDICTIONS = "predictions.jsonl"
 # The steps whose runs hold a judgment adapter.
@@ -46,7 +51,7 @@ TRAINING_STEPS = ("train_judgment",)
 def run_evaluate_judgment(cfg: EvaluateConfig, reuse: bool = True, run_name: str | None = None) -> StepRun:
     """Run evaluate_judgment in its own (possibly nested) run, or reuse an identical finished one."""
     collected = require_collect_run(cfg.collect_run_id, "collect_run_id")
-    heldout_data = None
+    heldout_data = trained = None
     if cfg.adapter_run_id:
         trained = require_step_run(cfg.adapter_run_id, TRAINING_STEPS, "adapter_run_id")
         heldout_data = _heldout_data_run(trained)
@@ -68,7 +73,11 @@ def run_evaluate_judgment(cfg: EvaluateConfig, reuse: bool = True, run_name: str
             rows = read_jsonl_artifact(collected.info.run_id, RESPONSES)
         log_questions(rows, collected.data.params.get("dataset", ""))
         scheme = scheme_of(collected.data.params)
-        model, tokenizer = load_model(cfg.model, dtype=cfg.dtype)
+        precision, precision_note = judge_precision(cfg.dtype, recorded_precision(trained))
+        if precision_note:
+            logger.warning("%s", precision_note)
+        mlflow.set_tag(TAG_PRECISION, precision)
+        model, tokenizer = load_model(cfg.model, dtype=precision)
         readout = None
         if cfg.adapter_run_id:
             with downloaded(cfg.adapter_run_id, ADAPTER_DIR) as adapter_dir:
@@ -84,7 +93,8 @@ def run_evaluate_judgment(cfg: EvaluateConfig, reuse: bool = True, run_name: str
         what = "the judge (base + judgment adapter)" if cfg.adapter_run_id else "the bare model, prompted to judge"
         describe_run(f"Scored {what} of {code(cfg.model)} on collect run {cfg.collect_run_id}'s questions; validation: "
                      f"{describe(headline(result.metrics, 'validation'))} (majority baseline balanced accuracy "
-                     f"{result.metrics.get('validation/majority/balanced_accuracy', float('nan')):.2f}).")
+                     f"{result.metrics.get('validation/majority/balanced_accuracy', float('nan')):.2f}); "
+                     f"in {precision}" + (f" ({precision_note})." if precision_note else "."))
     return run
 
 

@@ -36,7 +36,7 @@ from know_thyself.tracking.datasets import log_collect_questions
 from know_thyself.tracking.training_log import MlflowMetricsCallback, log_adapter, log_epochs, log_training
 from know_thyself.training.best_epoch import BestEpoch
 from know_thyself.training.dev_split import best_point, dev_split
-from know_thyself.training.divergence import check_finite
+from know_thyself.training.divergence import check_training
 from know_thyself.training.judge import fit_judge
 from know_thyself.training.judgment_examples import build_examples
 from know_thyself.training.lora import load_adapter
@@ -117,13 +117,13 @@ def _grid_point(
             **{key: str(value) for key, value in point.items()},
             "lora_alpha": str(cfg.lora_alpha), "lora_dropout": str(cfg.lora_dropout), "batch_size": str(cfg.batch_size),
             "max_steps": str(cfg.max_steps), "seed": str(cfg.seed), "model": cfg.model,
-            "collect_run_id": cfg.collect_run_id, "dev_fraction": str(cfg.dev_fraction),
+            "collect_run_id": cfg.collect_run_id, "dev_fraction": str(cfg.dev_fraction), "dtype": cfg.dtype,
         })
         fit_examples, dev_examples = examples
         model_and_tokenizer = load_model(cfg.model, dtype="float32")
         keeper = BestEpoch(epoch_scorer(model_and_tokenizer[1], dev_examples, fit_examples, scheme), training.select_by)
         trained = fit_judge(fit_examples, training, scheme, model_and_tokenizer, (MlflowMetricsCallback(), keeper))
-        check_finite(trained.trainer, training, trained.metrics["train/final_loss"], what=name)
+        check_training(trained.trainer, training, trained.metrics["train/final_loss"], what=name)
         log_training(trained)
         log_epochs(keeper, prefix="epoch/dev/judge")
         with tempfile.TemporaryDirectory(prefix="know-thyself-sweep-") as scratch:

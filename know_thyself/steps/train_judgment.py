@@ -23,13 +23,14 @@ from know_thyself.inference.models import check_model_exists, load_model
 from know_thyself.inference.readout import READOUT_FILE, Readout, describe_readout
 from know_thyself.tracking import StepRun, code, describe_run, read_jsonl_artifact, require_step_run, step_run
 from know_thyself.tracking.datasets import log_collect_questions
-from know_thyself.tracking.registry import log_judge
+from know_thyself.tracking.registry import TAG_PRECISION, log_judge
 from know_thyself.tracking.training_log import MlflowMetricsCallback, log_adapter, log_epochs, log_training
 from know_thyself.training.best_epoch import BestEpoch
 from know_thyself.training.dev_split import dev_split
-from know_thyself.training.divergence import check_finite
+from know_thyself.training.divergence import check_training
 from know_thyself.training.judge import example_weights, fit_judge
 from know_thyself.training.judgment_examples import ARTIFACT_DIR
+from know_thyself.training.lora import training_precision
 from know_thyself.training.readout import MissingLabelError, fit_readout
 
 logger = logging.getLogger(__name__)
@@ -47,13 +48,15 @@ def run_train_judgment(cfg: TrainConfig, reuse: bool = True) -> StepRun:
             examples = read_jsonl_artifact(upstream.info.run_id, f"{ARTIFACT_DIR}/train.jsonl")
             log_collect_questions(mlflow.get_run(upstream.data.params["collect_run_id"]), splits=("train",))
             model, tokenizer = load_model(cfg.model, dtype="float32")
+            precision = training_precision(cfg, model.device.type)
+            mlflow.set_tag(TAG_PRECISION, precision)  # the judge answers in it wherever it is loaded
             fit, dev = dev_split(examples, cfg.dev_fraction, cfg.seed, key="label") if cfg.dev_fraction else (examples, [])
             callbacks = [MlflowMetricsCallback()]
             if dev:  # keep the epoch that judges the held-out questions best
                 keeper = BestEpoch(epoch_scorer(tokenizer, dev, fit, scheme), cfg.select_by)
                 callbacks.append(keeper)
             trained = fit_judge(fit, cfg, scheme, (model, tokenizer), tuple(callbacks))
-            check_finite(trained.trainer, cfg, trained.metrics["train/final_loss"])  # NaN: the run fails, nothing saved
+            check_training(trained.trainer, cfg, trained.metrics["train/final_loss"])  # diverged: the run fails, nothing saved
             log_training(trained)
             if dev:
                 mlflow.log_metrics({"train/fit_questions": len(fit), "train/dev_questions": len(dev)})
@@ -69,7 +72,7 @@ def run_train_judgment(cfg: TrainConfig, reuse: bool = True) -> StepRun:
                     mlflow.log_artifact(str(readout_file))
                 if adapter_dir is not None:
                     # The judge as a loadable pyfunc: base model named, adapter (and readout) inside, no local paths.
-                    log_judge(str(adapter_dir), cfg.model, scheme, readout_file)
+                    log_judge(str(adapter_dir), cfg.model, scheme, readout_file, precision)
                     describe_run(
                         f"Trained the judgment LoRA adapter (r {cfg.lora_r}, {cfg.loss} loss, {cfg.label_targets} targets, "
                         f"{cfg.balance} balance) on {code(cfg.model)} with {len(fit)} examples for "

@@ -14,7 +14,7 @@ from know_thyself.tracking import StepRun, code, describe_run, read_jsonl_artifa
 from know_thyself.tracking.datasets import log_collect_questions
 from know_thyself.tracking.registry import KNOWLEDGE_ARTIFACT, requirements
 from know_thyself.tracking.training_log import MlflowMetricsCallback, log_adapter, log_training
-from know_thyself.training.divergence import check_finite
+from know_thyself.training.divergence import check_training
 from know_thyself.training.knowledge_examples import DATA_FILE
 from know_thyself.training.lora import train_lora
 
@@ -28,7 +28,7 @@ def run_train_knowledge(cfg: KnowledgeTrainConfig, reuse: bool = True) -> StepRu
             examples = read_jsonl_artifact(upstream.info.run_id, DATA_FILE)
             log_collect_questions(mlflow.get_run(upstream.data.params["collect_run_id"]), splits=("train",))
             trained = train_lora(examples, cfg, callbacks=(MlflowMetricsCallback(),))
-            check_finite(trained.trainer, cfg, trained.metrics["train/final_loss"])  # NaN: the run fails, nothing saved
+            check_training(trained.trainer, cfg, trained.metrics["train/final_loss"])  # diverged: the run fails, nothing saved
             log_training(trained)
             trainer = trained.trainer
             log_adapter(trainer, cfg.model)

@@ -10,7 +10,8 @@ from typing import Any
 import mlflow
 
 from know_thyself.data.labels import scheme_of
-from know_thyself.inference.models import REGISTRY_URI
+from know_thyself.inference.models import REGISTRY_URI, default_device, precision_of
+from know_thyself.tracking.registry import TAG_PRECISION
 from know_thyself.tracking.runs import TAG_STEP, require_step_run
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ class RegisteredJudge:
     base_model: str
     model_id: str | None
     training_collect: Any
+    precision: str | None = None
 
     @property
     def title(self) -> str:
@@ -76,7 +78,39 @@ def resolve_judge(uri: str) -> RegisteredJudge:
     collected = require_step_run(data_run.data.params.get("collect_run_id", ""), "collect", f"the collect run behind {uri}")
     base = version.tags.get("base_model") or source.data.params.get("model", "")
     return RegisteredJudge(uri, name, str(version.version), source.info.run_id, base,
-                           version.model_id or logged_model_id(source), collected)
+                           version.model_id or logged_model_id(source), collected, recorded_precision(source))
+
+
+def recorded_precision(training_run: Any | None) -> str | None:
+    """The precision a train_judgment run recorded for its judge (None: no run, or one from before it was recorded)."""
+    return training_run.data.tags.get(TAG_PRECISION) if training_run is not None else None
+
+
+def judge_precision(dtype: str, recorded: str | None, device: str | None = None) -> tuple[str, str]:
+    """The precision to score a judge in, and a note when it is not the one the judge answers in.
+
+    ``auto`` follows the judge: the precision its training run recorded (``know_thyself.precision``),
+    which its logged pyfunc model loads in, so an evaluation's numbers are the judge's own on any
+    machine. Without a judge, or for a judge trained before precisions were recorded, ``auto``
+    resolves here (bf16 where the hardware is fast at it). A ``dtype`` other than the judge's own is
+    honoured, and the note says so.
+
+    Args:
+        dtype: The step's ``dtype`` option.
+        recorded: The judge's precision (:func:`recorded_precision`); None for the bare model.
+        device: Where the model runs (default: CUDA when available).
+
+    Returns:
+        ``(precision, note)``; ``note`` is empty when the precision is the judge's own.
+    """
+    device = device or default_device()
+    if dtype == "auto" and recorded:
+        return recorded, ""
+    precision = precision_of(dtype, device)
+    if recorded and precision != recorded:
+        return precision, (f"scored in {precision} as dtype asked, while the judge answers in {recorded} "
+                           "(leave dtype at auto to score it as users load it)")
+    return precision, ""
 
 
 def registered_judges(client: Any) -> str:

@@ -20,6 +20,9 @@ ALIAS = "current"
 JUDGE_ARTIFACT = "judge"
 KNOWLEDGE_ARTIFACT = "model"
 _PYFUNC_CODE = Path(__file__).with_name("judge_model.py")
+# The run tag that records the precision a step computed in (``float32``, ``bfloat16``, ``float16``):
+# on a training run, the precision its judge answers in; on an evaluation, the one its numbers are in.
+TAG_PRECISION = "know_thyself.precision"
 # The question in the judge's input example (shown on the model's page).
 JUDGE_EXAMPLE = "What is the capital of France?"
 
@@ -52,10 +55,14 @@ def judge_signature(label_scheme: str) -> Any:
     return ModelSignature(inputs=Schema([ColSpec(AnyType())]), outputs=Schema(outputs))
 
 
-def log_judge(adapter_dir: str, base_model: str, label_scheme: str, readout_file: Path | None = None) -> None:
+def log_judge(adapter_dir: str, base_model: str, label_scheme: str, readout_file: Path | None = None,
+              precision: str = "float32") -> None:
     """Log the judge (pyfunc from code + adapter artifact) into the active run under ``judge/``.
 
     With ``readout_file`` (a stacked readout's ``readout.json``) the judge reads its label through it.
+    ``precision`` (``float32``, ``bfloat16`` or ``float16``, never ``auto``) is the ``dtype`` of the
+    judge's ``model_config``: it loads in that precision on every machine, as its evaluation ran,
+    unless the caller asks for another (``mlflow.pyfunc.load_model(uri, model_config={"dtype": ...})``).
 
     With its signature (:func:`judge_signature`) and an input example, which MLflow also sends
     through the model once as the scoring server would (a warning if it fails).
@@ -66,7 +73,7 @@ def log_judge(adapter_dir: str, base_model: str, label_scheme: str, readout_file
         name=JUDGE_ARTIFACT,
         python_model=str(_PYFUNC_CODE),
         artifacts={"adapter": adapter_dir, **({"readout": str(readout_file)} if readout_file is not None else {})},
-        model_config={"base_model": base_model, "label_scheme": label_scheme},
+        model_config={"base_model": base_model, "label_scheme": label_scheme, "dtype": precision},
         pip_requirements=requirements(),
         signature=judge_signature(label_scheme),
         input_example=pd.DataFrame({"question": [JUDGE_EXAMPLE]}),
@@ -93,11 +100,18 @@ def register(run_id: str, artifact: str, name: str, tags: dict[str, str]) -> str
     return str(version)
 
 
-def load_judge(uri: str) -> Any:
-    """Load a registered judge, e.g. ``load_judge("models:/judgment_v2@current")``."""
-    return mlflow.pyfunc.load_model(uri)
+def load_judge(uri: str, dtype: str | None = None) -> Any:
+    """Load a registered judge, e.g. ``load_judge("models:/judgment_v2@current")``.
+
+    Args:
+        uri: The judge's ``models:/`` (or ``runs:/``) URI.
+        dtype: The precision to answer in; default: the one the judge was trained and evaluated in.
+    """
+    if not dtype:
+        return mlflow.pyfunc.load_model(uri)
+    return mlflow.pyfunc.load_model(uri, model_config={"dtype": dtype})
 
 
-def judge_questions(uri: str, questions: list[str]) -> Any:
+def judge_questions(uri: str, questions: list[str], dtype: str | None = None) -> Any:
     """One line for downstream evaluations: the predicted ability and probabilities of ``questions``."""
-    return load_judge(uri).predict(list(questions))
+    return load_judge(uri, dtype).predict(list(questions))

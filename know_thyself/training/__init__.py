@@ -8,6 +8,7 @@
 * :mod:`~know_thyself.training.knowledge_examples`: Phase 2's question-answer examples;
 * :mod:`~know_thyself.training.lora`: LoRA supervised fine-tuning through TRL's ``SFTTrainer``, adapters;
 * :mod:`~know_thyself.training.speedups`: the CPU speed-ups of that trainer;
-* :mod:`~know_thyself.training.divergence`: a training whose loss or weights are not finite is refused;
+* :mod:`~know_thyself.training.divergence`: a training that diverged (a loss or weight not finite, a loss
+  that climbed far, an exploding gradient, an adapter larger than its layer) is refused;
 * :mod:`~know_thyself.training.dev_split`: the dev split carved from train, and the best grid point.
 """

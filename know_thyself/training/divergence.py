@@ -1,28 +1,84 @@
-"""Refusing a training that diverged: a loss or an adapter weight that is not finite.
+"""Refusing a training that diverged, whether or not it reached NaN.
 
-A learning rate or LoRA alpha far too large makes the loss overflow within a few steps; the trainer
-carries on and ends "successfully" with NaN weights, and a judge built from them answers every
-question with the same label and NaN probabilities. :func:`check_finite` is called by every step
-that trains (train_judgment, train_knowledge, each grid point of the sweep) after training and
-before anything of it is logged, so such a run ends FAILED with nothing saved and is never reused.
+A learning rate or LoRA alpha far too large wrecks a training in a few steps. In float32 the loss
+usually overflows to NaN; under bf16 autocast the same settings often stay finite and end
+"successfully" with an adapter that has overwritten the model, and a judge built from it answers
+every question alike. So a training counts as diverged when any of these holds:
+
+* its loss or a trained weight is NaN or infinite;
+* a logged loss climbed far above the first one (:data:`LOSS_CLIMB` times it, and at least
+  :data:`LOSS_CLIMB_MIN` nats more);
+* a logged gradient norm exploded past :data:`GRAD_NORM_LIMIT` (measured before clipping; the
+  trainer clips at 1.0, so such a gradient is a hundred clipping thresholds);
+* the adapter's update of some layer (``scaling * B @ A``) grew larger than the layer's own
+  weight (:data:`UPDATE_RATIO_LIMIT`): the model was replaced, not adapted.
+
+:class:`DivergenceGuard` (added to every trainer by :func:`~know_thyself.training.lora.build_trainer`)
+stops a training as soon as a log shows the first three, and :func:`check_training` is called by
+every step that trains (train_judgment, train_knowledge, each grid point of the sweep) after
+training and before anything of it is logged, so such a run ends FAILED with nothing saved and is
+never reused. The limits sit far from healthy runs: docs/bad-input.md gives the values measured on
+the default run.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
+from transformers import TrainerCallback
+
 from know_thyself.config import TrainingOptions
+
+logger = logging.getLogger(__name__)
+
+# A logged loss above LOSS_CLIMB times the first logged loss, and at least LOSS_CLIMB_MIN nats above it.
+LOSS_CLIMB = 2.0
+LOSS_CLIMB_MIN = 1.0
+# A gradient norm (before clipping at 1.0) above this has exploded.
+GRAD_NORM_LIMIT = 100.0
+# An adapter whose update of a layer is larger than the layer's weight (Frobenius norms) replaced it.
+UPDATE_RATIO_LIMIT = 1.0
 
 
 class TrainingDiverged(ValueError):
-    """A training whose loss or trainable weights are not finite; the message says what to lower."""
+    """A training whose loss, gradients or trainable weights ran away; the message says what to lower."""
 
 
 def logged_losses(log_history: list[dict[str, Any]]) -> list[tuple[int, float]]:
     """``(step, loss)`` of every loss the trainer logged (its periodic ``loss`` and the final ``train_loss``)."""
     return [(int(entry.get("step", 0)), float(entry[key])) for entry in log_history
-            for key in ("loss", "train_loss") if isinstance(entry.get(key), (int, float))]
+            for key in ("loss", "train_loss") if _is_number(entry.get(key))]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def log_problem(log_history: list[dict[str, Any]]) -> str | None:
+    """What in the trainer's logs says the training diverged (a loss that is not finite or climbed far, a
+    gradient norm that exploded), or None.
+
+    Only the periodic ``loss`` entries are compared with the first one: the final ``train_loss`` is
+    the mean of the whole training.
+    """
+    periodic = [(int(e.get("step", 0)), float(e["loss"])) for e in log_history if _is_number(e.get("loss"))]
+    bad = next(((step, loss) for step, loss in logged_losses(log_history) if not math.isfinite(loss)), None)
+    if bad is not None:
+        return f"the loss became {bad[1]} by step {bad[0]}"
+    if periodic:
+        start = periodic[0][1]
+        limit = max(LOSS_CLIMB * start, start + LOSS_CLIMB_MIN)
+        climbed = next(((step, loss) for step, loss in periodic[1:] if loss > limit), None)
+        if climbed is not None:
+            return (f"the loss climbed from {start:.3g} at step {periodic[0][0]} to {climbed[1]:.3g} at step "
+                    f"{climbed[0]} (the limit is {limit:.3g})")
+    for entry in log_history:
+        norm = entry.get("grad_norm")
+        if _is_number(norm) and not (math.isfinite(norm) and norm <= GRAD_NORM_LIMIT):
+            return f"the gradient norm reached {float(norm):.3g} at step {int(entry.get('step', 0))} (the limit is {GRAD_NORM_LIMIT:g})"
+    return None
 
 
 def non_finite_tensors(model: Any) -> tuple[int, int]:
@@ -33,8 +89,51 @@ def non_finite_tensors(model: Any) -> tuple[int, int]:
     return sum(int(not torch.isfinite(p.detach()).all()) for p in trainable), len(trainable)
 
 
-def check_finite(trainer: Any, cfg: TrainingOptions, final_loss: float, what: str = "training") -> None:
-    """Raise :class:`TrainingDiverged` when a finished training's loss or trainable weights are not finite.
+def largest_update_ratio(model: Any) -> tuple[float, str]:
+    """The largest ``|scaling * B @ A| / |W|`` over the model's LoRA layers (Frobenius norms), and its layer's name.
+
+    ``(0.0, "")`` for a model without LoRA layers. Computed in float32 on the adapter's own weights.
+    """
+    import torch
+
+    largest, where = 0.0, ""
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            lora_a, lora_b = getattr(module, "lora_A", None), getattr(module, "lora_B", None)
+            base = getattr(module, "base_layer", None)
+            if not lora_a or base is None or not hasattr(base, "weight"):
+                continue
+            weight_norm = float(base.weight.detach().float().norm())
+            for adapter in lora_a:
+                a, b = lora_a[adapter].weight.detach().float(), lora_b[adapter].weight.detach().float()
+                update_norm = float((b @ a).norm()) * float(module.scaling[adapter])
+                ratio = update_norm / weight_norm if weight_norm > 0 else math.inf
+                if not ratio <= largest:  # a NaN ratio counts as the largest
+                    largest, where = ratio, name
+    return largest, where
+
+
+def training_problems(trainer: Any, final_loss: float) -> list[str]:
+    """Every sign of divergence in a finished training (empty for a healthy one)."""
+    problems = []
+    from_logs = log_problem(trainer.state.log_history)
+    if from_logs is not None:
+        problems.append(from_logs)
+    elif not math.isfinite(final_loss):
+        problems.append(f"the loss is {final_loss}")
+    broken, total = non_finite_tensors(trainer.model)
+    if broken:
+        problems.append(f"{broken} of {total} trained weight tensors hold NaN or infinite values")
+    else:
+        ratio, layer = largest_update_ratio(trainer.model)
+        if not ratio <= UPDATE_RATIO_LIMIT:
+            problems.append(f"the adapter's update of {layer} is {ratio:.3g} times that layer's own weight "
+                            f"(the limit is {UPDATE_RATIO_LIMIT:g})")
+    return problems
+
+
+def check_training(trainer: Any, cfg: TrainingOptions, final_loss: float, what: str = "training") -> None:
+    """Raise :class:`TrainingDiverged` when a finished training diverged (see the module docstring).
 
     Args:
         trainer: The trainer after ``train()`` (its log history and its model).
@@ -42,17 +141,22 @@ def check_finite(trainer: Any, cfg: TrainingOptions, final_loss: float, what: st
         final_loss: The training's mean loss as ``train()`` returned it.
         what: What trained, for the message (``training``, ``grid point 3``).
     """
-    problems = []
-    bad = next(((step, loss) for step, loss in logged_losses(trainer.state.log_history) if not math.isfinite(loss)), None)
-    if bad is not None:
-        problems.append(f"the loss became {bad[1]} by step {bad[0]}")
-    elif not math.isfinite(final_loss):
-        problems.append(f"the loss is {final_loss}")
-    broken, total = non_finite_tensors(trainer.model)
-    if broken:
-        problems.append(f"{broken} of {total} trained weight tensors hold NaN or infinite values")
+    problems = training_problems(trainer, final_loss)
     if problems:
         raise TrainingDiverged(
             f"{what} diverged: {' and '.join(problems)}; lower learning_rate (now {cfg.learning_rate}) or "
             f"lora_alpha (now {cfg.lora_alpha}) and train again (no adapter or model was saved)"
         )
+
+
+class DivergenceGuard(TrainerCallback):
+    """Stop a training as soon as its logs show it diverged, so that a doomed run ends in seconds.
+
+    The step still fails through :func:`check_training`, which finds the same logs.
+    """
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+        problem = log_problem(state.log_history)
+        if problem is not None and not control.should_training_stop:
+            logger.warning("stopping the training: %s", problem)
+            control.should_training_stop = True

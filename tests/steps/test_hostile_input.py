@@ -93,8 +93,11 @@ def test_an_edited_question_set_is_collected_again(tracking, tiny_model_dir, tmp
 # Diverged training fails, saves nothing, and is never reused
 # --------------------------------------------------------------------------------------------
 
-# Within the options' bounds, and still far too hot for the tiny model: its weights turn NaN in 4 steps.
+# Within the options' bounds, and still far too hot for the tiny model: in float32 its weights turn NaN
+# in 4 steps; under bf16 autocast they stay finite and the adapter replaces the model. Both numeric
+# paths must fail, on any CPU (bf16 runs everywhere, slowly without AVX-512 BF16).
 DIVERGING = ["--learning_rate", "0.9", "--lora_alpha", "4096", "--max_steps", "4", "--batch_size", "2"]
+PRECISIONS = pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 
 
 @pytest.fixture
@@ -107,9 +110,10 @@ def judgment_data(tracking, tiny_model_dir, trivia_dir):
     return collected, run_build_judgment_data(JudgmentDataConfig(collect_run_id=collected)).run_id
 
 
-def test_diverged_judgment_training_fails_and_registers_nothing(judgment_data, tiny_model_dir):
+@PRECISIONS
+def test_diverged_judgment_training_fails_and_registers_nothing(judgment_data, tiny_model_dir, dtype):
     _, data_run = judgment_data
-    args = ["--model", tiny_model_dir, "--data_run_id", data_run, *DIVERGING]
+    args = ["--model", tiny_model_dir, "--data_run_id", data_run, *DIVERGING, "--dtype", dtype]
     for attempt in range(2):  # the rerun trains again: a failed run is never reused
         result = CliRunner().invoke(command("train_judgment"), args)
         assert result.exit_code == 1, result.output
@@ -117,6 +121,7 @@ def test_diverged_judgment_training_fails_and_registers_nothing(judgment_data, t
         assert "lower learning_rate (now 0.9) or lora_alpha (now 4096)" in result.output
         failed = [r for r in _runs() if r.data.tags.get(TAG_STEP) == "train_judgment"]
         assert len(failed) == attempt + 1 and {r.info.status for r in failed} == {"FAILED"}
+        assert {r.data.tags.get("know_thyself.precision") for r in failed} == {dtype}
     client = mlflow.MlflowClient()
     for run in failed:
         assert client.list_artifacts(run.info.run_id) == []  # no adapter, no judge
@@ -124,21 +129,23 @@ def test_diverged_judgment_training_fails_and_registers_nothing(judgment_data, t
     assert client.search_model_versions() == []
 
 
-def test_a_diverged_grid_point_fails_the_sweep_naming_the_point(judgment_data, tiny_model_dir):
+@PRECISIONS
+def test_a_diverged_grid_point_fails_the_sweep_naming_the_point(judgment_data, tiny_model_dir, dtype):
     from know_thyself.config import SweepConfig
     from know_thyself.steps.sweep import run_sweep
     from know_thyself.training.divergence import TrainingDiverged
 
     collected, _ = judgment_data
     cfg = SweepConfig(model=tiny_model_dir, collect_run_id=collected, learning_rate="0.9", epochs="1", lora_alpha=4096,
-                      max_steps=4, batch_size=2, dev_fraction=0.25, inference_batch_size=4, dtype="float32")
+                      max_steps=4, batch_size=2, dev_fraction=0.25, inference_batch_size=4, dtype=dtype)
     with pytest.raises(TrainingDiverged, match=r"^point-0: learning_rate=0.9 .* diverged: .*lower learning_rate"):
         run_sweep(cfg)
     point = next(r for r in _runs() if r.data.tags.get(TAG_STEP) == "sweep_point")
     assert point.info.status == "FAILED" and mlflow.MlflowClient().list_artifacts(point.info.run_id) == []
 
 
-def test_diverged_knowledge_training_logs_no_model(tracking, tiny_model_dir, trivia_dir):
+@PRECISIONS
+def test_diverged_knowledge_training_logs_no_model(tracking, tiny_model_dir, trivia_dir, dtype):
     from know_thyself.config import KnowledgeDataConfig, KnowledgeTrainConfig
     from know_thyself.steps.build_knowledge_data import run_build_knowledge_data
     from know_thyself.steps.collect import run_collect
@@ -149,7 +156,7 @@ def test_diverged_knowledge_training_logs_no_model(tracking, tiny_model_dir, tri
                                           num_trials=1, max_new_tokens=2, inference_batch_size=4)).run_id
     data = run_build_knowledge_data(KnowledgeDataConfig(collect_run_id=collected, targets="reference", fraction=1.0))
     cfg = KnowledgeTrainConfig(model=tiny_model_dir, data_run_id=data.run_id, learning_rate=0.9, lora_alpha=4096,
-                               max_steps=4, batch_size=2)
+                               max_steps=4, batch_size=2, dtype=dtype)
     with pytest.raises(TrainingDiverged, match="training diverged"):
         run_train_knowledge(cfg)
     trained = next(r for r in _runs() if r.data.tags.get(TAG_STEP) == "train_knowledge")

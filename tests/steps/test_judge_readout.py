@@ -37,7 +37,9 @@ def _collect(train_labels):
 def _train(tiny_model_dir, train_labels, **options):
     collect = _collect(train_labels)
     data = run_build_judgment_data(JudgmentDataConfig(collect_run_id=collect)).run_id
-    options = {"epochs": 1, "batch_size": 8, "lora_r": 2, "readout": "stacked", "dev_fraction": 0.4, **options}
+    # float32 throughout, as the evaluation below: the judge answers in the precision it was trained in.
+    options = {"epochs": 1, "batch_size": 8, "lora_r": 2, "readout": "stacked", "dev_fraction": 0.4, "dtype": "float32",
+               **options}
     cfg = TrainConfig(model=tiny_model_dir, data_run_id=data, **options)
     return collect, run_train_judgment(cfg).run_id
 

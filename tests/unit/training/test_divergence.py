@@ -1,4 +1,4 @@
-"""A training whose loss or trained weights are not finite is refused, naming what diverged and what to lower."""
+"""A training that diverged is refused, NaN or not, naming what diverged and what to lower."""
 
 from types import SimpleNamespace
 
@@ -6,35 +6,95 @@ import pytest
 import torch
 
 from know_thyself.config import TrainingOptions
-from know_thyself.training.divergence import TrainingDiverged, check_finite
+from know_thyself.training.divergence import (
+    GRAD_NORM_LIMIT,
+    DivergenceGuard,
+    TrainingDiverged,
+    check_training,
+    largest_update_ratio,
+    log_problem,
+)
 
 CFG = TrainingOptions(learning_rate=0.9, lora_alpha=4096)
 
 
-def _trainer(losses, weight):
+def _trainer(losses, weight, grad_norms=None):
     model = torch.nn.Linear(2, 2)
     model.weight.data.fill_(weight)
     model.bias.requires_grad_(False)
-    log = [{"loss": loss, "step": step} for step, loss in enumerate(losses, start=1)]
+    norms = grad_norms or [1.0] * len(losses)
+    log = [{"loss": loss, "grad_norm": norm, "step": step} for step, (loss, norm) in enumerate(zip(losses, norms), start=1)]
     return SimpleNamespace(state=SimpleNamespace(log_history=log), model=model)
 
 
-def test_a_finite_training_passes():
-    check_finite(_trainer([2.0, 1.5], 0.1), CFG, 1.75)
+def _lora(scale_b: float):
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    base = torch.nn.Sequential()
+    base.add_module("proj", torch.nn.Linear(16, 16, bias=False))
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["proj"]))
+    for name, param in model.named_parameters():
+        if "lora_B" in name:
+            param.data.fill_(scale_b)
+    return model
+
+
+def test_a_healthy_training_passes():
+    check_training(_trainer([2.0, 1.5, 1.8, 1.2], 0.1, [3.0, 5.0, 2.0, 1.0]), CFG, 1.75)
 
 
 @pytest.mark.parametrize(
-    ("losses", "weight", "final", "expected"),
+    ("losses", "weight", "norms", "final", "expected"),
     [
-        ([2.0, float("nan")], 0.1, float("nan"), "training diverged: the loss became nan by step 2; lower learning_rate "
-                                                 "(now 0.9) or lora_alpha (now 4096) and train again"),
-        ([2.0, 1.0], float("nan"), 1.5, "training diverged: 1 of 1 trained weight tensors hold NaN or infinite values;"),
-        ([2.0, float("inf")], float("inf"), 1.0, "the loss became inf by step 2 and 1 of 1 trained weight tensors"),
-        ([], 0.1, float("nan"), "training diverged: the loss is nan;"),
+        ([2.0, float("nan")], 0.1, None, float("nan"), "training diverged: the loss became nan by step 2; lower "
+                                                      "learning_rate (now 0.9) or lora_alpha (now 4096) and train again"),
+        ([2.0, 1.0], float("nan"), None, 1.5, "training diverged: 1 of 1 trained weight tensors hold NaN or infinite values;"),
+        ([2.0, float("inf")], float("inf"), None, 1.0, "the loss became inf by step 2 and 1 of 1 trained weight tensors"),
+        ([], 0.1, None, float("nan"), "training diverged: the loss is nan;"),
+        ([1.5, 1.2, 3.2], 0.1, None, 2.0, "the loss climbed from 1.5 at step 1 to 3.2 at step 3 (the limit is 3)"),
+        ([0.2, 0.1, 1.3], 0.1, None, 0.5, "the loss climbed from 0.2 at step 1 to 1.3 at step 3 (the limit is 1.2)"),
+        ([2.0, 1.5], 0.1, [1.0, 250.0], 1.7, "the gradient norm reached 250 at step 2 (the limit is 100)"),
+        ([2.0, 1.5], 0.1, [1.0, float("inf")], 1.7, "the gradient norm reached inf at step 2"),
     ],
-    ids=["a NaN loss", "NaN weights behind a finite loss", "both", "only the final loss"],
+    ids=["a NaN loss", "NaN weights behind a finite loss", "both", "only the final loss", "a loss that doubled",
+         "a small loss that climbed a nat", "an exploding gradient", "an infinite gradient"],
 )
-def test_a_diverged_training_is_refused(losses, weight, final, expected):
+def test_a_diverged_training_is_refused(losses, weight, norms, final, expected):
     with pytest.raises(TrainingDiverged) as info:
-        check_finite(_trainer(losses, weight), CFG, final)
+        check_training(_trainer(losses, weight, norms), CFG, final)
     assert expected in str(info.value) and isinstance(info.value, ValueError)
+
+
+def test_a_loss_that_climbs_less_than_the_limits_passes():
+    # Twice the start but less than a nat above it; a nat above but less than twice: both healthy noise.
+    assert log_problem([{"loss": 0.4, "step": 1}, {"loss": 0.8, "step": 2}]) is None
+    assert log_problem([{"loss": 10.8, "step": 1}, {"loss": 11.9, "step": 2}]) is None
+    # The final train_loss (a mean over the whole training) is not compared with the first loss.
+    assert log_problem([{"loss": 1.0, "step": 1}, {"train_loss": 5.0, "step": 2}]) is None
+    assert log_problem([{"grad_norm": GRAD_NORM_LIMIT, "step": 1}]) is None
+
+
+def test_an_adapter_larger_than_its_layer_is_refused():
+    healthy, overwritten = _lora(0.001), _lora(1.0)
+    ratio, layer = largest_update_ratio(healthy)
+    assert 0 < ratio < 0.1 and layer.endswith("proj")
+    weight = healthy.base_model.model.proj.base_layer.weight
+    a, b = healthy.base_model.model.proj.lora_A["default"].weight, healthy.base_model.model.proj.lora_B["default"].weight
+    with torch.no_grad():
+        assert ratio == pytest.approx(float((b @ a).norm()) * 2.0 / float(weight.norm()), rel=1e-5)  # scaling 8 / 4
+    trainer = SimpleNamespace(state=SimpleNamespace(log_history=[{"loss": 1.0, "step": 1}]), model=overwritten)
+    with pytest.raises(TrainingDiverged, match=r"the adapter's update of .*proj is [\d.]+ times that layer's own weight"):
+        check_training(trainer, CFG, 1.0)
+    check_training(SimpleNamespace(state=trainer.state, model=healthy), CFG, 1.0)
+    assert largest_update_ratio(torch.nn.Linear(2, 2)) == (0.0, "")
+
+
+def test_the_guard_stops_a_training_at_the_first_log_that_diverged():
+    guard, control = DivergenceGuard(), SimpleNamespace(should_training_stop=False)
+    state = SimpleNamespace(log_history=[{"loss": 2.0, "grad_norm": 3.0, "step": 1}])
+    guard.on_log(None, state, control, logs=state.log_history[-1])
+    assert control.should_training_stop is False
+    state.log_history.append({"loss": 1.0, "grad_norm": 1e4, "step": 2})
+    guard.on_log(None, state, control, logs=state.log_history[-1])
+    assert control.should_training_stop is True
