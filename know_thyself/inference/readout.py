@@ -13,6 +13,12 @@ before answering: for each question the features are
 and a multinomial logistic regression fitted on the judge's dev split
 (:func:`know_thyself.training.readout.fit_readout`) turns them into the label probabilities. The
 fitted layer is plain numbers (``readout.json``), applied here with numpy.
+
+A readout is checked when it is made or loaded, so that no probability it gives can be NaN or
+infinite: every weight must be finite and at most :data:`MAX_WEIGHT` in size (see
+:class:`Readout` for why that bound suffices). A ``readout.json`` that cannot be read (not UTF-8,
+not JSON, nested too deeply, a number too big for a float) or that holds anything else is refused
+with one line (``ValueError``) naming the file; the judge then does not load.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ import numpy as np
 READOUT_FILE = "readout.json"
 FEATURES = ("log_p_label", "log_p_first_token")
 _FLOOR = 1e-12
+#: The largest absolute weight (coefficient or intercept) a readout may hold; see :class:`Readout`.
+MAX_WEIGHT = 1e300
 
 
 def readout_features(label_probabilities: np.ndarray, first_token: np.ndarray) -> np.ndarray:
@@ -41,6 +49,21 @@ def readout_features(label_probabilities: np.ndarray, first_token: np.ndarray) -
 @dataclass(frozen=True)
 class Readout:
     """A fitted linear readout: label probabilities = softmax(features @ coef.T + intercept).
+
+    Why the weights are bounded by :data:`MAX_WEIGHT` (1e300): every feature is the logarithm of a
+    probability floored at 1e-12, so it lies in [log 1e-12, 0], about [-27.7, 0]. Every partial sum
+    of a label's score is then at most ``MAX_WEIGHT * (27.7 * (n_labels + 1) + 1)`` in size, below
+    1.2e302 for three labels (and below float64's largest value, about 1.8e308, for any scheme of
+    fewer than a million labels): no product or sum overflows, every score is finite. The softmax
+    subtracts each row's largest score before exponentiating, so every exponent is at most 0 (a
+    difference too large for a float64 is ``-inf``, whose exponential is 0, not NaN), every term
+    lies in [0, 1] with the largest exactly 1, and the denominator in [1, n_labels]: every
+    probability is a finite number in [0, 1] and each row sums to one. Without the bound a finite
+    but huge weight (1e308) makes a score infinite and the softmax ``inf - inf``, NaN. The bound is
+    that loose on purpose: :func:`know_thyself.training.readout.fit_readout` divides its weights by
+    each feature's spread, so a judge whose label probability barely varies over the dev split
+    (a confident judge: log-probabilities within 1e-9 of each other) gets large but legitimate
+    weights, which a tighter bound such as 1e6 would refuse.
 
     Attributes:
         labels: The label scheme, in the judge's order.
@@ -62,12 +85,26 @@ class Readout:
             )
         if not (np.isfinite(coef).all() and np.isfinite(intercept).all()):
             raise ValueError("the readout's weights are not all finite numbers; refit it")
+        largest = max(np.abs(coef).max(initial=0.0), np.abs(intercept).max(initial=0.0))
+        if largest > MAX_WEIGHT:
+            raise ValueError(f"the readout holds a weight of size {largest:.3g}, above the largest a readout may hold "
+                             f"({MAX_WEIGHT:.0e}, beyond which a probability can overflow to NaN); refit it")
         object.__setattr__(self, "coef", coef)
         object.__setattr__(self, "intercept", intercept)
 
     def probabilities(self, label_probabilities: np.ndarray, first_token: np.ndarray) -> np.ndarray:
-        """(n, n_labels) label probabilities, rows summing to one."""
-        scores = readout_features(label_probabilities, first_token) @ self.coef.T + self.intercept
+        """(n, n_labels) label probabilities, rows summing to one (finite: see the class docstring).
+
+        Raises:
+            ValueError: when a probability would not be a finite number: NaN among the inputs (a
+                damaged model), or weights changed past the checks after the readout was made.
+        """
+        features = readout_features(label_probabilities, first_token)
+        if not np.isfinite(features).all():
+            raise ValueError("the readout's inputs (label and first-token probabilities) are not all finite numbers")
+        scores = features @ self.coef.T + self.intercept
+        if not np.isfinite(scores).all():
+            raise ValueError("the readout's weights give scores that are not finite numbers; refit it")
         scores -= scores.max(axis=1, keepdims=True)
         exp = np.exp(scores)
         return exp / exp.sum(axis=1, keepdims=True)
@@ -99,7 +136,7 @@ class Readout:
         try:
             coef = np.array(data.get("coef"), dtype=float)
             intercept = np.array(data.get("intercept"), dtype=float)
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, OverflowError) as error:  # OverflowError: an integer too big for a float
             raise ValueError(f"the readout's weights are not numbers: {error}") from None
         return cls(tuple(labels), coef, intercept)
 
@@ -109,11 +146,30 @@ class Readout:
 
     @classmethod
     def load(cls, path: Path | str) -> Readout:
+        """The readout in ``path`` (a ``readout.json``), checked as :meth:`from_dict` checks it.
+
+        Raises:
+            ValueError: one line naming ``path``, when it cannot be read (not UTF-8, not JSON,
+                nested too deeply, a number too big for a float) or is not a readout.
+        """
+        fix = "log the judge again (or refit its readout)"
         try:
-            data = json.loads(Path(path).read_text())
+            text = Path(path).read_bytes().decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{path} is not UTF-8 text (byte {error.start}); {fix}") from None
+        try:
+            data = json.loads(text)
         except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not JSON ({error}); log the judge again") from None
-        return cls.from_dict(data)
+            raise ValueError(f"{path} is not JSON ({error}); {fix}") from None
+        except RecursionError:
+            raise ValueError(f"{path} is not a judge readout: its JSON is nested too deeply to read; {fix}") from None
+        except ValueError as error:  # an integer of more digits than Python converts (4,300 by default)
+            raise ValueError(f"{path} cannot be read as JSON: it holds a number of more digits than Python reads "
+                             f"({str(error).split(';')[0]}); {fix}") from None
+        try:
+            return cls.from_dict(data)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
 
 
 def describe_readout(readout: Readout) -> str:

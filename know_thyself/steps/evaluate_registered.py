@@ -18,7 +18,10 @@ identical finished collect run is reused. Each judge's evaluation is a child run
 model version (tags on both sides; its headline metrics also logged as metrics of the version's
 MLflow logged model, against the question set as a dataset). An evaluation on fewer than
 ``MIN_LINKED_QUESTIONS`` questions is not linked to the version: its bootstrap intervals collapse
-(``[0.00, 0.00]``) and would stand on the model's page as if measured; a warning says so. With two
+(``[0.00, 0.00]``) and would stand on the model's page as if measured; a warning says so. On
+questions that all have one label, balanced accuracy and QWK measure nothing (their intervals are
+constant, e.g. ``[1.00, 1.00]``): they are left off the version, its logged model and the parent
+run, and the tag says they are undefined and why (:func:`version_headline`). With two
 judges the parent run also holds the paired comparison. The parent run continues the run
 ``mlflow run`` opened.
 """
@@ -65,6 +68,9 @@ class Outcome:
     report: str
 
 
+# The headline metrics scored against the measured labels: they measure nothing when every question has one label.
+LABEL_METRICS = ("balanced_accuracy", "qwk")
+ONE_LABEL = "every question has one label"
 def run_evaluate_registered(cfg: EvaluateRegisteredConfig, reuse: bool = True) -> Outcome:
     """Score each judge ``cfg.model_uri`` names on the question set; compare two. See the module doc."""
     judges = [resolve_judge(uri) for uri in cfg.uris()]
@@ -97,7 +103,7 @@ def run_evaluate_registered(cfg: EvaluateRegisteredConfig, reuse: bool = True) -
         mlflow.set_tags({TAG_QUESTIONS: label, "know_thyself.judges": ", ".join(j.title for j in judges)})
         if len(judges) == 1:
             values = mlflow.get_run(ids[f"{judges[0].title}/evaluation"]).data.metrics
-            mlflow.log_metrics({f"{split}/judge/{k}": v for k, v in downstream.headline(values, split).items()})
+            mlflow.log_metrics({f"{split}/judge/{k}": v for k, v in version_headline(values, split)[0].items()})
             note = lines[0]
         else:
             table = _compare(judges, [ids[f"{j.title}/evaluation"] for j in judges], split)
@@ -152,8 +158,9 @@ def _evaluate_one(cfg: EvaluateRegisteredConfig, judge: RegisteredJudge, collect
         seen = {" ".join(r["question"].lower().split()) for r in trained_on}
         overlap = sum(" ".join(r["question"].lower().split()) in seen for r in rows) / len(rows)
         result.metrics[f"{split}/overlap_with_judge_training"] = overlap
-        linked = {f"{split}/judge/{k}": v for k, v in downstream.headline(result.metrics, split).items()}
-        if judge.model_id and len(rows) >= MIN_LINKED_QUESTIONS:
+        headline, summary = version_headline(result.metrics, split)
+        linked = {f"{split}/judge/{k}": v for k, v in headline.items()}
+        if judge.model_id and len(rows) >= MIN_LINKED_QUESTIONS and linked:
             questions = pd.DataFrame({"question_id": [r["question_id"] for r in rows], "question": [r["question"] for r in rows]})
             dataset = mlflow.data.from_pandas(questions, name=label)
             mlflow.log_metrics(linked, model_id=judge.model_id, dataset=dataset)
@@ -162,8 +169,7 @@ def _evaluate_one(cfg: EvaluateRegisteredConfig, judge: RegisteredJudge, collect
             log_evaluation(result)
         mlflow.set_tags({TAG_MODEL: judge.name, TAG_VERSION: judge.version, TAG_QUESTIONS: label,
                          "know_thyself.model_uri": judge.uri})
-        mlflow.set_tag(TAG_NOTE, f"Scored {judge.title} on {len(rows)} questions ({label}): "
-                                 f"{downstream.describe(downstream.headline(result.metrics, split))}.")
+        mlflow.set_tag(TAG_NOTE, f"Scored {judge.title} on {len(rows)} questions ({label}): {summary}.")
     return run.run_id
 
 
@@ -171,7 +177,7 @@ def _link_version(judge: RegisteredJudge, run_id: str, split: str, label: str, c
     """Tag the model version with the evaluation's headline; return the line that describes it."""
     values = mlflow.get_run(run_id).data.metrics
     questions = collect_cfg.num_samples + collect_cfg.test_samples
-    summary = downstream.describe(downstream.headline(values, split))
+    summary = version_headline(values, split)[1]
     overlap = values.get(f"{split}/overlap_with_judge_training", 0.0)
     line = (f"{judge.title} on {questions} questions ({label}): {summary}; ground truth from {code(collect_cfg.model)} "
             f"with {collect_cfg.num_trials} trials per question; {overlap:.0%} of the questions were among "
@@ -199,4 +205,34 @@ def _compare(judges: list[RegisteredJudge], run_ids: list[str], split: str) -> p
     mlflow.log_table(table, "paired_comparison.json")
     mlflow.log_metrics({f"{split}/{key}": value for key, value in values.items()})
     mlflow.set_tags({"know_thyself.first": judges[0].title, "know_thyself.second": judges[1].title})
+def one_label(values: dict[str, float], split: str) -> str | None:
+    """The label every scored question has, when they all have one (read from ``<split>/actual/<label>``); else None."""
+    prefix = f"{split}/actual/"
+    present = [key[len(prefix):] for key, share in values.items() if key.startswith(prefix) and share > 0]
+    return present[0] if len(present) == 1 else None
+
+
+def version_headline(values: dict[str, float], split: str) -> tuple[dict[str, float], str]:
+    """The headline numbers an evaluation may put on the model version, and the line that describes them.
+
+    When every scored question has one label, the metrics scored against the labels measure
+    nothing: balanced accuracy is then the share of questions judged that label (a judge that
+    always says it scores 1.00, and its bootstrap interval is [1.00, 1.00] however few the
+    questions) and QWK is 0 or undefined. They are left out, and the line says they are undefined
+    and why (``balanced accuracy undefined, QWK undefined, AUROC ... (every question has one label,
+    'cannot')``); AUROC, scored against the greedy answers' correctness, stays where it is defined.
+    The evaluation run itself keeps every number it measured.
+
+    Args:
+        values: An evaluation's metrics (``<split>/judge/<metric>``, ``<split>/actual/<label>``).
+        split: The scored split.
+    """
+    numbers = downstream.headline(values, split)
+    label = one_label(values, split)
+    if label is None:
+        return numbers, downstream.describe(numbers)
+    kept = {key: value for key, value in numbers.items() if not key.startswith(LABEL_METRICS)}
+    return kept, f"{downstream.describe(kept)} ({ONE_LABEL}, {label!r})"
+
+
     return table

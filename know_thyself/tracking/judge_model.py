@@ -44,17 +44,31 @@ class JudgeModel(mlflow.pyfunc.PythonModel):
             self.readout = Readout.load(context.artifacts["readout"])
 
     def predict(self, context, model_input, params=None):  # no type hints: MLflow reads them as a schema
+        import numpy as np
         import pandas as pd
 
         from know_thyself.inference.judgments import first_token_probability, judge
-        from know_thyself.tracking.judge_input import read_questions
+        from know_thyself.tracking.judge_input import JudgeError, read_questions
+
+        def refuse_non_finite(probabilities, source):
+            """No NaN leaves the judge: one line instead (an HTTP 500 from the scoring server)."""
+            bad = ~np.isfinite(np.asarray(probabilities, dtype=float)).reshape(len(questions), -1).all(axis=1)
+            if bad.any():
+                raise JudgeError(f"{source} gave probabilities that are not finite numbers (row {int(bad.argmax())}); "
+                                 "nothing is returned: load the judge in float32 (model_config={'dtype': 'float32'}) "
+                                 "or log it again")
 
         questions = read_questions(model_input)
         judged = judge(self.model, self.tokenizer, questions, self.scheme, self.batch_size)
+        refuse_non_finite(judged.probabilities, "the judge's model")
         if self.readout is not None:
             with self.model.disable_adapter():
                 first = first_token_probability(self.model, self.tokenizer, questions, self.batch_size)
-            judged = self.readout.apply(judged, first)
+            refuse_non_finite(first, "the judge's base model (first answer token)")
+            try:
+                judged = self.readout.apply(judged, first)  # finite, or a ValueError: Readout.probabilities
+            except ValueError as error:
+                raise JudgeError(f"the judge's readout (readout.json) gave no probabilities: {error}") from None
         frame = pd.DataFrame({"question": questions, "ability": judged.predicted})
         for column, label in enumerate(judged.labels):
             frame[f"p_{label}"] = judged.probabilities[:, column]

@@ -116,13 +116,25 @@ def test_alias_on_a_parquet_file_in_the_hub_schema(store):
     assert evaluation.data.tags["know_thyself.model_version"] == "2"
     version = client.get_model_version("judgment_v1", "2")
     assert version.tags["downstream.last_run_id"] == evaluation.info.run_id
-    assert version.tags["downstream.questions.parquet"].startswith(
-        f"balanced accuracy {metrics['validation/judge/balanced_accuracy']:.2f} [")
     model_id = next(m.model_id for m in mlflow.search_logged_models(
         experiment_ids=[evaluation.info.experiment_id], output_format="list") if m.source_run_id == version.run_id)
     linked = {m.key: m for m in mlflow.get_logged_model(model_id).metrics}
-    assert linked["validation/judge/balanced_accuracy"].value == metrics["validation/judge/balanced_accuracy"]
-    assert linked["validation/judge/balanced_accuracy"].dataset_name == "questions.parquet"
+    actual = {p["actual"] for p in predictions}
+    if len(actual) == 1:
+        # Every question has one label (the tiny model answers none right): balanced accuracy and QWK
+        # measure nothing, so the version says so instead of a constant interval such as [1.00, 1.00].
+        assert metrics["validation/judge/balanced_accuracy_low"] == metrics["validation/judge/balanced_accuracy_high"]
+        tag = version.tags["downstream.questions.parquet"]
+        assert tag.startswith("balanced accuracy undefined, QWK undefined, AUROC ") and "[1.00, 1.00]" not in tag
+        assert tag.endswith(f" (every question has one label, {actual.pop()!r}) on 8 questions (run {evaluation.info.run_id})")
+        assert not {"validation/judge/balanced_accuracy", "validation/judge/balanced_accuracy_low",
+                    "validation/judge/qwk"} & set(linked)
+        assert "validation/judge/balanced_accuracy" not in client.get_run(ids["evaluate_registered"]).data.metrics
+    else:
+        assert version.tags["downstream.questions.parquet"].startswith(
+            f"balanced accuracy {metrics['validation/judge/balanced_accuracy']:.2f} [")
+        assert linked["validation/judge/balanced_accuracy"].value == metrics["validation/judge/balanced_accuracy"]
+        assert linked["validation/judge/balanced_accuracy"].dataset_name == "questions.parquet"
     assert "evaluate_registered" in ids, result.output
     parent = client.get_run(ids["evaluate_registered"])
     assert parent.data.tags[TAG_NOTE].startswith("judgment_v1/2 on 8 questions (questions.parquet): balanced accuracy")
