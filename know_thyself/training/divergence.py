@@ -9,9 +9,9 @@ every question alike. So a training counts as diverged when any of these holds:
 * a logged loss climbed far above the first one (:data:`LOSS_CLIMB` times it, and at least
   :data:`LOSS_CLIMB_MIN` nats more);
 * a logged gradient norm exploded past :data:`GRAD_NORM_LIMIT` (measured before clipping; the
-  trainer clips at 1.0, so such a gradient is a hundred clipping thresholds);
-* the adapter's update of some layer (``scaling * B @ A``) grew larger than the layer's own
-  weight (:data:`UPDATE_RATIO_LIMIT`): the model was replaced, not adapted.
+  trainer clips at 1.0, so such a gradient is a thousand clipping thresholds);
+* the adapter's update of some layer (``scaling * B @ A``) grew to :data:`UPDATE_RATIO_LIMIT`
+  times the layer's own weight: the model was replaced, not adapted.
 
 :class:`DivergenceGuard` (added to every trainer by :func:`~know_thyself.training.lora.build_trainer`)
 stops a training as soon as a log shows the first three, and :func:`check_training` is called by
@@ -37,9 +37,9 @@ logger = logging.getLogger(__name__)
 LOSS_CLIMB = 2.0
 LOSS_CLIMB_MIN = 1.0
 # A gradient norm (before clipping at 1.0) above this has exploded.
-GRAD_NORM_LIMIT = 100.0
-# An adapter whose update of a layer is larger than the layer's weight (Frobenius norms) replaced it.
-UPDATE_RATIO_LIMIT = 1.0
+GRAD_NORM_LIMIT = 1000.0
+# An adapter whose update of a layer is this many times the layer's weight (Frobenius norms) replaced it.
+UPDATE_RATIO_LIMIT = 10.0
 
 
 class TrainingDiverged(ValueError):
@@ -111,6 +111,14 @@ def largest_update_ratio(model: Any) -> tuple[float, str]:
                 if not ratio <= largest:  # a NaN ratio counts as the largest
                     largest, where = ratio, name
     return largest, where
+
+
+def largest_grad_norm(log_history: list[dict[str, Any]]) -> float | None:
+    """The largest gradient norm the trainer logged (NaN if one was NaN), or None when none was logged."""
+    norms = [float(e["grad_norm"]) for e in log_history if _is_number(e.get("grad_norm"))]
+    if not norms:
+        return None
+    return math.nan if any(math.isnan(n) for n in norms) else max(norms)
 
 
 def training_problems(trainer: Any, final_loss: float) -> list[str]:

@@ -8,6 +8,7 @@ step's MLflow run through the callbacks the step passes in (:mod:`know_thyself.t
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from know_thyself.config import TrainingOptions
 from know_thyself.inference.models import load_model, precision_of
 from know_thyself.inference.prefix_cache import common_prefix_length
 from know_thyself.training import speedups
-from know_thyself.training.divergence import DivergenceGuard
+from know_thyself.training.divergence import DivergenceGuard, largest_grad_norm, largest_update_ratio
 from know_thyself.training.label_loss import label_positions, restricted_label_loss
 
 ATTENTION_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj"]
@@ -201,8 +202,9 @@ class Trained:
 
     Attributes:
         trainer: The trainer after training; its model is the PEFT model.
-        metrics: ``train/final_loss``, ``train/seconds``, ``train/examples`` and, when it ran
-            whole epochs, ``train/tokens_per_s``.
+        metrics: ``train/final_loss``, ``train/seconds``, ``train/examples``, how far the training
+            stayed from the divergence limits (``train/largest_grad_norm``, ``train/adapter_update_ratio``)
+            and, when it ran whole epochs, ``train/tokens_per_s``.
         undefined: Summary metrics that could not be measured (``train/tokens_per_s`` after
             ``max_steps``), to be named rather than logged as NaN.
     """
@@ -231,6 +233,10 @@ def train_lora(
         "train/seconds": elapsed,
         "train/examples": float(len(examples)),
     })
+    # How far the training is from the divergence limits (know_thyself.training.divergence).
+    health = {"train/largest_grad_norm": largest_grad_norm(trainer.state.log_history),
+              "train/adapter_update_ratio": largest_update_ratio(trainer.model)[0]}
+    trained.metrics.update({k: v for k, v in health.items() if v is not None and math.isfinite(v)})
     if cfg.max_steps == -1:
         tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"]) * cfg.epochs
         trained.metrics["train/tokens_per_s"] = tokens / elapsed

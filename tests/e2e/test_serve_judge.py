@@ -30,8 +30,9 @@ def _post(url: str, body: dict) -> tuple[int, dict]:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, tiny_model_dir):
-    """judgment_v1/1 (the tiny model and an untrained adapter) served by `mlflow models serve` on a free port."""
+def served_judge(tmp_path_factory, tiny_model_dir):
+    """judgment_v1/1 (the tiny model and an untrained adapter, answering in bf16) served by `mlflow models serve`
+    on a free port: the scoring URL, the store's URI and the model's."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -44,7 +45,7 @@ def served(tmp_path_factory, tiny_model_dir):
     get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM")).save_pretrained(folder / "adapter")
     mlflow.set_experiment("serve")
     with mlflow.start_run() as run:
-        log_judge(str(folder / "adapter"), tiny_model_dir, "three")
+        log_judge(str(folder / "adapter"), tiny_model_dir, "three", precision="bfloat16")
     version = register(run.info.run_id, JUDGE_ARTIFACT, "judgment_v1", {})
     mlflow.set_tracking_uri(None)
     with socket.socket() as sock:
@@ -68,10 +69,33 @@ def served(tmp_path_factory, tiny_model_dir):
                 time.sleep(0.5)
         else:
             pytest.fail("mlflow models serve did not answer /ping within 3 minutes")
-        yield f"{url}/invocations"
+        yield f"{url}/invocations", uri, f"models:/judgment_v1/{version}"
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def served(served_judge):
+    """The scoring URL of the served judge."""
+    return served_judge[0]
+
+
+def test_the_served_judge_answers_as_the_loaded_judge_in_its_recorded_precision(served_judge):
+    url, store, model_uri = served_judge
+    status, answer = _post(url, {"inputs": QUESTIONS})
+    assert status == 200, answer
+    mlflow.set_tracking_uri(store)
+    try:
+        loaded = mlflow.pyfunc.load_model(model_uri)
+        expected = loaded.predict(QUESTIONS)
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert str(next(loaded.unwrap_python_model().model.parameters()).dtype) == "torch.bfloat16"
+    for row, (_, want) in zip(answer["predictions"], expected.iterrows()):
+        assert row["ability"] == want["ability"]
+        for label in ("can", "uncertain", "cannot"):
+            assert abs(row[f"p_{label}"] - want[f"p_{label}"]) <= 1e-5
 
 
 @pytest.mark.parametrize(

@@ -54,7 +54,7 @@ def test_a_healthy_training_passes():
         ([], 0.1, None, float("nan"), "training diverged: the loss is nan;"),
         ([1.5, 1.2, 3.2], 0.1, None, 2.0, "the loss climbed from 1.5 at step 1 to 3.2 at step 3 (the limit is 3)"),
         ([0.2, 0.1, 1.3], 0.1, None, 0.5, "the loss climbed from 0.2 at step 1 to 1.3 at step 3 (the limit is 1.2)"),
-        ([2.0, 1.5], 0.1, [1.0, 250.0], 1.7, "the gradient norm reached 250 at step 2 (the limit is 100)"),
+        ([2.0, 1.5], 0.1, [1.0, 2500.0], 1.7, "the gradient norm reached 2.5e+03 at step 2 (the limit is 1000)"),
         ([2.0, 1.5], 0.1, [1.0, float("inf")], 1.7, "the gradient norm reached inf at step 2"),
     ],
     ids=["a NaN loss", "NaN weights behind a finite loss", "both", "only the final loss", "a loss that doubled",
@@ -76,7 +76,7 @@ def test_a_loss_that_climbs_less_than_the_limits_passes():
 
 
 def test_an_adapter_larger_than_its_layer_is_refused():
-    healthy, overwritten = _lora(0.001), _lora(1.0)
+    healthy, overwritten = _lora(0.001), _lora(100.0)
     ratio, layer = largest_update_ratio(healthy)
     assert 0 < ratio < 0.1 and layer.endswith("proj")
     weight = healthy.base_model.model.proj.base_layer.weight
