@@ -43,8 +43,18 @@ from know_thyself.evaluation.judgment import evaluate_judgment
 from know_thyself.inference.models import check_model_exists, load_model
 from know_thyself.steps.collect import run_collect
 from know_thyself.steps.evaluate_judgment import PREDICTIONS, log_evaluation
-from know_thyself.tracking import TAG_NOTE, chain_run, close_stale_runs, code, downloaded, read_jsonl_artifact, read_readout, step_run
-from know_thyself.tracking.judges import RegisteredJudge, resolve_judge, tag_version
+from know_thyself.tracking import (
+    TAG_NOTE,
+    chain_run,
+    close_stale_runs,
+    code,
+    downloaded,
+    read_jsonl_artifact,
+    read_readout,
+    step_run,
+)
+from know_thyself.tracking.judges import RegisteredJudge, judge_precision, resolve_judge, tag_version
+from know_thyself.tracking.registry import TAG_PRECISION
 from know_thyself.training.lora import ADAPTER_DIR, load_adapter
 
 logger = logging.getLogger(__name__)
@@ -58,6 +68,9 @@ TAG_VERSION = "know_thyself.model_version"
 TAG_QUESTIONS = "know_thyself.questions"
 # Fewer questions than this make degenerate bootstrap intervals: such an evaluation is not linked to the version.
 MIN_LINKED_QUESTIONS = 5
+# The headline metrics scored against the measured labels: they measure nothing when every question has one label.
+LABEL_METRICS = ("balanced_accuracy", "qwk")
+ONE_LABEL = "every question has one label"
 
 
 @dataclass
@@ -68,9 +81,6 @@ class Outcome:
     report: str
 
 
-# The headline metrics scored against the measured labels: they measure nothing when every question has one label.
-LABEL_METRICS = ("balanced_accuracy", "qwk")
-ONE_LABEL = "every question has one label"
 def run_evaluate_registered(cfg: EvaluateRegisteredConfig, reuse: bool = True) -> Outcome:
     """Score each judge ``cfg.model_uri`` names on the question set; compare two. See the module doc."""
     judges = [resolve_judge(uri) for uri in cfg.uris()]
@@ -150,7 +160,11 @@ def _evaluate_one(cfg: EvaluateRegisteredConfig, judge: RegisteredJudge, collect
             return run.run_id
         rows = read_jsonl_artifact(collect_id, RESPONSES)
         trained_on = [r for r in read_jsonl_artifact(judge.training_collect.info.run_id, RESPONSES) if r["split"] == "train"]
-        model, tokenizer = load_model(judge.base_model, dtype=cfg.dtype)
+        precision, precision_note = judge_precision(cfg.dtype, judge.precision)
+        if precision_note:
+            logger.warning("%s: %s", judge.title, precision_note)
+        mlflow.set_tag(TAG_PRECISION, precision)
+        model, tokenizer = load_model(judge.base_model, dtype=precision)
         with downloaded(judge.run_id, ADAPTER_DIR) as adapter_dir:
             model = load_adapter(model, adapter_dir)
         result = evaluate_judgment(model, tokenizer, rows, judge.scheme, cfg.inference_batch_size,
@@ -191,20 +205,6 @@ def _link_version(judge: RegisteredJudge, run_id: str, split: str, label: str, c
     return line
 
 
-def _compare(judges: list[RegisteredJudge], run_ids: list[str], split: str) -> pd.DataFrame:
-    """The paired comparison of two judges' evaluation runs, logged into the active (parent) run."""
-    labels = labels_for(judges[0].scheme)
-    predictions, rates = [], []
-    for run_id in run_ids:
-        predictions.append([p for p in read_jsonl_artifact(run_id, PREDICTIONS) if p["split"] == split])
-        values = mlflow.get_run(run_id).data.metrics
-        rates.append({label: values[f"train/correct_rate/{label}"] for label in labels})
-    table, values = downstream.paired_comparison(
-        predictions[0], predictions[1], labels, rates[0], rates[1], (judges[0].title, judges[1].title)
-    )
-    mlflow.log_table(table, "paired_comparison.json")
-    mlflow.log_metrics({f"{split}/{key}": value for key, value in values.items()})
-    mlflow.set_tags({"know_thyself.first": judges[0].title, "know_thyself.second": judges[1].title})
 def one_label(values: dict[str, float], split: str) -> str | None:
     """The label every scored question has, when they all have one (read from ``<split>/actual/<label>``); else None."""
     prefix = f"{split}/actual/"
@@ -235,4 +235,18 @@ def version_headline(values: dict[str, float], split: str) -> tuple[dict[str, fl
     return kept, f"{downstream.describe(kept)} ({ONE_LABEL}, {label!r})"
 
 
+def _compare(judges: list[RegisteredJudge], run_ids: list[str], split: str) -> pd.DataFrame:
+    """The paired comparison of two judges' evaluation runs, logged into the active (parent) run."""
+    labels = labels_for(judges[0].scheme)
+    predictions, rates = [], []
+    for run_id in run_ids:
+        predictions.append([p for p in read_jsonl_artifact(run_id, PREDICTIONS) if p["split"] == split])
+        values = mlflow.get_run(run_id).data.metrics
+        rates.append({label: values[f"train/correct_rate/{label}"] for label in labels})
+    table, values = downstream.paired_comparison(
+        predictions[0], predictions[1], labels, rates[0], rates[1], (judges[0].title, judges[1].title)
+    )
+    mlflow.log_table(table, "paired_comparison.json")
+    mlflow.log_metrics({f"{split}/{key}": value for key, value in values.items()})
+    mlflow.set_tags({"know_thyself.first": judges[0].title, "know_thyself.second": judges[1].title})
     return table
