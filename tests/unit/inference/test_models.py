@@ -244,3 +244,10 @@ def test_load_model_tiny(tiny_model_dir: str):
     assert tokenizer.padding_side == "left"
     assert tokenizer.pad_token is not None
     assert tokenizer.pad_token_id is not None
+
+
+@pytest.mark.parametrize(("supported", "expected"), [(True, "bfloat16"), (False, "float32")])
+def test_precision_of_names_what_auto_resolves_to(monkeypatch: pytest.MonkeyPatch, supported, expected):
+    monkeypatch.setattr(models, "bf16_supported", lambda device: supported)
+    assert models.precision_of("auto", "cpu") == expected
+    assert models.precision_of("float16", "cpu") == "float16"

@@ -189,3 +189,18 @@ def test_shared_prompt_prefix_steps_aside_for_other_batches(tiny_model_dir, tmp_
     loss = trainer.compute_loss(trainer.model, batch)
     assert torch.isfinite(loss)
     assert seen == [tuple(batch["input_ids"].shape)]
+
+
+@pytest.mark.parametrize(("dtype", "bf16"), [("float32", False), ("bfloat16", True)])
+def test_the_trainer_runs_in_the_precision_dtype_names(tiny, tiny_model_dir, tmp_path, dtype, bf16):
+    trainer = build_trainer(EXAMPLES[:2], _cfg(tiny_model_dir, dtype=dtype), str(tmp_path), model_and_tokenizer=tiny)
+    assert trainer.args.bf16 is bf16 and trainer.args.fp16 is False
+    trained = train_lora(EXAMPLES[:4], _cfg(tiny_model_dir, dtype=dtype), model_and_tokenizer=tiny)
+    # How far the training stayed from the divergence limits, logged with the summary numbers.
+    assert 0 < trained.metrics["train/largest_grad_norm"] < 1000
+    assert 0 < trained.metrics["train/adapter_update_ratio"] < 10
+
+
+def test_float16_training_on_a_cpu_is_refused_before_training(tiny, tiny_model_dir, tmp_path):
+    with pytest.raises(ValueError, match=r"dtype float16 trains on a GPU only .* use bfloat16, float32 or auto"):
+        build_trainer(EXAMPLES[:2], _cfg(tiny_model_dir, dtype="float16"), str(tmp_path), model_and_tokenizer=tiny)
