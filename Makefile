@@ -9,11 +9,12 @@ ARGS ?=
 # presets/ states only what it changes.
 PRESET ?=
 
-.PHONY: help install run run-phase1 test test-fast test-vllm bench ui check-ui clean
+.PHONY: help install run run-phase1 results test test-fast test-vllm bench ui check-ui clean
 
 help:
 	@echo "make run         install, then run all three phases on the embedded default (PRESET=presets/...yaml for a variant)"
 	@echo "make run-phase1  install, then run Phase 1 only (mlflow run . -e phase1)"
+	@echo "make results     print the results table of the newest finished multiphase run (ARGS='--run-id ...' for another)"
 	@echo "make test        install, then run the whole test suite (what CI runs)"
 	@echo "make test-fast   the tests without the slow end-to-end ones"
 	@echo "make test-vllm   the vLLM backend's tests on vLLM's CPU build, in .venv-vllm"
@@ -39,6 +40,10 @@ run: install
 
 run-phase1: install
 	$(RUN) -e phase1 $(ARGS)
+
+# The README's results table, from the newest finished multiphase run's summary.json (ARGS="--run-id ..." for another).
+results: install
+	$(BIN)/python -m know_thyself.cli.results $(ARGS)
 
 test: install
 	$(BIN)/python -m pytest -q $(ARGS)
