@@ -18,8 +18,10 @@ from know_thyself.config.choices import (
     KNOWLEDGE_TARGETS_HELP,
     LORA_TARGETS,
     MAX_EPOCHS,
+    PROBE_C_HELP,
     READOUTS,
     check_choice,
+    check_positive,
     check_seed,
 )
 from know_thyself.config.collection import CollectConfig, CollectOptions
@@ -38,11 +40,13 @@ class Phase1Config(JudgeOptions, CollectOptions):
         "label-noise ceiling (how well the two label sets agree); -1 skips it. Costs one more "
         "sampling pass over validation per phase.",
     )
+    probe_c: float = option(EvaluateConfig.probe_c, PROBE_C_HELP)
 
     def validate(self) -> None:
         # The collect options and the training options, checked as the steps check them.
         CollectOptions.validate(self)
         JudgeOptions.validate(self)
+        check_positive("probe_c", self.probe_c)
         # The judge learns from train questions and is reported on validation ones: both are needed.
         check(self.num_samples >= 1, f"num_samples must be >= 1, got {self.num_samples}; the judge trains on them")
         check(self.test_samples >= 1, f"test_samples must be >= 1, got {self.test_samples}; the judge is evaluated on them")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from know_thyself.config.base import check
 from know_thyself.data.questions import DATASET_FORMS
 from know_thyself.inference.models import resolve_model
@@ -31,6 +33,9 @@ MAX_LORA_ALPHA = 4096
 MAX_BATCH_SIZE = 4096
 MAX_EPOCHS = 1000
 MAX_STEPS = 1_000_000
+# The longest training example an option may ask for, in tokens: past any context window this
+# pipeline trains.
+MAX_TRAIN_LENGTH = 131_072
 # What Phase 2's QA examples teach (know_thyself.training.knowledge_examples.restate_in_own_words).
 KNOWLEDGE_TARGETS = ("reference", "own_words")
 # Which linear layers of each transformer block get LoRA adapters: the attention projections, or
@@ -65,8 +70,17 @@ LABEL_TARGETS_HELP = (
     "would give, from the share of trials answered right)."
 )
 SELECT_EPOCH_HELP = (
-    "Dev metric an epoch is kept by: auroc, balanced_accuracy or qwk (epochs that predict some label for under 5% "
-    "of the dev questions count only when no epoch predicts every label)."
+    "Dev metric an epoch is kept by: auroc, balanced_accuracy or qwk (epochs that predict some label for under "
+    "min_label_share of the dev questions count only when no epoch predicts every label that often)."
+)
+MIN_LABEL_SHARE_HELP = (
+    "The least share of the dev questions an epoch must give every label to be a candidate for the kept epoch "
+    "(a judge that never says a label has not learned it); when no epoch does, the best by the dev metric is kept. "
+    "0 makes every epoch a candidate."
+)
+PROBE_C_HELP = (
+    "Inverse regularisation strength (scikit-learn's C; smaller is stronger) of the baselines' logistic "
+    "regressions fitted on the train questions: the hidden-state probe and first_token's labels."
 )
 READOUT_HELP = (
     "How the judge's label is read: 'label' (its label words' probabilities at the label position) or 'stacked' "
@@ -105,6 +119,11 @@ def check_seed(name: str, value: int, off: int | None = None) -> None:
     """Refuse a seed the random generators cannot take; ``off`` is a value meaning "not set" (-1)."""
     if value != off:
         check_range(name, value, 0, MAX_SEED)
+
+
+def check_positive(name: str, value: float) -> None:
+    """Refuse a value that is not a finite number above 0 (an inverse regularisation strength, a weight)."""
+    check(math.isfinite(value) and value > 0, f"{name} must be a finite number above 0, got {value}")
 
 
 def check_model_options(model: str, dtype: str, inference_batch_size: int) -> None:

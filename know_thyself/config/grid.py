@@ -13,14 +13,17 @@ from know_thyself.config.choices import (
     DTYPE_HELP,
     LABEL_TARGETS,
     LOSSES,
+    MIN_LABEL_SHARE_HELP,
     MODEL_HELP,
+    PROBE_C_HELP,
     SELECT_EPOCH_BY,
     SELECT_EPOCH_HELP,
     check_choice,
     check_model_options,
+    check_positive,
     check_seed,
 )
-from know_thyself.config.judgment import JudgeOptions, TrainingOptions
+from know_thyself.config.judgment import EvaluateConfig, JudgeOptions, TrainingOptions
 from know_thyself.inference.models import EMBEDDED
 
 # Dev metrics of the judge a sweep can select its best grid point by; the last three are errors
@@ -78,6 +81,13 @@ class SweepConfig(StepConfig):
     max_steps: int = option(TrainingOptions.max_steps, "Stop each training after this many optimiser steps (-1: train for all epochs).")
     seed: int = option(TrainingOptions.seed, "Seed of the dev split and of every training.")
     epoch_select_by: str = option(JudgeOptions.select_by, SELECT_EPOCH_HELP)
+    min_label_share: float = option(JudgeOptions.min_label_share, MIN_LABEL_SHARE_HELP)
+    label_mass_weight: float = option(
+        JudgeOptions.label_mass_weight, "The label loss's mass weight, the same for every grid point; see "
+        "train_judgment's label_mass_weight.",
+    )
+    max_length: int = option(TrainingOptions.max_length, "Longest training example in tokens; see train_judgment's max_length.")
+    probe_c: float = option(EvaluateConfig.probe_c, PROBE_C_HELP)
     select_by: str = option(
         "balanced_accuracy",
         "Dev metric of the judge that picks the best grid point: balanced_accuracy, qwk, macro_f1, exact_match, "
@@ -92,6 +102,7 @@ class SweepConfig(StepConfig):
         check(0.0 < self.dev_fraction < 1.0, f"dev_fraction must be in (0, 1), got {self.dev_fraction}")
         check_choice("epoch_select_by", self.epoch_select_by, SELECT_EPOCH_BY)
         check_seed("seed", self.seed)
+        check_positive("probe_c", self.probe_c)
         check(
             self.select_by in SELECT_BY_HIGHER + SELECT_BY_LOWER,
             f"select_by must be one of {', '.join(SELECT_BY_HIGHER + SELECT_BY_LOWER)}, got {self.select_by!r}",
@@ -132,5 +143,6 @@ class SweepConfig(StepConfig):
         return JudgeOptions(
             **point, batch_size=self.batch_size, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
             max_steps=self.max_steps, seed=self.seed, dev_fraction=0.0, select_by=self.epoch_select_by,
-            dtype=self.dtype,
+            dtype=self.dtype, min_label_share=self.min_label_share, label_mass_weight=self.label_mass_weight,
+            max_length=self.max_length,
         )

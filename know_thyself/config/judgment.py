@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -23,7 +24,10 @@ from know_thyself.config.choices import (
     MAX_LORA_ALPHA,
     MAX_LORA_RANK,
     MAX_STEPS,
+    MAX_TRAIN_LENGTH,
+    MIN_LABEL_SHARE_HELP,
     MODEL_HELP,
+    PROBE_C_HELP,
     READOUT_HELP,
     READOUTS,
     SEED_HELP,
@@ -31,6 +35,7 @@ from know_thyself.config.choices import (
     SELECT_EPOCH_HELP,
     check_choice,
     check_model_options,
+    check_positive,
     check_range,
     check_seed,
 )
@@ -80,9 +85,11 @@ class EvaluateConfig(StepConfig):
         "", "Run id of another train_judgment run (judgment v1) whose adapter is applied to this model, unchanged, "
         "beside the judge on its held-out taught and untaught questions (optional).",
     )
+    probe_c: float = option(0.1, PROBE_C_HELP)
 
     def validate(self) -> None:
         check_model_options(self.model, self.dtype, self.inference_batch_size)
+        check_positive("probe_c", self.probe_c)
         check_run_id("collect_run_id", self.collect_run_id)
         check_run_id("adapter_run_id", self.adapter_run_id, optional=True)
         check_run_id("reference_collect_run_id", self.reference_collect_run_id, optional=True)
@@ -114,6 +121,10 @@ class TrainingOptions(StepConfig):
     max_steps: int = option(-1, "Stop training after this many optimiser steps (-1: train for all epochs).")
     seed: int = option(42, SEED_HELP)
     dtype: str = option("auto", DTYPE_HELP)
+    max_length: int = option(
+        512, "Longest training example in tokens, prompt and completion together (TRL's max_length); longer "
+        "examples are cut to it from the end.",
+    )
 
     def validate(self) -> None:
         check_choice("lora_targets", self.lora_targets, LORA_TARGETS)
@@ -127,6 +138,7 @@ class TrainingOptions(StepConfig):
         check(self.max_steps == -1 or 1 <= self.max_steps <= MAX_STEPS,
               f"max_steps must be -1 (off) or in 1..{MAX_STEPS}, got {self.max_steps}")
         check_seed("seed", self.seed)
+        check_range("max_length", self.max_length, 1, MAX_TRAIN_LENGTH)
 
 
 @dataclass
@@ -149,7 +161,20 @@ class JudgeOptions(TrainingOptions):
         "on every question for all epochs.",
     )
     select_by: str = option("auroc", SELECT_EPOCH_HELP)
+    min_label_share: float = option(0.05, MIN_LABEL_SHARE_HELP)
     readout: str = option("label", READOUT_HELP)
+    readout_c: float = option(
+        1.0, "Inverse regularisation strength (scikit-learn's C; smaller is stronger) of the stacked readout's "
+        "logistic regression (readout stacked).",
+    )
+    label_mass_weight: float = option(
+        1.0, "Weight of the label loss's second term, which keeps the label words the model's greedy reply (their "
+        "share of the whole vocabulary's probability at the label position near one); 0 leaves it out. Loss label only.",
+    )
+    taught_min_group: int = option(
+        10, "With balance taught: the fewest taught and the fewest untaught examples a label needs before its "
+        "weight is split evenly between them; a label with fewer in either group keeps its plain class weight.",
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -164,6 +189,17 @@ class JudgeOptions(TrainingOptions):
         check(0.0 <= self.dev_fraction < 1.0, f"dev_fraction must be in [0, 1), got {self.dev_fraction}")
         check(self.readout == "label" or self.dev_fraction > 0,
               "readout stacked is fitted on the dev split; set dev_fraction above 0 (e.g. 0.2) or use readout label")
+        check(0.0 <= self.min_label_share <= 0.5,
+              f"min_label_share must be in [0, 0.5] (no epoch can give each of two labels more than half the "
+              f"questions), got {self.min_label_share}; the default is {JudgeOptions.min_label_share}")
+        check_positive("readout_c", self.readout_c)
+        check(math.isfinite(self.label_mass_weight) and self.label_mass_weight >= 0,
+              f"label_mass_weight must be a finite number >= 0 (0 leaves the term out), got {self.label_mass_weight}")
+        check(self.loss == "label" or self.label_mass_weight == JudgeOptions.label_mass_weight,
+              f"label_mass_weight weighs a term of the label loss, and loss sft trains TRL's token loss; use loss "
+              f"label, or leave label_mass_weight at {JudgeOptions.label_mass_weight}")
+        check(self.taught_min_group >= 1,
+              f"taught_min_group must be >= 1 (examples per taught and untaught group), got {self.taught_min_group}")
 
 
 @dataclass

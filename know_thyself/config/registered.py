@@ -12,11 +12,14 @@ from know_thyself.config.choices import (
     DTYPES,
     MAX_BATCH_SIZE,
     MAX_TRIALS,
+    PROBE_C_HELP,
     check_choice,
     check_dataset,
+    check_positive,
     check_range,
     check_seed,
 )
+from know_thyself.config.judgment import EvaluateConfig
 from know_thyself.data.questions import BUNDLED, SPLITS
 from know_thyself.inference.models import REGISTRY_URI
 
@@ -45,6 +48,7 @@ class EvaluateRegisteredConfig(StepConfig):
     inference_batch_size: int = option(32, BATCH_HELP)
     dtype: str = option("auto", DTYPE_HELP)
     seed: int = option(42, "Seed for sampling the questions and the answers.")
+    probe_c: float = option(EvaluateConfig.probe_c, PROBE_C_HELP)
 
     def validate(self) -> None:
         uris = self.uris()
@@ -63,6 +67,7 @@ class EvaluateRegisteredConfig(StepConfig):
         check(self.inference_batch_size >= 1, f"inference_batch_size must be >= 1, got {self.inference_batch_size}")
         check_range("inference_batch_size", self.inference_batch_size, 1, MAX_BATCH_SIZE)
         check_seed("seed", self.seed)
+        check_positive("probe_c", self.probe_c)
 
     def uris(self) -> list[str]:
         """The judge URIs ``model_uri`` names, in the order given."""

@@ -62,6 +62,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from know_thyself.config.judgment import EvaluateConfig
 from know_thyself.data.questions import SPLITS
 from know_thyself.evaluation import metrics, plots
 from know_thyself.evaluation.methods import fit_references, score_split
@@ -196,6 +197,7 @@ def check_same_questions(rows: list[dict], reference_rows: list[dict]) -> dict[s
 def evaluate_judgment(
     model: Any, tokenizer: Any, rows: list[dict], scheme: str, batch_size: int = 32, with_adapter: bool = False,
     reference_rows: list[dict] | None = None, fit_rows: list[dict] | None = None, readout: Readout | None = None,
+    probe_c: float = EvaluateConfig.probe_c,
 ) -> Evaluation:
     """Judge every question of a collect run on each split it holds, beside the baselines.
 
@@ -217,6 +219,7 @@ def evaluate_judgment(
             it holds; see :func:`check_same_questions`).
         fit_rows: Labelled train rows to fit the baselines on instead of the train split of ``rows``.
         readout: The judge's stacked readout, when it was trained with one (needs ``with_adapter``).
+        probe_c: Inverse regularisation strength of the probe's (and first token's) logistic regressions.
 
     Each question's prompts are tokenised once and forwarded once per model (:func:`judge_split`):
     the bare model's forwards serve the prompt-only judgments, the probe's features and the
@@ -240,7 +243,7 @@ def evaluate_judgment(
         fit_rows, fitted = by_split["train"], forwards["train"]
     else:  # the bare model's forwards on the fit rows (their judgments are not needed)
         fitted = judge_split(model, tokenizer, [r["question"] for r in fit_rows], scheme, batch_size, False)
-    references = fit_references(fit_rows, fitted.features, labels, fitted.first_token)
+    references = fit_references(fit_rows, fitted.features, labels, fitted.first_token, probe_c=probe_c)
 
     results: dict[str, float] = {f"train/correct_rate/{label}": rate for label, rate in references.rates.items()}
     table_rows, undefined, predictions = [], [], []

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from know_thyself.config.judgment import EvaluateConfig
 from know_thyself.data.labels import labels_for
 from know_thyself.evaluation import metrics
 from know_thyself.evaluation.probe import LinearProbe
@@ -82,17 +83,23 @@ def _first_token_features(probabilities: np.ndarray) -> np.ndarray:
 
 
 def fit_references(
-    rows: list[dict], features: np.ndarray, labels: tuple[str, ...], first_token: np.ndarray | None = None
+    rows: list[dict], features: np.ndarray, labels: tuple[str, ...], first_token: np.ndarray | None = None,
+    probe_c: float = EvaluateConfig.probe_c,
 ) -> References:
     """Fit the baselines on labelled questions (``responses.jsonl`` rows), their prompt features and,
-    when given, their first answer tokens' probabilities."""
+    when given, their first answer tokens' probabilities.
+
+    ``probe_c`` is the inverse regularisation strength of the probe's and first token's logistic
+    regressions (the evaluation's ``probe_c`` option).
+    """
     actual = [r["ability"] for r in rows]
     counts = Counter(actual)
     majority = max(labels, key=lambda label: (counts.get(label, 0), -labels.index(label)))
     prior = np.array([counts.get(label, 0) / len(actual) for label in labels])
-    probe = LinearProbe(labels).fit(features, actual)
+    probe = LinearProbe(labels, c=probe_c).fit(features, actual)
     rates = metrics.label_correctness_rates(actual, [bool(r["greedy_correct"]) for r in rows], labels)
-    first = None if first_token is None else LinearProbe(labels).fit(_first_token_features(first_token), actual)
+    first = None if first_token is None else LinearProbe(labels, c=probe_c).fit(
+        _first_token_features(first_token), actual)
     return References(labels, majority, prior, rates, probe, first)
 
 

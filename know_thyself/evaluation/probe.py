@@ -28,16 +28,22 @@ def prompt_features(model: Any, tokenizer: Any, questions: Sequence[str], scheme
 
 
 class LinearProbe:
-    """Logistic regression from prompt features to ability labels (standardised features, balanced classes)."""
+    """Logistic regression from prompt features to ability labels (standardised features, balanced classes).
 
-    def __init__(self, labels: Sequence[str], seed: int = 0) -> None:
+    Args:
+        labels: The label scheme, in the order of :meth:`predict_proba`'s columns.
+        c: Inverse regularisation strength (scikit-learn's ``C``): the evaluation's ``probe_c`` option.
+        seed: The regression's random state.
+    """
+
+    def __init__(self, labels: Sequence[str], c: float, seed: int = 0) -> None:
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
         self.labels = tuple(labels)
         self.model = make_pipeline(
-            StandardScaler(), LogisticRegression(max_iter=2000, C=0.1, class_weight="balanced", random_state=seed)
+            StandardScaler(), LogisticRegression(max_iter=2000, C=c, class_weight="balanced", random_state=seed)
         )
         self.constant: str | None = None
 

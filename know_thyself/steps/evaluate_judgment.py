@@ -85,7 +85,7 @@ def run_evaluate_judgment(cfg: EvaluateConfig, reuse: bool = True, run_name: str
             readout = read_readout(cfg.adapter_run_id)
         result = evaluate_judgment(
             model, tokenizer, rows, scheme, cfg.inference_batch_size, with_adapter=bool(cfg.adapter_run_id),
-            reference_rows=reference_rows, readout=readout,
+            reference_rows=reference_rows, readout=readout, probe_c=cfg.probe_c,
         )
         if heldout_data is not None:
             result.metrics.update(_taught_report(cfg, model, tokenizer, rows, result, heldout_data, scheme))

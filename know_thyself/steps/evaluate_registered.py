@@ -154,6 +154,7 @@ def _evaluate_one(cfg: EvaluateRegisteredConfig, judge: RegisteredJudge, collect
         "training_collect_run_id": judge.training_collect.info.run_id,
         "inference_batch_size": str(cfg.inference_batch_size),
         "dtype": cfg.dtype,
+        "probe_c": str(cfg.probe_c),
     }
     with step_run(JUDGE_STEP, params, reuse=reuse, run_name=f"evaluate {judge.title}") as run:
         if run.reused:
@@ -168,7 +169,8 @@ def _evaluate_one(cfg: EvaluateRegisteredConfig, judge: RegisteredJudge, collect
         with downloaded(judge.run_id, ADAPTER_DIR) as adapter_dir:
             model = load_adapter(model, adapter_dir)
         result = evaluate_judgment(model, tokenizer, rows, judge.scheme, cfg.inference_batch_size,
-                                   with_adapter=True, fit_rows=trained_on, readout=read_readout(judge.run_id))
+                                   with_adapter=True, fit_rows=trained_on, readout=read_readout(judge.run_id),
+                                   probe_c=cfg.probe_c)
         seen = {" ".join(r["question"].lower().split()) for r in trained_on}
         overlap = sum(" ".join(r["question"].lower().split()) in seen for r in rows) / len(rows)
         result.metrics[f"{split}/overlap_with_judge_training"] = overlap

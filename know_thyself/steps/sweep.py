@@ -91,7 +91,7 @@ def _references(cfg: SweepConfig, fit: list[dict], dev: list[dict], scheme: str)
         for part in (fit, dev)
     )
     labels = labels_for(scheme)
-    references = fit_references(fit, fitted.features, labels, fitted.first_token)
+    references = fit_references(fit, fitted.features, labels, fitted.first_token, probe_c=cfg.probe_c)
     counts = {
         f"{name}/label_count/{label}": sum(r["ability"] == label for r in part)
         for name, part in (("fit", fit), ("dev", dev))
@@ -118,10 +118,13 @@ def _grid_point(
             "lora_alpha": str(cfg.lora_alpha), "lora_dropout": str(cfg.lora_dropout), "batch_size": str(cfg.batch_size),
             "max_steps": str(cfg.max_steps), "seed": str(cfg.seed), "model": cfg.model,
             "collect_run_id": cfg.collect_run_id, "dev_fraction": str(cfg.dev_fraction), "dtype": cfg.dtype,
+            "min_label_share": str(training.min_label_share), "label_mass_weight": str(training.label_mass_weight),
+            "max_length": str(training.max_length), "probe_c": str(cfg.probe_c),
         })
         fit_examples, dev_examples = examples
         model_and_tokenizer = load_model(cfg.model, dtype="float32")
-        keeper = BestEpoch(epoch_scorer(model_and_tokenizer[1], dev_examples, fit_examples, scheme), training.select_by)
+        keeper = BestEpoch(epoch_scorer(model_and_tokenizer[1], dev_examples, fit_examples, scheme), training.select_by,
+                           training.min_label_share)
         trained = fit_judge(fit_examples, training, scheme, model_and_tokenizer, (MlflowMetricsCallback(), keeper))
         check_training(trained.trainer, training, trained.metrics["train/final_loss"], what=name)
         log_training(trained)

@@ -53,7 +53,7 @@ def run_train_judgment(cfg: TrainConfig, reuse: bool = True) -> StepRun:
             fit, dev = dev_split(examples, cfg.dev_fraction, cfg.seed, key="label") if cfg.dev_fraction else (examples, [])
             callbacks = [MlflowMetricsCallback()]
             if dev:  # keep the epoch that judges the held-out questions best
-                keeper = BestEpoch(epoch_scorer(tokenizer, dev, fit, scheme), cfg.select_by)
+                keeper = BestEpoch(epoch_scorer(tokenizer, dev, fit, scheme), cfg.select_by, cfg.min_label_share)
                 callbacks.append(keeper)
             trained = fit_judge(fit, cfg, scheme, (model, tokenizer), tuple(callbacks))
             check_training(trained.trainer, cfg, trained.metrics["train/final_loss"])  # diverged: the run fails, nothing saved
@@ -101,9 +101,10 @@ def _fit_readout(model: Any, tokenizer: Any, fit: list[dict], dev: list[dict], s
         first = first_token_probability(base, tokenizer, questions, cfg.batch_size)
     try:
         # Weighted as the judge's loss weighs its examples (balance taught: also taught against untaught).
-        weights = example_weights(dev, cfg.balance, labels_for(scheme)) if cfg.balance == "taught" else None
+        weights = (example_weights(dev, cfg.balance, labels_for(scheme), cfg.taught_min_group)
+                   if cfg.balance == "taught" else None)
         readout = fit_readout(judged.probabilities, first, [e["label"] for e in dev], labels_for(scheme),
-                              balanced=cfg.balance != "none", seed=cfg.seed, sample_weight=weights)
+                              balanced=cfg.balance != "none", c=cfg.readout_c, seed=cfg.seed, sample_weight=weights)
     except MissingLabelError as error:
         logger.warning("%s; the judge reads its label words instead (more questions or a larger dev_fraction "
                        "give the stacked readout every label)", error)

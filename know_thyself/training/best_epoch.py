@@ -9,9 +9,12 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from know_thyself.config.judgment import JudgeOptions
+
 # An epoch counts as a candidate only when it predicts every label for at least this share of the
-# held-out questions; a judge that never says one of the labels has not learned that label.
-MIN_LABEL_SHARE = 0.05
+# held-out questions; a judge that never says one of the labels has not learned that label. The
+# default of the judge's ``min_label_share`` option, whose value the steps pass in.
+MIN_LABEL_SHARE = JudgeOptions.min_label_share
 
 
 class BestEpoch(TrainerCallback):
@@ -21,15 +24,19 @@ class BestEpoch(TrainerCallback):
         score: The model (switched to eval mode, no gradients) -> its metrics on held-out questions:
             ``select_by`` and ``predicted/<label>`` (the share of questions given each label).
         select_by: The metric to maximise.
+        min_label_share: An epoch is a candidate only when it gives every label at least this share
+            of the questions (the judge's ``min_label_share``); when none is, the best by ``select_by`` is kept.
 
     Attributes:
         history: One ``{"epoch": n, **metrics}`` per epoch.
         best_epoch: The epoch kept (None before the first).
     """
 
-    def __init__(self, score: Callable[[Any], dict[str, float]], select_by: str) -> None:
+    def __init__(self, score: Callable[[Any], dict[str, float]], select_by: str,
+                 min_label_share: float = MIN_LABEL_SHARE) -> None:
         self.score = score
         self.select_by = select_by
+        self.min_label_share = min_label_share
         self.history: list[dict[str, float]] = []
         self.best_epoch: int | None = None
         self._best: tuple[bool, float] | None = None
@@ -52,7 +59,7 @@ class BestEpoch(TrainerCallback):
         value = scores.get(self.select_by)
         if value is None:
             return
-        rank = (bool(shares) and min(shares) >= MIN_LABEL_SHARE, float(value))
+        rank = (bool(shares) and min(shares) >= self.min_label_share, float(value))
         if self._best is None or rank > self._best:
             self._best, self.best_epoch = rank, epoch
             self._weights = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}

@@ -7,7 +7,7 @@ from know_thyself.data.labels import labels_for
 from know_thyself.inference.judgments import label_token_ids
 from know_thyself.inference.models import load_model
 from know_thyself.training.judgment_examples import balance_examples, label_counts
-from know_thyself.training.label_loss import class_weights, soft_targets, taught_class_weights
+from know_thyself.training.label_loss import TAUGHT_MIN_GROUP, class_weights, soft_targets, taught_class_weights
 from know_thyself.training.lora import Trained, train_lora
 
 
@@ -18,7 +18,7 @@ def with_targets(examples: list[dict], options: JudgeOptions, scheme: str) -> li
     (:func:`~know_thyself.training.label_loss.soft_targets`). ``weight``: :func:`example_weights`.
     """
     labels = labels_for(scheme)
-    weights = example_weights(examples, options.balance, labels)
+    weights = example_weights(examples, options.balance, labels, options.taught_min_group)
     out = []
     for example, weight in zip(examples, weights):
         if options.label_targets == "soft":
@@ -29,16 +29,17 @@ def with_targets(examples: list[dict], options: JudgeOptions, scheme: str) -> li
     return out
 
 
-def example_weights(examples: list[dict], balance: str, labels: tuple[str, ...]) -> list[float]:
+def example_weights(examples: list[dict], balance: str, labels: tuple[str, ...],
+                    taught_min_group: int = TAUGHT_MIN_GROUP) -> list[float]:
     """Each example's weight in the judge's loss (and its readout's fit) as ``balance`` says.
 
     ``weights``: its label's class weight (:func:`~know_thyself.training.label_loss.class_weights`);
     ``taught``: the class weight split evenly between the label's taught and untaught examples
-    where each has at least ten (:func:`~know_thyself.training.label_loss.taught_class_weights`);
-    otherwise 1.
+    where each has at least ``taught_min_group`` (the judge's option of that name;
+    :func:`~know_thyself.training.label_loss.taught_class_weights`); otherwise 1.
     """
     if balance == "taught":
-        return taught_class_weights(examples, labels)
+        return taught_class_weights(examples, labels, min_group=taught_min_group)
     if balance == "weights":
         by_label = class_weights([e["label"] for e in examples], labels)
         return [by_label[e["label"]] for e in examples]

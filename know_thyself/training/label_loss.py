@@ -17,6 +17,10 @@ words' first tokens at the position that predicts the completion's first token:
   even out taught and untaught questions within each label (:func:`taught_class_weights`);
 * the second term keeps the label words the model's greedy reply (their share of the whole
   vocabulary's probability near one), so that greedy decoding still says the label.
+
+The numbers that shape the loss are the judge's options (logged on its training run):
+``label_mass_weight`` is ``mass_weight`` and ``taught_min_group`` the floor of
+:func:`taught_class_weights` (:class:`~know_thyself.config.judgment.JudgeOptions`).
 """
 
 from __future__ import annotations
@@ -27,13 +31,15 @@ from collections.abc import Sequence
 
 import torch
 
+from know_thyself.config.judgment import JudgeOptions
 from know_thyself.data.labels import ability_from_trials
 
-# How strongly the label words are kept the greedy reply (see the module doc).
-MASS_WEIGHT = 1.0
+# How strongly the label words are kept the greedy reply (see the module doc): the default of the
+# judge's ``label_mass_weight`` option, whose value the training passes in.
+MASS_WEIGHT = JudgeOptions.label_mass_weight
 # The fewest taught and untaught examples a label needs before its weight is split between them
-# (:func:`taught_class_weights`).
-TAUGHT_MIN_GROUP = 10
+# (:func:`taught_class_weights`): the default of the judge's ``taught_min_group`` option.
+TAUGHT_MIN_GROUP = JudgeOptions.taught_min_group
 
 
 def class_weights(labels: Sequence[str], scheme_labels: Sequence[str]) -> dict[str, float]:

@@ -44,6 +44,7 @@ def _sft_trainer_class() -> type:
         """
 
         label_ids: Any = None
+        mass_weight: float | None = None  # the judge's label_mass_weight, set with label_ids
 
         def _set_signature_columns_if_needed(self) -> None:
             super()._set_signature_columns_if_needed()
@@ -54,14 +55,16 @@ def _sft_trainer_class() -> type:
             if self.label_ids is None:
                 with speedups.label_positions_only():
                     return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            loss = judgment_batch_loss(model, inputs, self.label_ids)
+            loss = judgment_batch_loss(model, inputs, self.label_ids, self.mass_weight)
             return (loss, None) if return_outputs else loss
 
     return LabelPositionsSFTTrainer
 
 
-def judgment_batch_loss(model: Any, inputs: dict, label_ids: Any) -> Any:
+def judgment_batch_loss(model: Any, inputs: dict, label_ids: Any, mass_weight: float) -> Any:
     """The judge's loss on one collated batch (:func:`~know_thyself.training.label_loss.restricted_label_loss`).
+
+    ``mass_weight`` is the judge's ``label_mass_weight``.
 
     The model's logits are computed at the label positions only (``logits_to_keep``), through the
     model's own forward, so that a data-parallel wrapper sees the forward it synchronises.
@@ -78,7 +81,8 @@ def judgment_batch_loss(model: Any, inputs: dict, label_ids: Any) -> Any:
     if not bool(torch.isin(first, label_ids).all()):
         raise ValueError("a judgment example's completion does not begin with a label word's first token; "
                          "rebuild the judgment data with this model's tokenizer")
-    return restricted_label_loss(logits, label_ids, inputs["target"].to(logits.device), inputs["weight"].to(logits.device))
+    return restricted_label_loss(logits, label_ids, inputs["target"].to(logits.device), inputs["weight"].to(logits.device),
+                                 mass_weight=mass_weight)
 
 
 class _WithLossColumns:
@@ -136,8 +140,9 @@ def build_trainer(
             :data:`~know_thyself.training.speedups.GROUP_BY_LENGTH`); pass False for data with repeated examples.
         callbacks: Trainer callbacks (the step's metrics logger).
         label_ids: The label words' first token ids, in label order: train the judge's label loss
-            (each example then carries ``target``, its label distribution, and ``weight``) instead
-            of TRL's loss on every completion token.
+            (each example then carries ``target``, its label distribution, and ``weight``; ``cfg``
+            is then the judge's options, whose ``label_mass_weight`` the loss reads) instead of
+            TRL's loss on every completion token.
     """
     from datasets import Dataset
     from trl import SFTConfig
@@ -145,6 +150,8 @@ def build_trainer(
     grouped = speedups.GROUP_BY_LENGTH if group_by_length is None else group_by_length
     if not examples:
         raise ValueError("there are no training examples; check the upstream data step")
+    if label_ids is not None and not hasattr(cfg, "label_mass_weight"):
+        raise ValueError("the judge's label loss reads the judge's options (label_mass_weight); pass a JudgeOptions")
     model, tokenizer = model_and_tokenizer or load_model(cfg.model, dtype="float32")
     on_gpu = model.device.type == "cuda"
     precision = training_precision(cfg, model.device.type)
@@ -163,7 +170,7 @@ def build_trainer(
         report_to="none",
         seed=cfg.seed,
         completion_only_loss=True,
-        max_length=512,
+        max_length=cfg.max_length,
         dataloader_num_workers=0,
         train_sampling_strategy="group_by_length" if grouped else "random",
         # fp32 weights under bf16 (or fp16) autocast when ``dtype`` asks for it; ``auto`` picks bf16
@@ -177,7 +184,8 @@ def build_trainer(
     if label_ids is not None:
         import torch
 
-        trainer_class = type("JudgmentLossTrainer", (trainer_class,), {"label_ids": torch.tensor(label_ids)})
+        trainer_class = type("JudgmentLossTrainer", (trainer_class,),
+                             {"label_ids": torch.tensor(label_ids), "mass_weight": cfg.label_mass_weight})
     trainer = trainer_class(
         model=model,
         args=args,

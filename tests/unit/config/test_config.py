@@ -269,9 +269,9 @@ def test_equal_options_give_equal_params():
 
 def test_phase1_fields_are_collect_plus_train():
     # The chain collects both splits (``splits`` is the collect step's own) and may add a
-    # second collect of validation for the label-noise ceiling.
+    # second collect of validation for the label-noise ceiling; probe_c is its evaluation's.
     collect_options = set(field_names(CollectConfig)) - {"splits"}
-    expected = (collect_options | set(field_names(TrainConfig)) | {"reference_sample_seed"}) - {"data_run_id"}
+    expected = (collect_options | set(field_names(TrainConfig)) | {"reference_sample_seed", "probe_c"}) - {"data_run_id"}
     assert set(field_names(Phase1Config)) == expected
 
 
