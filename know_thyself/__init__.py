@@ -23,3 +23,15 @@ def judge_questions(uri: str, questions: list[str], dtype: str | None = None):
     from know_thyself.tracking.registry import judge_questions as _judge_questions
 
     return _judge_questions(uri, questions, dtype)
+
+
+def load_adapter_model(uri: str, dtype: str | None = None, device: str | None = None):
+    """A registered judge's LoRA adapter on its base model: ``(peft.PeftModel, tokenizer)`` for your own code.
+
+    ``model, tokenizer = know_thyself.load_adapter_model("models:/judgment_v2@current")``; the base is the
+    one the judge names (for judgment_v2, ``models:/knowledge_base/<version>``), in the judge's precision
+    unless ``dtype`` names another. See :func:`know_thyself.tracking.registry.load_adapter_model`.
+    """
+    from know_thyself.tracking.registry import load_adapter_model as _load_adapter_model
+
+    return _load_adapter_model(uri, dtype, device)

@@ -115,3 +115,94 @@ def load_judge(uri: str, dtype: str | None = None) -> Any:
 def judge_questions(uri: str, questions: list[str], dtype: str | None = None) -> Any:
     """One line for downstream evaluations: the predicted ability and probabilities of ``questions``."""
     return load_judge(uri, dtype).predict(list(questions))
+
+
+def load_adapter_model(uri: str, dtype: str | None = None, device: str | None = None) -> tuple[Any, Any]:
+    """The judge's LoRA adapter on its base model, for your own PEFT / transformers code.
+
+    ``model, tokenizer = load_adapter_model("models:/judgment_v2@current")`` gives a ``peft.PeftModel``
+    (eval mode): the base model the judge names in its ``model_config`` (``base_model``: the embedded
+    default, a Hub id, a local folder or ``models:/knowledge_base/<version>``), loaded as the judge
+    loads it, with the registered adapter (the model's ``artifacts/adapter/``) applied. Scored with
+    :func:`know_thyself.inference.judgments.judge` it gives the judge's own label probabilities. A
+    judge with a stacked readout (``readout.json``) reads its label through that readout as well,
+    which the adapter alone does not do: its ``predict`` then differs (a warning says so).
+
+    The lines without this project: ``mlflow.artifacts.download_artifacts(f"{uri}/artifacts/adapter")``
+    and ``peft.PeftModel.from_pretrained(base, that_folder)`` (docs/reference.md).
+
+    Args:
+        uri: The judge's ``models:/`` URI (``runs:/<run_id>/judge`` and a local model folder work too);
+            a ``models:/`` base resolves in the current tracking store.
+        dtype: The precision (``auto``, ``bfloat16``, ``float16``, ``float32``); default: the one the
+            judge was trained and evaluated in (its ``model_config`` ``dtype``; ``auto`` for a judge
+            logged before precisions were recorded).
+        device: ``cpu``, ``cuda``...; default: CUDA when available, as the judge.
+
+    Raises:
+        ValueError: one line naming the URI and the fix, when it does not resolve or is not a judge.
+    """
+    import tempfile
+
+    from peft import PeftModel
+
+    from know_thyself.inference.models import load_model, precision_of
+
+    if dtype:
+        precision_of(dtype, device or "cpu")  # a bad value fails before anything is downloaded
+    uri = _pinned_version(uri)
+    config, artifacts = _judge_parts(uri)
+    if "readout" in artifacts:
+        logger.warning("%s reads its label through a stacked readout (readout.json): the adapter alone gives the "
+                       "label-word probabilities that readout reads, not the judge's predict", uri)
+    with tempfile.TemporaryDirectory(prefix="know-thyself-adapter-") as target:
+        try:
+            adapter_dir = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{uri.rstrip('/')}/{artifacts['adapter']}", dst_path=target)
+        except Exception as exc:  # noqa: BLE001 - re-raised as one line with the fix
+            raise ValueError(f"cannot download the adapter of {uri!r} ({_first_line(exc)}); "
+                             "check that the artifact store is reachable from here") from None
+        model, tokenizer = load_model(config["base_model"], dtype=dtype or config.get("dtype", "auto"), device=device)
+        model = PeftModel.from_pretrained(model, adapter_dir)  # weights read now: the folder may go
+    model.eval()
+    return model, tokenizer
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__
+
+
+def _pinned_version(uri: str) -> str:
+    """``models:/<name>@<alias>`` as the version the alias points at now, so one version is read throughout."""
+    from know_thyself.inference.models import REGISTRY_URI
+
+    match = REGISTRY_URI.match(uri.strip())
+    if match is None or not match.group(3):
+        return uri.strip()
+    name, _, alias = match.groups()
+    try:
+        version = mlflow.MlflowClient().get_model_version_by_alias(name, alias).version
+    except Exception as exc:  # noqa: BLE001 - re-raised as one line with the fix
+        raise ValueError(f"{uri!r} does not resolve in {mlflow.get_tracking_uri()} ({_first_line(exc)}); "
+                         "check the name and alias in the MLflow UI's Models page, or point MLFLOW_TRACKING_URI "
+                         "at the store that holds it") from None
+    return f"models:/{name}/{version}"
+
+
+def _judge_parts(uri: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """A judge's ``model_config`` and its artifacts' paths inside the model; a ValueError when ``uri`` is no judge."""
+    try:
+        flavors = mlflow.models.get_model_info(uri).flavors
+    except Exception as exc:  # noqa: BLE001 - re-raised as one line with the fix
+        raise ValueError(f"{uri!r} is not a model in {mlflow.get_tracking_uri()} ({_first_line(exc)}); "
+                         "give a judge, e.g. models:/judgment_v2@current") from None
+    pyfunc = flavors.get("python_function", {})
+    config = pyfunc.get("config") or {}
+    artifacts = {key: value.get("path", "") for key, value in (pyfunc.get("artifacts") or {}).items()
+                 if isinstance(value, dict)}
+    if not artifacts.get("adapter") or not config.get("base_model"):
+        what = " (a transformers model, such as the knowledge-merged base)" if "transformers" in flavors else ""
+        raise ValueError(f"{uri!r} is not a judge{what}: it holds no LoRA adapter with a base_model to put it on; "
+                         "give a judgment_v1 or judgment_v2 version, e.g. models:/judgment_v2@current")
+    return config, artifacts
