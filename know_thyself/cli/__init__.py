@@ -46,11 +46,11 @@ def run_cli(body: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap an entry point: set up logging; expected errors become one line and exit 1.
 
     Expected errors are bad input (``ValueError``), the file system and the network (``OSError``,
-    which includes ``ConnectionError``) and the tracking store (MLflow's and SQLAlchemy's errors,
-    matched by class name so that neither is imported here). When ``mlflow run`` opened a run for
-    the command, the error also goes into that run's description. The entry point configures
-    tracking itself, after checking its options. Set ``KNOW_THYSELF_DEBUG=1`` to see the full
-    traceback instead.
+    which includes ``ConnectionError``) and the tracking store (MLflow's and SQLAlchemy's errors and
+    their subclasses, matched by class name so that neither is imported here). When ``mlflow run``
+    opened a run for the command, every failure (an unexpected one too, whose traceback follows) goes
+    into that run's description and the run ends FAILED. The entry point configures tracking
+    itself, after checking its options. Set ``KNOW_THYSELF_DEBUG=1`` to see the full traceback instead.
     """
 
     @functools.wraps(body)
@@ -58,22 +58,25 @@ def run_cli(body: Callable[..., Any]) -> Callable[..., Any]:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         if os.environ.get("KNOW_THYSELF_DEBUG") == "1":
             return body(*args, **kwargs)
-        from know_thyself.tracking import note_failure_on_project_run, tracking_error_line
+        from know_thyself.tracking import tracking_error_line
 
         # MLflow logs a traceback of every database error it re-raises; the error itself becomes our one line.
         logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
+        # Read now: MLflow removes $MLFLOW_RUN_ID from the environment when the step continues that run.
+        project_run = os.environ.get("MLFLOW_RUN_ID", "").strip()
         try:
             return body(*args, **kwargs)
         except (ValueError, OSError) as exc:
-            note_failure_on_project_run(str(exc))
+            fail_project_run(str(exc), project_run)
             raise click.ClickException(str(exc)) from None
-        except Exception as exc:  # noqa: BLE001 - tracking-store errors: one line, not a traceback
+        except Exception as exc:  # tracking-store errors: one line, not a traceback
             name = exc.__class__.__name__
-            if name in TRACKING_ERRORS:
+            if any(cls.__name__ in TRACKING_ERRORS for cls in type(exc).__mro__):
                 message = f"tracking store error: {tracking_error_line(str(exc)) or name}"
-                note_failure_on_project_run(message)
+                fail_project_run(message, project_run)
                 raise click.ClickException(message) from None
+            fail_project_run(f"{name}: {exc}", project_run)  # a bug: the traceback follows, the run still says why
             raise
 
     return wrapper
@@ -88,10 +91,34 @@ class StepCommand(click.Command):
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except click.UsageError as exc:
-            from know_thyself.tracking import note_failure_on_project_run
-
-            note_failure_on_project_run(exc.format_message())
+            fail_project_run(exc.format_message(), os.environ.get("MLFLOW_RUN_ID", "").strip())
             raise
+
+
+def fail_project_run(message: str, run_id: str) -> None:
+    """A command failed: write ``message`` into the description of the run ``mlflow run`` opened for it
+    (``run_id``, ``$MLFLOW_RUN_ID`` as the command started; nothing when empty), and end that run FAILED if it is
+    still RUNNING (a step that fails before opening its run leaves it so).
+
+    The step may have continued that run already, and MLflow then removed ``$MLFLOW_RUN_ID`` from the
+    environment; the note is written with it set again for that moment, so that the one writer of failure
+    notes (:func:`~know_thyself.tracking.notes.note_failure_on_project_run`) applies its own checks.
+    """
+    from know_thyself.tracking import note_failure_on_project_run
+    from know_thyself.tracking.runs import end_project_run_failed
+
+    if not run_id:
+        return
+    current = os.environ.get("MLFLOW_RUN_ID")
+    os.environ["MLFLOW_RUN_ID"] = run_id
+    try:
+        note_failure_on_project_run(message)
+    finally:
+        if current is None:
+            del os.environ["MLFLOW_RUN_ID"]
+        else:
+            os.environ["MLFLOW_RUN_ID"] = current
+    end_project_run_failed(run_id)
 
 
 def step_command(doc: str, config_cls: type[StepConfig], run: Callable[[Any], Any]) -> click.Command:

@@ -98,12 +98,18 @@ def split_metrics(rows: list[dict], split: str, scheme: str) -> dict[str, float]
 
 
 def question_set_digest(questions: dict[str, list[dict]]) -> str:
-    """A fingerprint of the sampled questions (split, id, text and aliases of each), to compare two runs by."""
+    """A fingerprint of the sampled questions, to compare two runs by and to key the collect step's cache.
+
+    It covers each whole validated record with its split: id, question, ``answer.value`` (the
+    knowledge data's reference targets), ``answer.aliases`` (grading) and
+    ``answer.normalized_aliases``, so a question file whose only change is an answer is collected
+    again rather than answered from a run that holds the old one.
+    """
     digest = hashlib.sha256()
     for split in SPLITS:
         for record in questions.get(split, []):
-            line = [split, record["question_id"], record["question"], record["answer"]["aliases"]]
-            digest.update((json.dumps(line, ensure_ascii=False) + "\n").encode())
+            line = [split, record]
+            digest.update((json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n").encode())
     return digest.hexdigest()
 
 

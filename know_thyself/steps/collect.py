@@ -1,10 +1,11 @@
 """The collect step: sample answers, grade them, and label each question's ability.
 
 Logs ``responses.jsonl``, the per-split metrics, the ability distribution figure, and a
-fingerprint of the sampled questions (tag ``know_thyself.question_set``) that the knowledge test
-compares two collect runs by. The same fingerprint is part of the step's cache key: a dataset
-whose questions changed since a finished run (an edited file, another bundled set) is collected
-again, never answered from the old run.
+fingerprint of the sampled question records (tag ``know_thyself.question_set``) that the knowledge
+test compares two collect runs by. The same fingerprint is part of the step's cache key: a dataset
+whose questions or answers changed since a finished run (an edited file, another bundled set) is
+collected again, never answered from the old run; so is one whose finished run lost its
+``responses.jsonl``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from know_thyself.tracking import StepRun, code, describe_run, find_finished_run
 from know_thyself.tracking.datasets import log_questions
 
 TAG_QUESTION_SET = "know_thyself.question_set"
+# What a finished collect run must still hold to be reused: what every step after it reads.
+REQUIRES = (RESPONSES,)
 
 
 def run_collect(cfg: CollectConfig, reuse: bool = True, run_name: str | None = None) -> StepRun:
@@ -38,14 +41,15 @@ def run_collect(cfg: CollectConfig, reuse: bool = True, run_name: str | None = N
     # Load and check the data and the model before opening a run: bad input leaves no run behind.
     questions = load_questions(cfg.dataset, cfg.num_samples, cfg.test_samples, cfg.seed)
     digest = question_set_digest({split: questions[split] for split in cfg.split_list()})
-    if not (reuse and find_finished_run(cfg.step, cfg.params(), digest)):
+    if not (reuse and find_finished_run(cfg.step, cfg.params(), digest, requires=REQUIRES)):
         check_model_exists(cfg.model)
         check_sampling_memory(
             cfg.model, [[q["question"] for q in questions[split]] for split in cfg.split_list()],
             batch_size=cfg.inference_batch_size, num_trials=cfg.num_trials, max_new_tokens=cfg.max_new_tokens,
             dtype=cfg.dtype, backend=resolve_backend(cfg.backend),
         )
-    with step_run(cfg.step, cfg.params(), reuse=reuse, run_name=run_name, inputs=digest, system_metrics=True) as run:
+    with step_run(cfg.step, cfg.params(), reuse=reuse, run_name=run_name, inputs=digest, system_metrics=True,
+                  requires=REQUIRES) as run:
         if not run.reused:
             result = collect(cfg, questions)
             mlflow.set_tags({**result.tags, TAG_QUESTION_SET: digest})

@@ -4,7 +4,12 @@ The tracker is the only state. A step run is tagged with its step name, the code
 cache key computed from (step, parameters as strings, code version, and a digest of the data the
 step read from outside the tracker, e.g. the questions of a dataset file); upstream run ids are
 parameters, so a changed upstream run is a different key. A finished run with the same key is
-reused instead of being run again.
+reused instead of being run again, but only while it still holds the artifacts its step declares
+(``requires``, the ones the steps after it read): one whose artifacts were deleted or cannot be read
+is run again.
+
+A step started outside a chain first closes the runs that killed processes of this host left
+RUNNING (:func:`close_stale_runs`), as a chain does for its steps.
 
 A step writes into its own new run, or into the RUNNING run ``mlflow run`` opened for it
 (``$MLFLOW_RUN_ID``); a stray ``$MLFLOW_RUN_ID`` naming any other run is refused before anything
@@ -20,6 +25,7 @@ import logging
 import os
 import shlex
 import socket
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +45,7 @@ TAG_REUSED = "know_thyself.reused_run_id"
 TAG_HOST = "know_thyself.host"
 TAG_PID = "know_thyself.pid"
 TAG_KILLED = "know_thyself.killed_reason"
+TAG_RERUN_REASON = "know_thyself.rerun_reason"
 # The environment variable that turns the long steps' system metrics (CPU, memory, GPU) off.
 SYSTEM_METRICS_SWITCH = "KNOW_THYSELF_SYSTEM_METRICS"
 # The package whose source and bundled data make the code version.
@@ -75,18 +82,92 @@ def cache_key(step: str, params: dict[str, str], version: str, inputs: str = "")
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def find_finished_run(step: str, params: dict[str, str], inputs: str = "") -> str | None:
-    """The newest finished run of ``step`` with exactly these parameters, input digest and this code version."""
+def find_finished_run(step: str, params: dict[str, str], inputs: str = "", requires: tuple[str, ...] = ()) -> str | None:
+    """The newest finished run of ``step`` with exactly these parameters, input digest and this code version.
+
+    A run that lacks one of the artifacts ``requires`` names, or cannot give it back
+    (:func:`artifact_problems`), is passed over with a warning naming the run and the artifact.
+    """
+    return _reusable_run(step, params, inputs, requires)[0]
+
+
+# Runs already warned about as unusable in this process (the cache is asked twice by some steps).
+_WARNED: set[str] = set()
+
+
+def _reusable_run(step: str, params: dict[str, str], inputs: str, requires: tuple[str, ...]) -> tuple[str | None, str]:
+    """The finished run :func:`find_finished_run` reuses, and why newer identical runs were passed over ("" if none)."""
     key = cache_key(step, params, code_version(), inputs)
     experiment_id = current_experiment_id()
     runs = mlflow.search_runs(
         experiment_ids=[experiment_id],
         filter_string=f"tags.`{TAG_CACHE_KEY}` = '{key}' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
-        max_results=1,
+        max_results=20,
         output_format="list",
     )
-    return runs[0].info.run_id if runs else None
+    passed_over = []
+    for run in runs:
+        run_id = run.info.run_id
+        problems = artifact_problems(run_id, requires)
+        if not problems:
+            return run_id, "; ".join(passed_over)
+        reason = f"the finished {step} run {run_id} with the same parameters is not reused: {'; '.join(problems)}"
+        if run_id not in _WARNED:
+            _WARNED.add(run_id)
+            logger.warning("%s; running the step again", reason)
+        passed_over.append(reason)
+    return None, "; ".join(passed_over)
+
+
+def artifact_problems(run_id: str, paths: tuple[str, ...]) -> list[str]:
+    """What is wrong with the artifacts ``paths`` of a run: one line per artifact missing or unreadable (none: ``[]``).
+
+    A path ending in ``/`` is a folder, which must exist and hold something; any other path is a
+    file, which must exist and be downloadable (read through MLflow's artifact API, so the same
+    check holds for a local artifact folder and a remote artifact store).
+
+    Args:
+        run_id: The run.
+        paths: Artifact paths relative to the run's artifact root.
+    """
+    client = mlflow.MlflowClient()
+
+    def listing(folder: str) -> dict[str, Any] | str:
+        """The entries of one artifact folder by path, or why it cannot be listed."""
+        try:
+            return {f.path: f for f in client.list_artifacts(run_id, folder or None)}
+        except Exception as exc:  # noqa: BLE001 - a link to nothing in the folder, a store error
+            return f"{exc.__class__.__name__}: {exc}"
+
+    listings: dict[str, dict[str, Any] | str] = {}
+    problems = []
+    for wanted in paths:
+        path = wanted.rstrip("/")
+        parent = path.rpartition("/")[0]
+        if parent not in listings:
+            listings[parent] = listing(parent)
+        entries = listings[parent]
+        found = entries.get(path) if isinstance(entries, dict) else None
+        if isinstance(entries, str):
+            problems.append(f"artifact {wanted!r} cannot be read ({entries})")
+        elif found is None:
+            problems.append(f"artifact {wanted!r} is missing (deleted from the run's artifact folder?)")
+        elif wanted.endswith("/"):
+            inside = listing(path) if found.is_dir else {}
+            if isinstance(inside, str):
+                problems.append(f"artifact {wanted!r} cannot be read ({inside})")
+            elif not inside:
+                problems.append(f"artifact {wanted!r} is not a folder with files in it")
+        elif found.is_dir:
+            problems.append(f"artifact {wanted!r} is a folder, not a file")
+        else:
+            try:
+                with tempfile.TemporaryDirectory(prefix="know-thyself-check-") as target:
+                    mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=target)
+            except Exception as exc:  # noqa: BLE001 - whatever stops the next step from reading it
+                problems.append(f"artifact {wanted!r} cannot be read ({exc.__class__.__name__}: {exc})")
+    return problems
 
 
 def is_main_process() -> bool:
@@ -123,7 +204,7 @@ def project_run_id() -> str | None:
            "unset MLFLOW_RUN_ID (a leftover of another command) and run again")
     try:
         run = mlflow.get_run(run_id)
-    except Exception as exc:  # noqa: BLE001 - a missing run and a store error alike
+    except Exception as exc:  # a missing run and a store error alike
         damaged = damaged_store_hint(str(exc))
         if damaged:
             raise OSError(f"tracking store error while reading MLFLOW_RUN_ID {run_id!r}{damaged}") from exc
@@ -143,7 +224,7 @@ def is_project_run(run_id: str) -> bool:
 @contextlib.contextmanager
 def step_run(
     step: str, params: dict[str, str], reuse: bool = True, run_name: str | None = None, inputs: str = "",
-    system_metrics: bool = False,
+    system_metrics: bool = False, requires: tuple[str, ...] = (),
 ) -> Iterator[StepRun]:
     """Open the run of one step, or find the finished run it would repeat.
 
@@ -160,18 +241,24 @@ def step_run(
         inputs: A digest of the data the step reads from outside the tracker (part of the cache key).
         system_metrics: Record the run's CPU, memory and GPU use with MLflow's system metrics (the
             long steps: collect, training), unless ``KNOW_THYSELF_SYSTEM_METRICS=0``.
+        requires: The artifacts a finished run must still hold to be reused: those the steps after
+            it read (a path ending in ``/`` is a folder). A run that lacks one is not reused: the step
+            runs again, and its new run's ``know_thyself.rerun_reason`` tag says why.
     """
     if not is_main_process():
         # Other processes of a multi-process (accelerate launch) job train but never track:
         # the main process opens the run and logs. The cache decision is the same everywhere.
-        previous = find_finished_run(step, params, inputs) if reuse else None
+        previous = find_finished_run(step, params, inputs, requires) if reuse else None
         yield StepRun(previous or "", reused=previous is not None)
         return
     parent = mlflow.active_run()
     if parent is None:
         project_run_id()
+        # Outside a chain nothing else closes what a killed step left RUNNING.
+        close_stale_runs(None, started=f"the {step} step started")
+    rerun_reason = ""
     if reuse:
-        previous = find_finished_run(step, params, inputs)
+        previous, rerun_reason = _reusable_run(step, params, inputs, requires)
         if previous is not None:
             logger.info("%s: reusing finished run %s", step, previous)
             if parent is not None:
@@ -188,6 +275,7 @@ def step_run(
         TAG_CODE_VERSION: version,
         TAG_CACHE_KEY: cache_key(step, params, version, inputs),
         **process_tags(),
+        **({TAG_RERUN_REASON: rerun_reason[:5000]} if rerun_reason else {}),
     }
     with mlflow.start_run(run_name=run_name or step, nested=parent is not None, tags=tags,
                           log_system_metrics=system_metrics and system_metrics_enabled()) as run:
@@ -251,7 +339,7 @@ def require_step_run(run_id: str, step: str | tuple[str, ...], option: str) -> A
     steps = (step,) if isinstance(step, str) else step
     try:
         run = mlflow.get_run(run_id)
-    except Exception as exc:  # noqa: BLE001 - MlflowException and connection errors alike
+    except Exception as exc:  # MlflowException and connection errors alike
         damaged = damaged_store_hint(str(exc))
         if damaged:
             raise OSError(f"tracking store error while reading {option} {run_id!r}{damaged}") from exc
@@ -297,16 +385,21 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def close_stale_runs(steps: tuple[str, ...]) -> list[str]:
-    """Mark runs of ``steps`` that a killed process left RUNNING as KILLED, with a tag saying why.
+def close_stale_runs(steps: tuple[str, ...] | None, started: str = "the chain started again") -> list[str]:
+    """Mark runs that a killed process left RUNNING as KILLED, saying why in a tag and in their description.
 
     A run counts as stale only when it is RUNNING, was started on this host, and the process
     recorded in its tags (:func:`process_tags`) no longer exists. Runs started on another host,
-    or without the tags, are left alone: they may be genuinely running. Returns the run ids closed.
+    or without the tags, are left alone: they may be genuinely running; so is the run
+    ``$MLFLOW_RUN_ID`` names. Returns the run ids closed.
 
     Args:
-        steps: The step names (``know_thyself.step`` tags) to look at, e.g. a chain and its steps.
+        steps: The step names (``know_thyself.step`` tags) to look at, e.g. a chain and its steps;
+            ``None`` for the runs of every step (a step started on its own).
+        started: What is starting, for the reason written into each closed run.
     """
+    from know_thyself.tracking.notes import TAG_NOTE
+
     host = socket.gethostname()
     runs = mlflow.search_runs(
         experiment_ids=[current_experiment_id()],
@@ -317,14 +410,34 @@ def close_stale_runs(steps: tuple[str, ...]) -> list[str]:
     closed = []
     for run in runs:
         pid = run.data.tags.get(TAG_PID, "")
-        if run.data.tags.get(TAG_STEP) not in steps or not pid.isdigit() or _process_alive(int(pid)) or run.info.run_id == os.environ.get("MLFLOW_RUN_ID"):
+        step = run.data.tags.get(TAG_STEP)
+        if (not step or (steps is not None and step not in steps) or not pid.isdigit() or _process_alive(int(pid))
+                or run.info.run_id == os.environ.get("MLFLOW_RUN_ID")):
             continue
         reason = (f"its process {pid} on {host} ended without closing the run (killed?); "
-                  "marked KILLED when the chain started again")
+                  f"marked KILLED when {started}")
         client.set_tag(run.info.run_id, TAG_KILLED, reason)
+        client.set_tag(run.info.run_id, TAG_NOTE, f"Killed: {reason}.")
         client.set_terminated(run.info.run_id, status="KILLED")
-        logger.info("run %s (%s) was left RUNNING by a dead process: marked KILLED", run.info.run_id, run.info.run_name)
+        logger.warning("run %s (%s) was left RUNNING by a dead process: marked KILLED", run.info.run_id, run.info.run_name)
         closed.append(run.info.run_id)
     return closed
 
 
+def end_project_run_failed(run_id: str) -> None:
+    """End ``run_id``, the run ``mlflow run`` opened for this command, FAILED if it is still RUNNING.
+
+    A step that fails before it opens its run (an upstream artifact missing, a bad upstream run)
+    would otherwise leave that run RUNNING until ``mlflow run`` notices the exit. Only a RUNNING,
+    undeleted run is touched; best effort, like the failure note written beside it.
+    """
+    try:
+        active = mlflow.active_run()
+        if active is not None and active.info.run_id == run_id:
+            mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+            return
+        run = mlflow.MlflowClient().get_run(run_id)
+        if run.info.status == "RUNNING" and run.info.lifecycle_stage != "deleted":
+            mlflow.MlflowClient().set_terminated(run_id, status="FAILED")
+    except Exception:  # the store itself may be what failed
+        logger.debug("could not end run %s FAILED", run_id, exc_info=True)
