@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from know_thyself import internals
+
 # The name under which :func:`cascade_attention` is registered with transformers.
 CASCADE_ATTENTION = "know_thyself_cascade"
 
@@ -36,11 +38,8 @@ def cascade_attention(
     transformers' SDPA attention (dropout included).
     """
     if shared_prefix_kv is None:
-        from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-        return sdpa_attention_forward(
-            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
-        )
+        return internals.sdpa_attention(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                        **kwargs)
     if kwargs.get("softcap") is not None or kwargs.get("sliding_window") is not None:
         raise ValueError("cascade attention supports plain causal attention only (no softcap, no sliding window)")
     prefix_keys, prefix_values = shared_prefix_kv[module.layer_idx]
@@ -79,23 +78,10 @@ def cascade_attention(
     return out.transpose(1, 2).contiguous().to(query.dtype), None
 
 
-def _register_cascade_attention() -> None:
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
-
-    AttentionInterface.register(CASCADE_ATTENTION, cascade_attention)
-    # The same masks as SDPA, so that a forward without a shared prefix is SDPA's in every way.
-    ALL_MASK_ATTENTION_FUNCTIONS.register(CASCADE_ATTENTION, sdpa_mask)
-
-
 @contextmanager
 def cascade_attention_on(model: Any) -> Iterator[None]:
     """Run ``model`` with :func:`cascade_attention` inside the block; its own attention after."""
-    _register_cascade_attention()
-    config = model.config
-    before = config._attn_implementation
-    config._attn_implementation = CASCADE_ATTENTION
-    try:
+    # The same masks as SDPA, so that a forward without a shared prefix is SDPA's in every way.
+    internals.register_attention(CASCADE_ATTENTION, cascade_attention)
+    with internals.attention_implementation(model, CASCADE_ATTENTION):
         yield
-    finally:
-        config._attn_implementation = before

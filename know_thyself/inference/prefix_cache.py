@@ -32,6 +32,8 @@ from typing import Any
 
 import torch
 
+from know_thyself import internals
+
 
 def common_prefix_length(token_lists: Sequence[Sequence[int]]) -> int:
     """Length of the longest common prefix of ``token_lists``, leaving every list at least one token."""
@@ -43,13 +45,6 @@ def common_prefix_length(token_lists: Sequence[Sequence[int]]) -> int:
     while length < limit and all(ids[length] == first[length] for ids in token_lists):
         length += 1
     return max(length, 0)
-
-
-def _plain_dynamic_layers(cache: Any) -> bool:
-    from transformers.cache_utils import DynamicLayer
-
-    layers = getattr(cache, "layers", None)
-    return bool(layers) and all(type(layer) is DynamicLayer and layer.is_initialized for layer in layers)
 
 
 class SharedPrefix:
@@ -70,11 +65,11 @@ class SharedPrefix:
             ids = torch.tensor([self.ids], device=model.device)
             out = model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True, logits_to_keep=1)
         cache = out.past_key_values
-        if not _plain_dynamic_layers(cache):
+        if not internals.is_plain_dynamic_cache(cache):
             # Sliding-window or otherwise special caches cannot simply be copied: no prefix then.
             self.ids = []
             return
-        self.layers = [(layer.keys, layer.values) for layer in cache.layers]
+        self.layers = internals.cache_keys_values(cache)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -92,12 +87,8 @@ def expanded_cache(config: Any, layers: Sequence[tuple[torch.Tensor, torch.Tenso
     ``update`` concatenates onto an empty tensor, so the expanded views are copied, not aliased;
     gradients, where the tensors carry them, flow back through the expansion (summed over rows).
     """
-    from transformers import DynamicCache
-
-    cache = DynamicCache(config=config)
-    for layer, (keys, values) in zip(cache.layers, layers):
-        layer.update(keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1))
-    return cache
+    return internals.new_cache(config, [(keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1))
+                                        for keys, values in layers])
 
 
 @dataclass
@@ -146,10 +137,8 @@ def prefill(
     ids, suffix_mask = ids.to(device), suffix_mask.to(device)
     positions = len(prefix) + (suffix_mask.cumsum(-1) - 1).clamp_(min=0)
     if cascade and len(prefix):
-        from transformers import DynamicCache
-
         causal = torch.ones((width, width), dtype=torch.bool, device=device).tril_()
-        mask, cache, extra = suffix_mask, DynamicCache(config=model.config), {"shared_prefix_kv": prefix.layers}
+        mask, cache, extra = suffix_mask, internals.new_cache(model.config), {"shared_prefix_kv": prefix.layers}
         forward_mask = causal[None, None] & suffix_mask[:, None, None, :].bool()
     else:
         mask = torch.cat([suffix_mask.new_ones((batch, len(prefix))), suffix_mask], dim=-1)

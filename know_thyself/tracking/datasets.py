@@ -13,6 +13,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
+from know_thyself import internals
 from know_thyself.data import questions as question_sets
 
 # Context of a dataset input: which split of the questions it is.
@@ -70,7 +71,8 @@ def _as_input(data: mlflow.data.Dataset, split: str) -> object:
     from mlflow.entities import DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-    return DatasetInput(dataset=data._to_mlflow_entity(), tags=[InputTag(key=MLFLOW_DATASET_CONTEXT, value=split)])
+    return DatasetInput(dataset=internals.dataset_entity(data),
+                        tags=[InputTag(key=MLFLOW_DATASET_CONTEXT, value=split)])
 
 
 def log_collect_questions(collect_run: object, splits: tuple[str, ...] = SPLIT_CONTEXTS, run_id: str | None = None) -> None:

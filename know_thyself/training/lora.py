@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from know_thyself import internals
 from know_thyself.config import TrainingOptions
 from know_thyself.inference.models import load_model, precision_of
 from know_thyself.inference.prefix_cache import common_prefix_length
@@ -36,20 +37,16 @@ LABEL_LOSS_COLUMNS = ("target", "weight")
 def _sft_trainer_class() -> type:
     from trl import SFTTrainer
 
-    class LabelPositionsSFTTrainer(SFTTrainer):
+    class LabelPositionsSFTTrainer(internals.trainer_keeping_columns(SFTTrainer)):
         """TRL's SFTTrainer, its LM head run on the trained positions only (:func:`~know_thyself.training.speedups.label_positions_only`).
 
         With ``label_ids`` set, the loss is the judge's cross-entropy over the label words at the
-        label position (:mod:`know_thyself.training.label_loss`) instead of TRL's token loss.
+        label position (:mod:`know_thyself.training.label_loss`) instead of TRL's token loss; the
+        dataset's columns that loss reads (``extra_columns``, :data:`LABEL_LOSS_COLUMNS`) are kept.
         """
 
         label_ids: Any = None
         mass_weight: float | None = None  # the judge's label_mass_weight, set with label_ids
-
-        def _set_signature_columns_if_needed(self) -> None:
-            super()._set_signature_columns_if_needed()
-            if self.label_ids is not None:
-                self._signature_columns = [*self._signature_columns, *LABEL_LOSS_COLUMNS]
 
         def compute_loss(self, model: Any, inputs: dict, return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
             if self.label_ids is None:
@@ -184,8 +181,10 @@ def build_trainer(
     if label_ids is not None:
         import torch
 
-        trainer_class = type("JudgmentLossTrainer", (trainer_class,),
-                             {"label_ids": torch.tensor(label_ids), "mass_weight": cfg.label_mass_weight})
+        trainer_class = type("JudgmentLossTrainer", (trainer_class,), {
+            "label_ids": torch.tensor(label_ids), "mass_weight": cfg.label_mass_weight,
+            "extra_columns": LABEL_LOSS_COLUMNS,
+        })
     trainer = trainer_class(
         model=model,
         args=args,

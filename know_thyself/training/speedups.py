@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from know_thyself import internals
 from know_thyself.inference.prefix_cache import expanded_cache
 
 # Training-speed choices, each measured against the alternative in benchmarks/bench_train.py
@@ -42,17 +43,11 @@ def label_positions_only() -> Iterator[None]:
     half of the CPU's training time. The per-token loss, its mask and its normalisation are the
     same either way; only the unused positions are no longer computed.
     """
-    from trl.trainer import utils as trl_utils
-
-    original = getattr(trl_utils, "_use_triton", None)
-    if not SCORE_LABEL_POSITIONS_ONLY or original is None:
+    if not SCORE_LABEL_POSITIONS_ONLY:
         yield
         return
-    trl_utils._use_triton = lambda device: True  # the name only decides whether to keep the labelled positions
-    try:
+    with internals.trl_head_on_labelled_positions():  # the one place TRL's private function is patched
         yield
-    finally:
-        trl_utils._use_triton = original
 
 
 def share_prompt_prefix(model: Any, prefix_ids: list[int]) -> None:
@@ -102,7 +97,7 @@ def share_prompt_prefix(model: Any, prefix_ids: list[int]) -> None:
         kwargs.pop("use_cache", None)
         kwargs.pop("past_key_values", None)  # None here (checked above); the tail gets the prefix's cache
         head = original(input_ids=input_ids[:1, :width], use_cache=True, **kwargs)
-        shared_kv = [(layer.keys, layer.values) for layer in head.past_key_values.layers]
+        shared_kv = internals.cache_keys_values(head.past_key_values)
         cache = expanded_cache(backbone.config, shared_kv, rows)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
