@@ -21,6 +21,9 @@ from know_thyself.tracking.datasets import log_questions
 from know_thyself.training.judgment_examples import ARTIFACT_DIR, HELDOUT, build_examples, hold_out
 from know_thyself.training.knowledge_examples import DATA_FILE as KNOWLEDGE_DATA
 
+# What the steps after it read: a finished run without them is built again, not reused.
+REQUIRES = tuple(f"{ARTIFACT_DIR}/{split}.jsonl" for split in SPLITS)
+
 
 def run_build_judgment_data(cfg: JudgmentDataConfig, reuse: bool = True) -> StepRun:
     """Build and log ``judgment_data/{train,validation}.jsonl`` with the label counts as metrics."""
@@ -28,7 +31,7 @@ def run_build_judgment_data(cfg: JudgmentDataConfig, reuse: bool = True) -> Step
     scheme = scheme_of(upstream.data.params)
     if cfg.knowledge_data_run_id:
         require_step_run(cfg.knowledge_data_run_id, "build_knowledge_data", "knowledge_data_run_id")
-    with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
+    with step_run(cfg.step, cfg.params(), reuse=reuse, requires=REQUIRES) as run:
         if run.reused:
             return run
         rows = read_jsonl_artifact(upstream.info.run_id, RESPONSES)

@@ -26,7 +26,7 @@ def run_build_knowledge_data(cfg: KnowledgeDataConfig, reuse: bool = True) -> St
     restater = cfg.model or upstream.data.params.get("model", "")
     if cfg.targets == "own_words":
         check_model_exists(restater)
-    with step_run(cfg.step, cfg.params(), reuse=reuse) as run:
+    with step_run(cfg.step, cfg.params(), reuse=reuse, requires=(DATA_FILE,)) as run:
         if not run.reused:
             train = [r for r in read_jsonl_artifact(upstream.info.run_id, RESPONSES) if r["split"] == "train"]
             log_questions(train, upstream.data.params.get("dataset", ""))

@@ -26,10 +26,11 @@ from know_thyself.evaluation.ability import (
     question_set_digest,
 )
 from know_thyself.inference.memory import check_sampling_memory
-from know_thyself.inference.models import check_model_exists
+from know_thyself.inference.models import check_model_exists, default_device, precision_of
 from know_thyself.inference.sampling import resolve_backend
 from know_thyself.tracking import StepRun, code, describe_run, find_finished_run, log_jsonl, require_step_run, step_run
 from know_thyself.tracking.datasets import log_questions
+from know_thyself.tracking.registry import TAG_PRECISION
 
 TAG_QUESTION_SET = "know_thyself.question_set"
 # What a finished collect run must still hold to be reused: what every step after it reads.
@@ -52,7 +53,8 @@ def run_collect(cfg: CollectConfig, reuse: bool = True, run_name: str | None = N
                   requires=REQUIRES) as run:
         if not run.reused:
             result = collect(cfg, questions)
-            mlflow.set_tags({**result.tags, TAG_QUESTION_SET: digest})
+            mlflow.set_tags({**result.tags, TAG_QUESTION_SET: digest,
+                             TAG_PRECISION: precision_of(cfg.dtype, default_device())})
             mlflow.log_metrics(result.metrics)
             log_jsonl(result.rows, RESPONSES)
             log_questions(result.rows, cfg.dataset)

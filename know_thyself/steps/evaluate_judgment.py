@@ -66,7 +66,7 @@ def run_evaluate_judgment(cfg: EvaluateConfig, reuse: bool = True, run_name: str
         rows = read_jsonl_artifact(collected.info.run_id, RESPONSES)
         reference_rows = read_jsonl_artifact(reference.info.run_id, RESPONSES)
         check_same_questions(rows, reference_rows)
-    with step_run(cfg.step, cfg.params(), reuse=reuse, run_name=run_name) as run:
+    with step_run(cfg.step, cfg.params(), reuse=reuse, run_name=run_name, requires=(PREDICTIONS,)) as run:
         if run.reused:
             return run
         if rows is None:

@@ -30,7 +30,7 @@ from know_thyself.training.dev_split import dev_split
 from know_thyself.training.divergence import check_training
 from know_thyself.training.judge import example_weights, fit_judge
 from know_thyself.training.judgment_examples import ARTIFACT_DIR
-from know_thyself.training.lora import training_precision
+from know_thyself.training.lora import ADAPTER_DIR, training_precision
 from know_thyself.training.readout import MissingLabelError, fit_readout
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def run_train_judgment(cfg: TrainConfig, reuse: bool = True) -> StepRun:
     upstream = require_step_run(cfg.data_run_id, "build_judgment_data", "data_run_id")
     scheme = scheme_of(upstream.data.params)
     check_model_exists(cfg.model)
-    with step_run(cfg.step, cfg.params(), reuse=reuse, system_metrics=True) as run:
+    with step_run(cfg.step, cfg.params(), reuse=reuse, system_metrics=True, requires=(f"{ADAPTER_DIR}/",)) as run:
         if not run.reused:
             examples = read_jsonl_artifact(upstream.info.run_id, f"{ARTIFACT_DIR}/train.jsonl")
             log_collect_questions(mlflow.get_run(upstream.data.params["collect_run_id"]), splits=("train",))

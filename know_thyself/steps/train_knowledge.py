@@ -16,14 +16,14 @@ from know_thyself.tracking.registry import KNOWLEDGE_ARTIFACT, requirements
 from know_thyself.tracking.training_log import MlflowMetricsCallback, log_adapter, log_training
 from know_thyself.training.divergence import check_training
 from know_thyself.training.knowledge_examples import DATA_FILE
-from know_thyself.training.lora import train_lora
+from know_thyself.training.lora import ADAPTER_DIR, train_lora
 
 
 def run_train_knowledge(cfg: KnowledgeTrainConfig, reuse: bool = True) -> StepRun:
     """Train the knowledge adapter, merge it, and log the merged model (``model/``) and the adapter."""
     upstream = require_step_run(cfg.data_run_id, "build_knowledge_data", "data_run_id")
     check_model_exists(cfg.model)
-    with step_run(cfg.step, cfg.params(), reuse=reuse, system_metrics=True) as run:
+    with step_run(cfg.step, cfg.params(), reuse=reuse, system_metrics=True, requires=(f"{ADAPTER_DIR}/",)) as run:
         if not run.reused:
             examples = read_jsonl_artifact(upstream.info.run_id, DATA_FILE)
             log_collect_questions(mlflow.get_run(upstream.data.params["collect_run_id"]), splits=("train",))

@@ -79,4 +79,7 @@ def read_readout(run_id: str) -> Readout | None:
     if not any(f.path == READOUT_FILE for f in mlflow.MlflowClient().list_artifacts(run_id)):
         return None
     with downloaded(run_id, READOUT_FILE) as path:
-        return Readout.load(path)
+        try:
+            return Readout.load(path)
+        except ValueError as error:  # named as the run holds it, not as the scratch copy read here
+            raise ValueError(str(error).replace(str(path), f"runs:/{run_id}/{READOUT_FILE}")) from None

@@ -97,3 +97,13 @@ def test_auto_follows_the_recorded_precision_and_an_explicit_one_is_named():
     assert precision == "float32" and "while the judge answers in bfloat16" in note
     # A bare model, or a judge from before precisions were recorded: auto resolves on this machine.
     assert judge_precision("auto", None, "cpu") == (precision_of("auto", "cpu"), "")
+
+
+@pytest.mark.parametrize("dtype", PRECISIONS)
+def test_a_collect_run_records_the_precision_it_sampled_in(tracking, tiny_model_dir, trivia_dir, dtype):
+    from know_thyself.config import CollectConfig
+    from know_thyself.steps.collect import run_collect
+
+    collected = run_collect(CollectConfig(model=tiny_model_dir, dataset=str(trivia_dir), num_samples=4, test_samples=2,
+                                          num_trials=1, max_new_tokens=2, inference_batch_size=4, dtype=dtype)).run_id
+    assert mlflow.get_run(collected).data.tags[TAG_PRECISION] == dtype

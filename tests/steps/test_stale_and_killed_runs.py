@@ -170,6 +170,33 @@ def test_a_collect_run_without_its_responses_is_run_again_and_says_why(tracking,
     assert mlflow.get_run(first).info.status == "FINISHED"  # the damaged run itself is left as it was
 
 
+def test_every_step_whose_output_is_read_downstream_is_run_again_without_it(tracking, tiny_model_dir):
+    """The data, training and evaluation steps declare what a reusable run must hold, as collect does."""
+    from know_thyself.config import EvaluateConfig, JudgmentDataConfig, TrainConfig
+    from know_thyself.steps.build_judgment_data import run_build_judgment_data
+    from know_thyself.steps.evaluate_judgment import PREDICTIONS, run_evaluate_judgment
+    from know_thyself.steps.train_judgment import run_train_judgment
+
+    def rerun_without(run, artifact: str) -> str:
+        first = run()
+        assert run() == first  # intact: reused
+        target = _artifact_folder(first) / artifact
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+        second = run()
+        assert second != first, f"a run without {artifact} was reused"
+        assert f"artifact '{artifact}" in mlflow.get_run(second).data.tags[TAG_RERUN_REASON]
+        return second
+
+    collected = fake_collect_run(_labelled_rows(6, 3))
+    data = rerun_without(lambda: run_build_judgment_data(JudgmentDataConfig(collect_run_id=collected)).run_id,
+                         "judgment_data/train.jsonl")
+    trained = rerun_without(lambda: run_train_judgment(TrainConfig(
+        model=tiny_model_dir, data_run_id=data, max_steps=1, batch_size=4, dev_fraction=0.0, dtype="float32")).run_id,
+        "adapter")
+    rerun_without(lambda: run_evaluate_judgment(EvaluateConfig(
+        model=tiny_model_dir, collect_run_id=collected, adapter_run_id=trained, dtype="float32")).run_id, PREDICTIONS)
+
+
 def test_a_downstream_step_names_the_run_the_artifact_and_the_fix(tracking):
     collected = fake_collect_run([{"split": "train", "question": "q", "ability": "can"}])
     (_artifact_folder(collected) / "responses.jsonl").unlink()
@@ -273,7 +300,7 @@ def test_a_broken_readout_fails_the_project_run_with_the_reason(tracking, tiny_m
                                                                "--adapter_run_id", trained, "--dtype", "float32"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     line = _assert_failed_with(project_run, result.output)
-    assert "readout" in line
+    assert f"runs:/{trained}/{READOUT_FILE} is not JSON" in line and "/tmp/" not in line
 
 
 def test_a_failure_inside_the_steps_own_run_keeps_its_reason(tracking, monkeypatch):
