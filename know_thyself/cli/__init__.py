@@ -1,6 +1,6 @@
 """Shared command-line plumbing for the entry points: options generated from the step configs
-(names, types, defaults and the help written beside each field), and errors turned into one
-clear line with a non-zero exit."""
+(names, types, defaults, the help written beside each field and the values it takes), and errors
+turned into one clear line with a non-zero exit."""
 
 from __future__ import annotations
 
@@ -22,7 +22,13 @@ _CLICK_TYPES = {int: click.INT, float: click.FLOAT, str: click.STRING, bool: cli
 
 
 def config_options(config_cls: type[StepConfig]) -> Callable:
-    """Add one ``--option`` per field of ``config_cls``, with its type, default and help."""
+    """Add one ``--option`` per field of ``config_cls``, with its type, default and help.
+
+    A field with ``choices`` (:func:`~know_thyself.config.base.option`) becomes a ``click.Choice``:
+    ``--help`` shows its values, and any other value is refused by the parser (exit 2) with the list.
+    A comma-separated list of choices (a sweep's grid) stays text, its values named in its help; the
+    config checks each item.
+    """
     hints = get_type_hints(config_cls)
 
     def decorate(command: Callable) -> Callable:
@@ -31,15 +37,31 @@ def config_options(config_cls: type[StepConfig]) -> Callable:
             command = click.option(
                 f"--{field.name}",
                 field.name,
-                type=_CLICK_TYPES.get(hints[field.name], click.STRING),
+                type=option_type(config_cls, field.name, hints[field.name]),
                 default=default,
                 show_default=True,
                 required=field.default is MISSING,
-                help=config_cls.help(field.name),
+                help=option_help(config_cls, field.name),
             )(command)
         return command
 
     return decorate
+
+
+def option_type(config_cls: type[StepConfig], name: str, kind: type) -> click.ParamType:
+    """The click type of field ``name``: a ``click.Choice`` of its choices, else its Python type's."""
+    choices = config_cls.choices(name)
+    if choices and not config_cls.takes_many(name):
+        return click.Choice(choices)
+    return _CLICK_TYPES.get(kind, click.STRING)
+
+
+def option_help(config_cls: type[StepConfig], name: str) -> str:
+    """The ``--help`` text of field ``name``; a list of choices (which click's metavar cannot show) names its values."""
+    text = config_cls.help(name)
+    if config_cls.takes_many(name):
+        text = f"{text} One or more of: {', '.join(str(choice) for choice in config_cls.choices(name))}."
+    return text
 
 
 def run_cli(body: Callable[..., Any]) -> Callable[..., Any]:

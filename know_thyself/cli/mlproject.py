@@ -6,6 +6,8 @@ Usage: python -m know_thyself.cli.mlproject          (rewrite MLproject)
 Every entry point of :data:`know_thyself.config.ENTRY_POINT_CONFIGS` gets one parameter per
 config field, with the field's type and default (a required upstream run id gets no default,
 so ``mlflow run`` asks for it), and a command that passes each parameter to its click option.
+A parameter with a fixed set of values names them in a comment (MLproject parameters hold only a
+type and a default); the command refuses any other value with the list.
 """
 
 from __future__ import annotations
@@ -49,9 +51,11 @@ def entry_point(name: str, config: type[StepConfig]) -> str:
     for field in fields(config):
         kind = _TYPES[hints[field.name]]
         if field.metadata.get("required"):
-            lines.append(f"      {field.name}: {kind}")
+            line = f"      {field.name}: {kind}"
         else:
-            lines.append(f"      {field.name}: {{type: {kind}, default: {_default(field.default)}}}")
+            line = f"      {field.name}: {{type: {kind}, default: {_default(field.default)}}}"
+        note = config.choices_note(field.name)
+        lines.append(f"{line}  # {note}" if note else line)
         options.append(f"--{field.name} {{{field.name}}}")
     script = "multiphase" if name == "main" else name
     command = [f"python entrypoints/{script}.py"]

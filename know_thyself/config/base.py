@@ -1,8 +1,10 @@
 """The base of every step config: typed fields with their help, conversion, validation, parameter export.
 
 Each step's options live in a dataclass; each field carries its command-line help in its
-metadata (:func:`option`), so the help is written once, beside the field. A subclass that only
-changes a default inherits the help (:meth:`StepConfig.help`). :meth:`StepConfig.from_options`
+metadata (:func:`option`), so the help is written once, beside the field, and so are the values
+an option takes when they are a fixed set (its ``choices``, which the command line offers and
+refuses others by). A subclass that only changes a default inherits both (:meth:`StepConfig.help`,
+:meth:`StepConfig.choices`). :meth:`StepConfig.from_options`
 rejects unknown keys, converts types, and every check names the field and the fix, before any
 model is loaded or any run is opened. :meth:`StepConfig.params` gives the strings that are logged
 as MLflow parameters and compared by the step cache. A chain derives each step's config from its
@@ -14,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, TypeVar, get_type_hints
 
@@ -21,13 +24,26 @@ _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 _Config = TypeVar("_Config", bound="StepConfig")
 
 
-def option(default: Any, help: str, required: bool = False) -> Any:  # noqa: A002 - the word click uses
+def option(
+    default: Any, help: str, required: bool = False, choices: tuple = (), many: bool = False,
+) -> Any:
     """A config field with its default and its command-line help.
 
-    ``required`` marks an option the step cannot run without (an upstream run id): MLproject
-    declares it without a default, so ``mlflow run`` asks for it.
+    Args:
+        default: The default value, the one home of it.
+        help: The command-line help (``--help``), written once, here.
+        required: An option the step cannot run without (an upstream run id): MLproject declares it
+            without a default, so ``mlflow run`` asks for it.
+        choices: The values the option takes, when they are a fixed set: the command line lists them
+            in ``--help`` and MLproject, and refuses any other value before the step starts. The
+            config's ``validate`` still checks them too, for callers of the Python API.
+        many: The value is a comma-separated list of ``choices`` (a sweep's grid): the command line
+            then takes it as text and its help lists the values.
     """
-    return field(default=default, metadata={"help": help, "required": required})
+    if many and not choices:
+        raise TypeError("option(many=True) lists values of choices; give choices too")
+    metadata = {"help": help, "required": required, "choices": tuple(choices), "many": many}
+    return field(default=default, metadata=metadata)
 
 
 def check(ok: bool, message: str) -> None:
@@ -85,13 +101,37 @@ class StepConfig:
         return {k: str(v) for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
-    def help(cls, name: str) -> str:
-        """The help text of field ``name``: its own, or that of the class it overrides a default of."""
+    def declared(cls, name: str) -> Mapping[str, Any]:
+        """The metadata :func:`option` gave field ``name``: its own, or that of the class it overrides a default of."""
         for klass in cls.__mro__:
             declared = getattr(klass, "__dataclass_fields__", {}).get(name)
             if declared is not None and declared.metadata.get("help"):
-                return declared.metadata["help"]
-        return ""
+                return declared.metadata
+        return {}
+
+    @classmethod
+    def help(cls, name: str) -> str:
+        """The help text of field ``name``: its own, or that of the class it overrides a default of."""
+        return cls.declared(name).get("help", "")
+
+    @classmethod
+    def choices(cls, name: str) -> tuple:
+        """The values field ``name`` takes when they are a fixed set (see :func:`option`); ``()`` if any."""
+        return cls.declared(name).get("choices", ())
+
+    @classmethod
+    def takes_many(cls, name: str) -> bool:
+        """Whether field ``name`` is a comma-separated list of its :meth:`choices` (see :func:`option`)."""
+        return bool(cls.declared(name).get("many", False))
+
+    @classmethod
+    def choices_note(cls, name: str) -> str:
+        """The values field ``name`` takes, as a phrase for help and MLproject (``""`` when any value does)."""
+        choices = cls.choices(name)
+        if not choices:
+            return ""
+        listed = ", ".join(str(choice) for choice in choices)
+        return f"comma-separated, each one of: {listed}" if cls.takes_many(name) else f"one of: {listed}"
 
     def derive(self, target: type[_Config], **values: Any) -> _Config:
         """The config of step ``target`` implied by this one: the fields they share, then ``values``.

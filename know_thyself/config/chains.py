@@ -18,6 +18,7 @@ from know_thyself.config.choices import (
     KNOWLEDGE_TARGETS_HELP,
     LORA_TARGETS,
     MAX_EPOCHS,
+    PHASES,
     PROBE_C_HELP,
     READOUTS,
     check_choice,
@@ -96,8 +97,10 @@ class MultiphaseConfig(Phase1Config):
     knowledge_learning_rate: float = option(
         KnowledgeTrainConfig.learning_rate, "Learning rate of knowledge (QA) training in Phase 2."
     )
-    knowledge_lora_targets: str = option(KnowledgeTrainConfig.lora_targets, "Phase 2's LoRA layers; see lora_targets.")
-    knowledge_targets: str = option(KnowledgeDataConfig.targets, "Phase 2's answer targets; " + KNOWLEDGE_TARGETS_HELP)
+    knowledge_lora_targets: str = option(KnowledgeTrainConfig.lora_targets, "Phase 2's LoRA layers; see lora_targets.",
+                                         choices=LORA_TARGETS)
+    knowledge_targets: str = option(KnowledgeDataConfig.targets, "Phase 2's answer targets; " + KNOWLEDGE_TARGETS_HELP,
+                                    choices=KNOWLEDGE_TARGETS)
     knowledge_fraction: float = option(KnowledgeDataConfig.fraction, KNOWLEDGE_FRACTION_HELP)
     holdout_fraction: float = option(
         JudgmentDataConfig.holdout_fraction, "Share of the taught train questions (and of the untaught) kept out of "
@@ -105,13 +108,14 @@ class MultiphaseConfig(Phase1Config):
     )
     readout_v2: str = option(
         "stacked", "How judgment v2's label is read (see readout): Phase 2's knowledge shows in the first answer "
-        "token's probability, not in the judgment prompt, so by default v2 reads it too.",
+        "token's probability, not in the judgment prompt, so by default v2 reads it too.", choices=READOUTS,
     )
     balance_v2: str = option(
         "weights", "Judgment v2's label balance (see balance); 'taught' also evens out taught and untaught questions "
-        "within each label, so that being taught in Phase 2 says nothing about a question's label.",
+        "within each label, so that being taught in Phase 2 says nothing about a question's label.", choices=BALANCES,
     )
-    phase: int = option(0, "Run phases up to this one (1, 2 or 3), reusing finished earlier steps; 0 runs all.")
+    phase: int = option(0, "Run phases up to this one (1, 2 or 3), reusing finished earlier steps; 0 runs all.",
+                        choices=PHASES)
 
     def validate(self) -> None:
         super().validate()

@@ -20,6 +20,8 @@ LABEL_TARGETS = ("hard", "soft")
 # Dev metrics of the judge an epoch is kept by (higher is better).
 SELECT_EPOCH_BY = ("auroc", "balanced_accuracy", "qwk")
 READOUTS = ("label", "stacked")
+# The phases multiphase can stop after; 0 runs all three.
+PHASES = (0, 1, 2, 3)
 # Ability labels need only a handful of trials per question; far more only multiplies sampling
 # time and memory.
 MAX_TRIALS = 100

@@ -10,6 +10,7 @@ from know_thyself.config.choices import (
     BATCH_HELP,
     DATASET_HELP,
     DTYPE_HELP,
+    DTYPES,
     MAX_TRIALS,
     MODEL_HELP,
     SEED_HELP,
@@ -41,12 +42,14 @@ class CollectOptions(StepConfig):
     temperature: float = option(0.5, "Sampling temperature of the collected answers.")
     max_new_tokens: int = option(24, "Longest answer, in tokens.")
     inference_batch_size: int = option(32, BATCH_HELP)
-    label_scheme: str = option(DEFAULT_SCHEME, "'three' (can/uncertain/cannot) or 'binary' (can/cannot).")
+    label_scheme: str = option(DEFAULT_SCHEME, "'three' (can/uncertain/cannot) or 'binary' (can/cannot).",
+                               choices=tuple(SCHEMES))
     backend: str = option(
-        "auto", "Sampler: 'auto', 'transformers' (fast decode loop), 'plain' (model.generate) or 'vllm' (optional package)."
+        "auto", "Sampler: 'auto', 'transformers' (fast decode loop), 'plain' (model.generate) or 'vllm' (optional "
+        "package).", choices=BACKENDS,
     )
     tensor_parallel_size: int = option(1, "GPUs to shard the model over (backend vllm).")
-    dtype: str = option("auto", DTYPE_HELP)
+    dtype: str = option("auto", DTYPE_HELP, choices=DTYPES)
     seed: int = option(42, SEED_HELP)
     sample_seed: int = option(
         -1,
@@ -97,6 +100,7 @@ class CollectConfig(CollectOptions):
         "train,validation",
         "Splits to sample answers for: 'train,validation', or 'validation' alone for a second collect "
         "that only measures label noise (the other steps need both).",
+        choices=SPLITS, many=True,
     )
 
     def validate(self) -> None:

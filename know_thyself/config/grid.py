@@ -11,7 +11,9 @@ from know_thyself.config.choices import (
     BALANCES,
     BATCH_HELP,
     DTYPE_HELP,
+    DTYPES,
     LABEL_TARGETS,
+    LORA_TARGETS,
     LOSSES,
     MIN_LABEL_SHARE_HELP,
     MODEL_HELP,
@@ -30,6 +32,9 @@ from know_thyself.inference.models import EMBEDDED
 # (lower is better), the others scores (higher is better).
 SELECT_BY_HIGHER = ("balanced_accuracy", "qwk", "macro_f1", "exact_match", "auroc", "prr")
 SELECT_BY_LOWER = ("brier", "ece", "aurc")
+# The label balances a sweep can try: 'taught' needs to know which questions Phase 2 taught, which a collect run
+# does not say.
+SWEEP_BALANCES = tuple(balance for balance in BALANCES if balance != "taught")
 # Largest grid a sweep accepts: each point trains a judge.
 MAX_GRID_POINTS = 64
 
@@ -70,17 +75,20 @@ class SweepConfig(StepConfig):
     )
     learning_rate: str = option("3e-4,1e-3", "Learning rates to try, comma-separated.")
     epochs: str = option(str(JudgeOptions.epochs), "Training epochs to try (each the most: the best epoch is kept), comma-separated.")
-    loss: str = option(JudgeOptions.loss, "The judge's losses to try, comma-separated: label, sft.")
-    balance: str = option(JudgeOptions.balance, "Label balancing to try, comma-separated: weights, oversample, none.")
-    label_targets: str = option(JudgeOptions.label_targets, "Judge targets to try, comma-separated: soft, hard.")
+    loss: str = option(JudgeOptions.loss, "The judge's losses to try, comma-separated.", choices=LOSSES, many=True)
+    balance: str = option(JudgeOptions.balance, "Label balancing to try, comma-separated.", choices=SWEEP_BALANCES,
+                          many=True)
+    label_targets: str = option(JudgeOptions.label_targets, "Judge targets to try, comma-separated.",
+                                choices=LABEL_TARGETS, many=True)
     lora_r: str = option(str(TrainingOptions.lora_r), "LoRA ranks to try, comma-separated.")
-    lora_targets: str = option(TrainingOptions.lora_targets, "LoRA layers to try, comma-separated: attention, attention_mlp.")
+    lora_targets: str = option(TrainingOptions.lora_targets, "LoRA layers to try, comma-separated.",
+                               choices=LORA_TARGETS, many=True)
     lora_alpha: int = option(TrainingOptions.lora_alpha, "LoRA alpha (scaling), the same for every grid point.")
     lora_dropout: float = option(TrainingOptions.lora_dropout, "LoRA dropout.")
     batch_size: int = option(TrainingOptions.batch_size, "Training batch size per device.")
     max_steps: int = option(TrainingOptions.max_steps, "Stop each training after this many optimiser steps (-1: train for all epochs).")
     seed: int = option(TrainingOptions.seed, "Seed of the dev split and of every training.")
-    epoch_select_by: str = option(JudgeOptions.select_by, SELECT_EPOCH_HELP)
+    epoch_select_by: str = option(JudgeOptions.select_by, SELECT_EPOCH_HELP, choices=SELECT_EPOCH_BY)
     min_label_share: float = option(JudgeOptions.min_label_share, MIN_LABEL_SHARE_HELP)
     label_mass_weight: float = option(
         JudgeOptions.label_mass_weight, "The label loss's mass weight, the same for every grid point; see "
@@ -92,9 +100,10 @@ class SweepConfig(StepConfig):
         "balanced_accuracy",
         "Dev metric of the judge that picks the best grid point: balanced_accuracy, qwk, macro_f1, exact_match, "
         "auroc, prr (higher is better) or brier, ece, aurc (lower is better).",
+        choices=SELECT_BY_HIGHER + SELECT_BY_LOWER,
     )
     inference_batch_size: int = option(32, BATCH_HELP)
-    dtype: str = option("auto", DTYPE_HELP)
+    dtype: str = option("auto", DTYPE_HELP, choices=DTYPES)
 
     def validate(self) -> None:
         check_model_options(self.model, self.dtype, self.inference_batch_size)

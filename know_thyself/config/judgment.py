@@ -75,7 +75,7 @@ class EvaluateConfig(StepConfig):
         "", "Run id of a finished train_judgment run whose adapter to evaluate (leave it out for the bare model)."
     )
     inference_batch_size: int = option(32, BATCH_HELP)
-    dtype: str = option("auto", DTYPE_HELP)
+    dtype: str = option("auto", DTYPE_HELP, choices=DTYPES)
     reference_collect_run_id: str = option(
         "",
         "Run id of a second collect run of the same questions with another sample_seed: adds the "
@@ -117,10 +117,10 @@ class TrainingOptions(StepConfig):
     lora_r: int = option(16, "LoRA rank.")
     lora_alpha: int = option(32, "LoRA alpha (scaling).")
     lora_dropout: float = option(0.05, "LoRA dropout.")
-    lora_targets: str = option("attention_mlp", LORA_TARGETS_HELP)
+    lora_targets: str = option("attention_mlp", LORA_TARGETS_HELP, choices=LORA_TARGETS)
     max_steps: int = option(-1, "Stop training after this many optimiser steps (-1: train for all epochs).")
     seed: int = option(42, SEED_HELP)
-    dtype: str = option("auto", DTYPE_HELP)
+    dtype: str = option("auto", DTYPE_HELP, choices=DTYPES)
     max_length: int = option(
         512, "Longest training example in tokens, prompt and completion together (TRL's max_length); longer "
         "examples are cut to it from the end.",
@@ -153,16 +153,16 @@ class JudgeOptions(TrainingOptions):
     """
 
     epochs: float = option(3.0, "Training epochs (the most; with dev_fraction, the best epoch on the dev split is kept).")
-    loss: str = option("label", LOSS_HELP)
-    balance: str = option("weights", BALANCE_HELP)
-    label_targets: str = option("hard", LABEL_TARGETS_HELP)
+    loss: str = option("label", LOSS_HELP, choices=LOSSES)
+    balance: str = option("weights", BALANCE_HELP, choices=BALANCES)
+    label_targets: str = option("hard", LABEL_TARGETS_HELP, choices=LABEL_TARGETS)
     dev_fraction: float = option(
         0.2, "Share of the train questions held out (label-stratified, seeded) to choose the best epoch; 0 trains "
         "on every question for all epochs.",
     )
-    select_by: str = option("auroc", SELECT_EPOCH_HELP)
+    select_by: str = option("auroc", SELECT_EPOCH_HELP, choices=SELECT_EPOCH_BY)
     min_label_share: float = option(0.05, MIN_LABEL_SHARE_HELP)
-    readout: str = option("label", READOUT_HELP)
+    readout: str = option("label", READOUT_HELP, choices=READOUTS)
     readout_c: float = option(
         1.0, "Inverse regularisation strength (scikit-learn's C; smaller is stronger) of the stacked readout's "
         "logistic regression (readout stacked).",

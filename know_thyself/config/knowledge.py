@@ -31,7 +31,7 @@ class KnowledgeDataConfig(StepConfig):
     collect_run_id: str = option(
         "", "Run id of a finished collect run whose train questions become QA examples.", required=True
     )
-    targets: str = option("own_words", KNOWLEDGE_TARGETS_HELP)
+    targets: str = option("own_words", KNOWLEDGE_TARGETS_HELP, choices=KNOWLEDGE_TARGETS)
     model: str = option("", "The model that restates the answers (targets own_words); default: the collect run's model.")
     fraction: float = option(0.35, KNOWLEDGE_FRACTION_HELP)
     seed: int = option(42, "Seed of the draw of the taught questions (with fraction below 1).")

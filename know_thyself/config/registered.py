@@ -42,11 +42,11 @@ class EvaluateRegisteredConfig(StepConfig):
         ".jsonl/.json/.parquet/.csv file (TriviaQA's nested or flat schema).",
     )
     split: str = option("validation", "Split of a named dataset or folder to score ('train' or 'validation'); "
-                        "a single file is scored whole as the validation split.")
+                        "a single file is scored whole as the validation split.", choices=SPLITS)
     num_questions: int = option(0, "Questions to score (a seeded sample); 0 scores them all.")
     num_trials: int = option(0, "Answers sampled per question for the ground-truth labels; 0 uses the judge's training value.")
     inference_batch_size: int = option(32, BATCH_HELP)
-    dtype: str = option("auto", DTYPE_HELP)
+    dtype: str = option("auto", DTYPE_HELP, choices=DTYPES)
     seed: int = option(42, "Seed for sampling the questions and the answers.")
     probe_c: float = option(EvaluateConfig.probe_c, PROBE_C_HELP)
 
