@@ -57,11 +57,11 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_collect import plain_loop  # noqa: E402  (benchmarks/, beside this script)
+from bench_collect import plain_loop  # benchmarks/, beside this script
 
-from know_thyself import data  # noqa: E402
-from know_thyself.data.prompts import answer_messages, render  # noqa: E402
-from know_thyself.inference.sampling import PlainSampler, TransformersSampler  # noqa: E402
+from know_thyself import data
+from know_thyself.data.prompts import answer_messages, render
+from know_thyself.inference.sampling import PlainSampler, TransformersSampler
 from know_thyself.inference.sampling.base import eos_ids
 
 SAMPLES, MAX_NEW_TOKENS, TEMPERATURE, SEED = 5, 32, 1.0, 0
@@ -69,21 +69,21 @@ SAMPLES, MAX_NEW_TOKENS, TEMPERATURE, SEED = 5, 32, 1.0, 0
 # Configurations of the two real models (random weights are drawn in these shapes), and a tiny
 # one for checking this script on a CPU.
 SHAPES = {
-    "smollm2-135m": dict(
-        model_type="llama", hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-        num_attention_heads=9, num_key_value_heads=3, vocab_size=49152, max_position_embeddings=8192,
-        rms_norm_eps=1e-5, rope_theta=100000.0, tie_word_embeddings=True,
-    ),
-    "qwen2.5-0.5b": dict(
-        model_type="qwen2", hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
-        num_attention_heads=14, num_key_value_heads=2, vocab_size=151936, max_position_embeddings=32768,
-        rms_norm_eps=1e-6, rope_theta=1000000.0, tie_word_embeddings=True,
-    ),
-    "tiny": dict(
-        model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, vocab_size=50000, max_position_embeddings=2048,
-        rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=True,
-    ),
+    "smollm2-135m": {
+        "model_type": "llama", "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
+        "num_attention_heads": 9, "num_key_value_heads": 3, "vocab_size": 49152, "max_position_embeddings": 8192,
+        "rms_norm_eps": 1e-5, "rope_theta": 100000.0, "tie_word_embeddings": True,
+    },
+    "qwen2.5-0.5b": {
+        "model_type": "qwen2", "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
+        "num_attention_heads": 14, "num_key_value_heads": 2, "vocab_size": 151936, "max_position_embeddings": 32768,
+        "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "tie_word_embeddings": True,
+    },
+    "tiny": {
+        "model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 50000, "max_position_embeddings": 2048,
+        "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": True,
+    },
 }
 COMPACT_FRACTIONS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)
 
@@ -152,7 +152,7 @@ def check_plain(model, tokenizer, prompts) -> str:
     try:
         answers = PlainSampler(model, tokenizer, batch_size=4).sample(prompts[:4], 2, 8, 1.0, seed=SEED)
         return f"ok ({sum(len(s) for s in answers.samples)} samples)"
-    except Exception as error:  # the point is to report it, whatever it is
+    except Exception as error:  # noqa: BLE001 - the point is to report it, whatever it is
         return f"failed: {type(error).__name__}: {error}"
 
 
@@ -189,7 +189,7 @@ def throughput(model, tokenizer, prompts, args, stop_ids, label: str) -> list[di
     for name, fraction, cascade in variants:
         sampler = TransformersSampler(model, tokenizer, batch_size=args.batch, compact_fraction=fraction,
                                       cascade=cascade)
-        seconds, answers = timed(device, lambda: sampler.sample(
+        seconds, answers = timed(device, lambda sampler=sampler: sampler.sample(
             prompts, SAMPLES, MAX_NEW_TOKENS, TEMPERATURE, seed=SEED), args.repeats)
         tokens = sum(answers.generated_tokens)
         row(name, seconds, tokens, speedup=round(base["seconds"] / seconds, 2),

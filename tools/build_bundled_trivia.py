@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from know_thyself.data.grading import normalize_answer  # noqa: E402
+from know_thyself.data.grading import normalize_answer
 
 SOURCES = ROOT / "datasets_src" / "trivia"
 TARGET = ROOT / "know_thyself" / "data" / "trivia"
@@ -74,8 +74,7 @@ def build(target_dir: Path = TARGET, sources_dir: Path = SOURCES) -> dict[str, i
     for split, records in splits.items():
         records.sort(key=lambda r: r["question_id"])
         with open(target_dir / f"{split}.jsonl", "w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
         print(f"{split}: {len(records)} questions")
     return {split: len(records) for split, records in splits.items()}
 

@@ -118,7 +118,8 @@ class Browser:
                  "--remote-debugging-pipe", f"--user-data-dir={self._profile.name}", f"--window-size={size[0]},{size[1]}",
                  "about:blank"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                close_fds=False, preexec_fn=onto_3_and_4, start_new_session=True,
+                close_fds=False, start_new_session=True,
+                preexec_fn=onto_3_and_4,  # noqa: PLW1509 - only way onto fds 3 and 4; this tool runs no threads
             )
         finally:
             os.close(high_in)
@@ -186,7 +187,7 @@ class Browser:
 
 def visible_text(markup: str) -> str:
     """The text of a page's markup without its scripts and styles, whitespace collapsed."""
-    text = re.sub(r"<(script|style)\b.*?</\1>", " ", markup, flags=re.S)
+    text = re.sub(r"<(script|style)\b.*?</\1>", " ", markup, flags=re.DOTALL)
     text = re.sub(r"<[^>]+>", " ", text)
     return " ".join(html.unescape(text).split())
 

@@ -206,7 +206,7 @@ def _read_parquet(path: Path) -> datasets.Dataset:
         table = None if empty else datasets.load_dataset(
             "parquet", data_files=str(path), split="train"
         )
-    except Exception as exc:  # noqa: BLE001 - any reader failure means an unreadable file
+    except Exception as exc:  # any reader failure means an unreadable file
         raise DataError(f"{path}: cannot be read as Parquet: {exc}") from exc
     if table is None:
         raise DataError(f"{path} has no questions")

@@ -239,7 +239,7 @@ def _load_from_hub(split: str) -> list[dict[str, Any]]:
 
     try:
         table = datasets.load_dataset(HUB_ID, HUB_CONFIG, split=split)
-    except Exception as exc:  # noqa: BLE001 - network, auth and cache errors all land here
+    except Exception as exc:  # network, auth and cache errors all land here
         raise DataError(
             f"could not load {HUB_ID} ({HUB_CONFIG}, split {split}) from the Hugging Face Hub "
             f"(this needs network access; offline, use 'bundled' or a local directory): {exc}"

@@ -76,7 +76,7 @@ def summary_table(phases: dict[str, PhaseRuns]) -> pd.DataFrame:
             for column, metric in TAUGHT_COLUMNS.items():
                 for suffix in ("", "_low", "_high"):
                     value = trained.get(f"{metric}{suffix}") if split == "train" else None
-                    if suffix == "" or metric.endswith("auroc") or metric.endswith("auroc_taught"):
+                    if suffix == "" or metric.endswith(("auroc", "auroc_taught")):
                         row[f"{column}{suffix}"] = value
             rows.append(row)
     return pd.DataFrame(rows)
@@ -185,8 +185,10 @@ def summary_markdown(table: pd.DataFrame) -> str:
     lines += one_label_lines(records)
     lines += [
         "",
-        "| phase | split | QA accuracy | judge balanced accuracy | judge QWK | judge AUROC | probe AUROC "
-        "| first-token AUROC | majority balanced accuracy | judge - majority |",
+        (
+            "| phase | split | QA accuracy | judge balanced accuracy | judge QWK | judge AUROC | probe AUROC "
+            "| first-token AUROC | majority balanced accuracy | judge - majority |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for record in records:
@@ -215,9 +217,11 @@ def one_label_lines(records: list[dict]) -> list[str]:
                   if c.startswith("predicted_") and not _missing(record[c])}
         label, share = max(shares.items(), key=lambda item: item[1], default=(None, 0.0))
         if share >= ONE_LABEL_SHARE:
-            lines += ["", f"**{PHASE_NAMES.get(record['phase'], record['phase'])} predicts `{label}` for {share:.0%} of "
-                          f"the {record['split']} questions:** it has collapsed onto one label, and its balanced "
-                          "accuracy is the majority's; its AUROC still ranks by P(correct)."]
+            lines += ["", (
+                f"**{PHASE_NAMES.get(record['phase'], record['phase'])} predicts `{label}` for {share:.0%} of "
+                f"the {record['split']} questions:** it has collapsed onto one label, and its balanced "
+                "accuracy is the majority's; its AUROC still ranks by P(correct)."
+            )]
     return lines
 
 
@@ -233,16 +237,23 @@ def taught_lines(records: list[dict]) -> list[str]:
                "Judgment v2 tells the held-out taught questions from the untaught ones better than chance.")
     return [
         "",
-        f"**Phase 3, held-out test.** {row['heldout_taught_questions']:.0f} taught and {row['heldout_untaught_questions']:.0f} "
-        f"untaught train questions were kept out of judgment v2's training (measured `can` after Phase 2: "
-        f"{_share(row, 'heldout_actual_can_taught')} and {_share(row, 'heldout_actual_can_untaught')}). Judgment v2's P(can) "
-        f"separates them with AUROC {_with_interval(row, 'heldout_judge_auroc')} (judgment v1 applied unchanged: "
-        f"{_with_interval(row, 'heldout_baseline_judge_auroc')}); it calls {_share(row, 'heldout_judge_predicted_can_taught')} "
-        f"of the taught and {_share(row, 'heldout_judge_predicted_can_untaught')} of the untaught ones `can`. {verdict}",
+        (
+            f"**Phase 3, held-out test.** {row['heldout_taught_questions']:.0f} taught and "
+            f"{row['heldout_untaught_questions']:.0f} untaught train questions were kept out of judgment v2's "
+            f"training (measured `can` after Phase 2: {_share(row, 'heldout_actual_can_taught')} and "
+            f"{_share(row, 'heldout_actual_can_untaught')}). Judgment v2's P(can) separates them with AUROC "
+            f"{_with_interval(row, 'heldout_judge_auroc')} (judgment v1 applied unchanged: "
+            f"{_with_interval(row, 'heldout_baseline_judge_auroc')}); it calls "
+            f"{_share(row, 'heldout_judge_predicted_can_taught')} of the taught and "
+            f"{_share(row, 'heldout_judge_predicted_can_untaught')} of the untaught ones `can`. {verdict}"
+        ),
         "",
-        f"**Where the merged model shows what it was taught** (taught vs untaught train questions, AUROC): the first "
-        f"answer token's probability, before answering, {_with_interval(row, 'first_token_auroc_taught')}; the greedy "
-        f"answer's mean log-probability, after answering, {_with_interval(row, 'answer_logprob_auroc_taught')}.",
+        (
+            f"**Where the merged model shows what it was taught** (taught vs untaught train questions, AUROC): the "
+            f"first answer token's probability, before answering, {_with_interval(row, 'first_token_auroc_taught')}; "
+            f"the greedy answer's mean log-probability, after answering, "
+            f"{_with_interval(row, 'answer_logprob_auroc_taught')}."
+        ),
     ]
 
 

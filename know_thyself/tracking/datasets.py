@@ -46,7 +46,7 @@ def question_dataset(rows: list[dict], dataset: str, split: str) -> mlflow.data.
         split: ``train`` or ``validation``.
     """
     frame = pd.DataFrame(
-        sorted(((r["question_id"], r["question"]) for r in rows)), columns=["question_id", "question"]
+        sorted((r["question_id"], r["question"]) for r in rows), columns=["question_id", "question"]
     )
     return mlflow.data.from_pandas(frame, source=_source(dataset, split), name=_label(dataset))
 

@@ -56,7 +56,7 @@ def resolve_judge(uri: str) -> RegisteredJudge:
     client = mlflow.MlflowClient()
     try:
         version = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, number)
-    except Exception as exc:  # noqa: BLE001 - MlflowException for a missing name, version or alias
+    except Exception as exc:  # MlflowException for a missing name, version or alias
         if exc.__class__.__name__ not in ("MlflowException", "RestException"):
             raise
         raise ValueError(
@@ -126,7 +126,7 @@ def logged_model_id(run: Any) -> str | None:
             filter_string=f"source_run_id = '{run.info.run_id}' AND name = 'judge'",
             output_format="list",
         )
-    except Exception:  # noqa: BLE001 - an older server without logged models: tags still link the runs
+    except Exception:  # an older server without logged models: tags still link the runs
         logger.debug("no logged models for run %s", run.info.run_id, exc_info=True)
         return None
     return models[0].model_id if models else None

@@ -60,5 +60,5 @@ def note_failure_on_project_run(message: str) -> None:
             if run.info.status != "RUNNING" or run.info.lifecycle_stage == "deleted":
                 return
         client.set_tag(run_id, TAG_NOTE, f"Failed: {code(message)}")
-    except Exception:  # noqa: BLE001 - the store itself may be what failed
+    except Exception:  # the store itself may be what failed
         logger.debug("could not write the error into run %s", run_id, exc_info=True)

@@ -81,7 +81,7 @@ def store(tmp_path_factory, tiny_model_dir):
 
 def _invoke(*args: str):
     result = CliRunner().invoke(command("evaluate_registered"), list(args))
-    ids = dict(re.findall(r"^([\w/]+): ([0-9a-f]{32})$", result.stdout, flags=re.M))
+    ids = dict(re.findall(r"^([\w/]+): ([0-9a-f]{32})$", result.stdout, flags=re.MULTILINE))
     return result, ids
 
 

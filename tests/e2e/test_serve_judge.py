@@ -52,11 +52,12 @@ def served_judge(tmp_path_factory, tiny_model_dir):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/judgment_v1/{version}", "--env-manager", "local",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=open(folder / "serve.log", "w"), start_new_session=True,
-    )
+    with open(folder / "serve.log", "w") as log:  # the server keeps its own copy of the descriptor
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/judgment_v1/{version}", "--env-manager",
+             "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(360):

@@ -186,7 +186,7 @@ def test_mlflow_run_with_no_parameters_runs_what_make_run_runs(monkeypatch):
     import shlex
 
     makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"^PRESET \?=\s*$", makefile, re.M), "make run must default to no preset"
+    assert re.search(r"^PRESET \?=\s*$", makefile, re.MULTILINE), "make run must default to no preset"
     assert "-m know_thyself.cli.presets --run $(PRESET)" in makefile
     spec = PROJECT["multiphase"]
     # mlflow run hands the command each default as a string, shell-quoted.

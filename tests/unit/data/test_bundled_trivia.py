@@ -24,10 +24,10 @@ BUILD_SCRIPT = ROOT / "tools" / "build_bundled_trivia.py"
 SPLITS = ("train", "validation")
 TOPICS = ("geography", "history", "science", "literature", "arts", "sport", "language", "general")
 DIFFICULTIES = ("easy", "medium", "hard")
-SMALL_NUMBERS = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen twenty"
-).split()
+SMALL_NUMBERS = [
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty",
+]
 # Normalised aliases that would also match wrong or evasive answers: common words, and the
 # pieces contractions leave after normalisation ("don't" -> "don t", "I'm" -> "i m").
 GENERIC = {"the", "new", "old", "king", "man", "day", "us", "we", "it", "not", "no", "yes",

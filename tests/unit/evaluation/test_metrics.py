@@ -652,7 +652,7 @@ def test_bootstrap_drops_undefined_resamples_and_counts_them():
 
 
 def test_bootstrap_intervals_for_a_registry():
-    actual, predicted, confidence, correct = _random_case(4)
+    _, _, confidence, correct = _random_case(4)
     got = bootstrap_intervals(CONFIDENCE_METRICS, confidence, correct, n_resamples=200)
     assert list(got) == ["auroc", "brier", "ece", "aurc", "prr"]
     for name, interval in got.items():

@@ -138,7 +138,7 @@ def test_progress_callback_counts_questions_and_samples(tiny):
     model, tokenizer = tiny
     for sampler in (TransformersSampler(model, tokenizer, batch_size=2), PlainSampler(model, tokenizer, batch_size=2)):
         seen = []
-        sampler.sample(_prompts(tokenizer), 2, 3, progress=lambda q, s: seen.append((q, s)))
+        sampler.sample(_prompts(tokenizer), 2, 3, progress=lambda q, s, seen=seen: seen.append((q, s)))
         assert sum(q for q, _ in seen) == len(QUESTIONS)
         assert sum(s for _, s in seen) == 2 * len(QUESTIONS)
 
@@ -280,7 +280,7 @@ def test_inside_the_block_a_forward_without_prefix_is_the_model_s_own(tiny):
 
 def test_judge_and_features_share_one_forward(tiny):
     model, tokenizer = tiny
-    logits, hidden = judgment_forward(model, tokenizer, QUESTIONS, "three", batch_size=2, hidden=True)
+    _, hidden = judgment_forward(model, tokenizer, QUESTIONS, "three", batch_size=2, hidden=True)
     judged = judge(model, tokenizer, QUESTIONS, "three", batch_size=4)
     assert np.allclose(prompt_features(model, tokenizer, QUESTIONS, "three", 3), hidden.numpy(), atol=1e-4)
     assert judged.probabilities.shape == (len(QUESTIONS), 3)

@@ -42,9 +42,8 @@ def test_a_code_change_invalidates_the_cache(tracking, monkeypatch):
 
 
 def test_a_failed_run_is_not_reused_and_ends_failed(tracking):
-    with pytest.raises(RuntimeError):
-        with step_run("collect", {"seed": "1"}) as run:
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), step_run("collect", {"seed": "1"}) as run:
+        raise RuntimeError("boom")
     assert mlflow.get_run(run.run_id).info.status == "FAILED"
     assert find_finished_run("collect", {"seed": "1"}) is None
 
@@ -139,9 +138,11 @@ def test_a_deleted_upstream_run_is_refused(tracking):
 def test_a_leftover_run_id_of_a_finished_run_is_refused_before_anything_is_written(tracking, monkeypatch):
     finished = _finish("collect", {"seed": "1"})
     monkeypatch.setenv("MLFLOW_RUN_ID", finished)
-    with pytest.raises(ValueError, match=f"MLFLOW_RUN_ID names run {finished}, which is FINISHED, not RUNNING"):
-        with step_run("collect", {"seed": "2"}):
-            pass
+    with (
+        pytest.raises(ValueError, match=f"MLFLOW_RUN_ID names run {finished}, which is FINISHED, not RUNNING"),
+        step_run("collect", {"seed": "2"}),
+    ):
+        pass
     assert mlflow.get_run(finished).info.status == "FINISHED"
     monkeypatch.setenv("MLFLOW_RUN_ID", "0" * 32)
     with pytest.raises(ValueError, match="MLFLOW_RUN_ID is '0{32}', which is not a run in this tracking store"):

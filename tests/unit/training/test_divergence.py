@@ -47,8 +47,10 @@ def test_a_healthy_training_passes():
 @pytest.mark.parametrize(
     ("losses", "weight", "norms", "final", "expected"),
     [
-        ([2.0, float("nan")], 0.1, None, float("nan"), "training diverged: the loss became nan by step 2; lower "
-                                                      "learning_rate (now 0.9) or lora_alpha (now 4096) and train again"),
+        ([2.0, float("nan")], 0.1, None, float("nan"), (
+            "training diverged: the loss became nan by step 2; lower "
+            "learning_rate (now 0.9) or lora_alpha (now 4096) and train again"
+        )),
         ([2.0, 1.0], float("nan"), None, 1.5, "training diverged: 1 of 1 trained weight tensors hold NaN or infinite values;"),
         ([2.0, float("inf")], float("inf"), None, 1.0, "the loss became inf by step 2 and 1 of 1 trained weight tensors"),
         ([], 0.1, None, float("nan"), "training diverged: the loss is nan;"),

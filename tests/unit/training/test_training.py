@@ -49,11 +49,12 @@ def test_training_changes_lora_weights_and_logs_into_the_step_run(tracking, tiny
     # exactly one run: nothing stray was opened by the trainer
     assert len(mlflow.search_runs(output_format="list")) == 1
     adapter = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="adapter")
-    config = json.loads(open(f"{adapter}/adapter_config.json").read())
+    with open(f"{adapter}/adapter_config.json") as handle:
+        text = handle.read()
+    config = json.loads(text)
     assert config["base_model_name_or_path"] == "my-base"
     assert config["r"] == 16 and config["lora_alpha"] == 32
     assert sorted(config["target_modules"]) == ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]
-    text = open(f"{adapter}/adapter_config.json").read()
     assert str(tracking) not in text and "/root" not in text and "/tmp" not in text
 
 
@@ -158,8 +159,9 @@ def test_shared_prompt_prefix_keeps_the_loss_and_gradients(tiny_model_dir, tmp_p
         backbone = trainer.model.get_base_model().base_model
         seen = []
         for layer in backbone.layers[:1]:
-            layer.register_forward_pre_hook(lambda module, args, kwargs: seen.append(tuple(args[0].shape[:2])),
-                                            with_kwargs=True)
+            layer.register_forward_pre_hook(
+                lambda module, args, kwargs, seen=seen: seen.append(tuple(args[0].shape[:2])), with_kwargs=True
+            )
         loss = trainer.compute_loss(trainer.model, dict(batch))
         loss.backward()
         grads = {n: p.grad.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
