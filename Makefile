@@ -19,12 +19,13 @@ READ_PINS = import sys, tomllib; p = tomllib.load(open("pyproject.toml", "rb"));
 	print(" ".join(pinned[name] for name in names) if set(names) <= set(pinned) else "")
 pins = $(or $(shell $(PYTHON) -c '$(READ_PINS)' $(1)),$(error pyproject.toml pins no version of one of: $(1) (or $(PYTHON), not Python 3.11+, cannot read it)))
 
-.PHONY: help install run run-phase1 results test test-fast test-vllm bench ui check-ui clean
+.PHONY: help install run run-phase1 results lint test test-fast test-vllm bench ui check-ui clean
 
 help:
 	@echo "make run         install, then run all three phases on the embedded default (PRESET=presets/...yaml for a variant)"
 	@echo "make run-phase1  install, then run Phase 1 only (mlflow run . -e phase1)"
 	@echo "make results     print the results table of the newest finished multiphase run (ARGS='--run-id ...' for another)"
+	@echo "make lint        install, then ruff over the whole tree (CI runs it before the tests)"
 	@echo "make test        install, then run the whole test suite (what CI runs)"
 	@echo "make test-fast   the tests without the slow end-to-end ones"
 	@echo "make test-vllm   the vLLM backend's tests on vLLM's CPU build, in .venv-vllm"
@@ -55,6 +56,9 @@ run-phase1: install
 # The README's results table, from the newest finished multiphase run's summary.json (ARGS="--run-id ..." for another).
 results: install
 	$(BIN)/python -m know_thyself.cli.results $(ARGS)
+
+lint: install
+	$(BIN)/ruff check .
 
 test: install
 	$(BIN)/python -m pytest -q $(ARGS)
