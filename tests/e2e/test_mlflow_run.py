@@ -117,8 +117,13 @@ def test_every_entry_point_runs_through_mlflow_run(chain):
     # `main` is multiphase under another name: the same parameters reuse every finished step.
     assert client.get_run(ids["main"]).data.params == client.get_run(ids["multiphase"]).data.params
     downstream = client.get_run(ids["evaluate_registered"])
-    assert downstream.data.tags["mlflow.note.content"].startswith("judgment_v2/")
-    assert "validation/judge/balanced_accuracy" in downstream.data.metrics
+    note = downstream.data.tags["mlflow.note.content"]
+    assert note.startswith("judgment_v2/")
+    if "every question has one label" in note:  # the tiny model's usual ground truth: all `cannot`
+        assert "balanced accuracy undefined" in note
+        assert "validation/judge/balanced_accuracy" not in downstream.data.metrics
+    else:
+        assert "validation/judge/balanced_accuracy" in downstream.data.metrics
 
 
 @pytest.mark.parametrize("parameter", ["adapter_run_id", "collect_run_id", "model"])
