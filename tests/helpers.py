@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import re
@@ -68,3 +69,59 @@ def fixed_judge_split(predicted: dict[str, list[str]], split_of):
         return replace(real(model, tokenizer, questions, scheme, batch_size, with_adapter), judged=judged, prompt_only=None)
 
     return judge_split
+
+
+@contextlib.contextmanager
+def serving_judge(folder: Path, tiny_model_dir: str, precision: str = "float32"):
+    """judgment_v1/1 (the tiny model and an untrained adapter, answering in ``precision``) behind the real
+    ``mlflow models serve`` on a free loopback port; yields ``(port, store URI, model URI)``, then stops it."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import pytest
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from know_thyself.tracking.registry import JUDGE_ARTIFACT, log_judge, register
+
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM")).save_pretrained(folder / "adapter")
+    mlflow.set_experiment("serve")
+    with mlflow.start_run() as run:
+        log_judge(str(folder / "adapter"), tiny_model_dir, "three", precision=precision)
+    version = register(run.info.run_id, JUDGE_ARTIFACT, "judgment_v1", {})
+    mlflow.set_tracking_uri(None)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    with open(folder / "serve.log", "w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/judgment_v1/{version}", "--env-manager",
+             "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
+        )
+    try:
+        for _ in range(360):
+            if server.poll() is not None:
+                pytest.fail(f"mlflow models serve ended: {(folder / 'serve.log').read_text()[-3000:]}")
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow models serve did not answer /ping within 3 minutes")
+        yield port, uri, f"models:/judgment_v1/{version}"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)

@@ -2,20 +2,12 @@
 scoring protocol documents, and bad requests answered with HTTP 400 and one line, no traceback."""
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import mlflow
 import pytest
-
-from know_thyself.tracking.registry import JUDGE_ARTIFACT, log_judge, register
+from helpers import serving_judge
 
 QUESTIONS = ["What is the capital of France?", "Who painted The Night Watch?"]
 
@@ -33,47 +25,8 @@ def _post(url: str, body: dict) -> tuple[int, dict]:
 def served_judge(tmp_path_factory, tiny_model_dir):
     """judgment_v1/1 (the tiny model and an untrained adapter, answering in bf16) served by `mlflow models serve`
     on a free port: the scoring URL, the store's URI and the model's."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    folder = tmp_path_factory.mktemp("serve")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    torch.manual_seed(0)
-    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM")).save_pretrained(folder / "adapter")
-    mlflow.set_experiment("serve")
-    with mlflow.start_run() as run:
-        log_judge(str(folder / "adapter"), tiny_model_dir, "three", precision="bfloat16")
-    version = register(run.info.run_id, JUDGE_ARTIFACT, "judgment_v1", {})
-    mlflow.set_tracking_uri(None)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    with open(folder / "serve.log", "w") as log:  # the server keeps its own copy of the descriptor
-        server = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/judgment_v1/{version}", "--env-manager",
-             "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(360):
-            if server.poll() is not None:
-                pytest.fail(f"mlflow models serve ended: {(folder / 'serve.log').read_text()[-3000:]}")
-            try:
-                urllib.request.urlopen(f"{url}/ping", timeout=2).close()
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow models serve did not answer /ping within 3 minutes")
-        yield f"{url}/invocations", uri, f"models:/judgment_v1/{version}"
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+    with serving_judge(tmp_path_factory.mktemp("serve"), tiny_model_dir, precision="bfloat16") as (port, store, model):
+        yield f"http://127.0.0.1:{port}/invocations", store, model
 
 
 @pytest.fixture(scope="module")

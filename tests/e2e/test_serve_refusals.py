@@ -11,19 +11,9 @@ ones documented, so that an MLflow upgrade that changes one is noticed.
 
 import http.client
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
-import mlflow
 import pytest
-
-from know_thyself.tracking.registry import JUDGE_ARTIFACT, log_judge, register
+from helpers import serving_judge
 
 RULE = "each question must be a non-empty string of at most 1000 characters"
 SEND = 'send {"inputs": ["<question>", ...]} or {"dataframe_records": [{"question": "<question>"}, ...]}'
@@ -33,46 +23,8 @@ TEN_MB = 10 * 2**20
 @pytest.fixture(scope="module")
 def port(tmp_path_factory, tiny_model_dir):
     """judgment_v1/1 (the tiny model and an untrained adapter) served on a free loopback port; yields the port."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    folder = tmp_path_factory.mktemp("serve_refusals")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    torch.manual_seed(0)
-    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM")).save_pretrained(folder / "adapter")
-    mlflow.set_experiment("serve")
-    with mlflow.start_run() as run:
-        log_judge(str(folder / "adapter"), tiny_model_dir, "three")
-    version = register(run.info.run_id, JUDGE_ARTIFACT, "judgment_v1", {})
-    mlflow.set_tracking_uri(None)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        free = sock.getsockname()[1]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    with open(folder / "serve.log", "w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/judgment_v1/{version}", "--env-manager",
-             "local", "--host", "127.0.0.1", "--port", str(free), "--workers", "1"],
-            cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
-        )
-    try:
-        for _ in range(360):
-            if server.poll() is not None:
-                pytest.fail(f"mlflow models serve ended: {(folder / 'serve.log').read_text()[-3000:]}")
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{free}/ping", timeout=2).close()
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow models serve did not answer /ping within 3 minutes")
+    with serving_judge(tmp_path_factory.mktemp("serve_refusals"), tiny_model_dir) as (free, _, _):
         yield free
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
 
 
 def _post(port: int, body: bytes, content_type: str | None = "application/json") -> tuple[int, str, bytes]:
