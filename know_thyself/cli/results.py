@@ -107,12 +107,16 @@ ROWS = (
         signed=True),
     Row("judge QWK", "validation", "judge_qwk"),
     Row("judge AUROC of P(correct)", "validation", "judge_auroc"),
+    Row("judge - judgment v1 applied unchanged to the same model, AUROC (paired; v2 only)", "validation",
+        "judge_minus_v1_unchanged_auroc", signed=True),
     Row("linear probe on the model's hidden state, AUROC", "validation", "probe_auroc"),
     Row("first answer token's probability, AUROC (before answering, untrained)", "validation", "first_token_auroc"),
     Row(MIX_ROW, "validation", ""),
     # Judgment v1 is not retrained after Phase 2: its cell is v1 applied unchanged to the merged model.
     Row("held-out taught vs untaught train questions, P(can) AUROC (v1: unchanged, on the merged model)", "train",
         "heldout_judge_auroc", elsewhere=(("phase1", ("phase3", "heldout_baseline_judge_auroc")),)),
+    Row("held-out test, judge - judgment v1 unchanged, P(can) AUROC (paired; v2 only)", "train",
+        "heldout_judge_minus_baseline_auroc", signed=True),
     Row("knowledge test: greedy QA accuracy, train", "train", "greedy_qa_accuracy"),
     Row("knowledge test: greedy QA accuracy, validation", "validation", "greedy_qa_accuracy"),
 )

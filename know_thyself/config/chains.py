@@ -21,6 +21,8 @@ from know_thyself.config.choices import (
     PHASES,
     PROBE_C_HELP,
     READOUTS,
+    STOP_WHEN_LEARNED_HELP,
+    V2_STARTS,
     check_choice,
     check_positive,
     check_seed,
@@ -83,9 +85,11 @@ class Phase1Config(JudgeOptions, CollectOptions):
             reference_collect_run_id=reference_collect_run_id, baseline_adapter_run_id=baseline_adapter_run_id,
         )
 
-    def train(self, data_run_id: str, model: str | None = None) -> TrainConfig:
-        """The train_judgment step's config on a build_judgment_data run (for ``model``, default this config's)."""
-        return self.derive(TrainConfig, model=model or self.model, data_run_id=data_run_id)
+    def train(self, data_run_id: str, model: str | None = None, init_adapter_run_id: str = "") -> TrainConfig:
+        """The train_judgment step's config on a build_judgment_data run (for ``model``, default this config's),
+        continuing the adapter of ``init_adapter_run_id`` when given."""
+        return self.derive(TrainConfig, model=model or self.model, data_run_id=data_run_id,
+                           init_adapter_run_id=init_adapter_run_id)
 
 
 @dataclass
@@ -94,6 +98,8 @@ class MultiphaseConfig(Phase1Config):
 
     step: ClassVar[str] = "multiphase"
     knowledge_epochs: float = option(KnowledgeTrainConfig.epochs, "Epochs of knowledge (QA) training in Phase 2.")
+    knowledge_stop_when_learned: float = option(KnowledgeTrainConfig.stop_when_learned, "Phase 2's "
+                                                 "stop_when_learned: " + STOP_WHEN_LEARNED_HELP)
     knowledge_learning_rate: float = option(
         KnowledgeTrainConfig.learning_rate, "Learning rate of knowledge (QA) training in Phase 2."
     )
@@ -114,6 +120,11 @@ class MultiphaseConfig(Phase1Config):
         "weights", "Judgment v2's label balance (see balance); 'taught' also evens out taught and untaught questions "
         "within each label, so that being taught in Phase 2 says nothing about a question's label.", choices=BALANCES,
     )
+    v2_start: str = option(
+        "fresh", "Where judgment v2's training starts: 'v1' continues judgment v1's adapter on Phase 3's labels (the "
+        "judge keeps what it learned and adds what Phase 2 taught); 'fresh' trains a new adapter.", choices=V2_STARTS,
+    )
+    epochs_v2: float = option(JudgeOptions.epochs, "Judgment v2's training epochs (the most; see epochs).")
     phase: int = option(0, "Run phases up to this one (1, 2 or 3), reusing finished earlier steps; 0 runs all.",
                         choices=PHASES)
 
@@ -125,11 +136,15 @@ class MultiphaseConfig(Phase1Config):
             0.0 < self.knowledge_learning_rate < 1.0,
             f"knowledge_learning_rate must be in (0, 1), got {self.knowledge_learning_rate}",
         )
+        check(0.0 <= self.knowledge_stop_when_learned <= 1.0,
+              f"knowledge_stop_when_learned must be in [0, 1] (0 trains every epoch), got {self.knowledge_stop_when_learned}")
         check_choice("knowledge_lora_targets", self.knowledge_lora_targets, LORA_TARGETS)
         check_choice("knowledge_targets", self.knowledge_targets, KNOWLEDGE_TARGETS)
         check(0.0 < self.knowledge_fraction <= 1.0, f"knowledge_fraction must be in (0, 1], got {self.knowledge_fraction}")
         check_choice("readout_v2", self.readout_v2, READOUTS)
         check_choice("balance_v2", self.balance_v2, BALANCES)
+        check_choice("v2_start", self.v2_start, V2_STARTS)
+        check(0 < self.epochs_v2 <= MAX_EPOCHS, f"epochs_v2 must be in (0, {MAX_EPOCHS}], got {self.epochs_v2}")
         check(self.loss == "label" or self.balance_v2 not in ("weights", "taught"),
               "loss sft trains on the completion's tokens, which carry no class weights; use loss label, or "
               "balance_v2 oversample/none")
@@ -143,7 +158,7 @@ class MultiphaseConfig(Phase1Config):
 
     def phase3(self) -> Phase1Config:
         """The Phase 3 judgment chain's options: Phase 1's, with judgment v2's readout and balance."""
-        return self.derive(Phase1Config, readout=self.readout_v2, balance=self.balance_v2)
+        return self.derive(Phase1Config, readout=self.readout_v2, balance=self.balance_v2, epochs=self.epochs_v2)
 
     def knowledge_data(self, collect_run_id: str) -> KnowledgeDataConfig:
         """The build_knowledge_data step's config on Phase 1's collect run (targets restated by this config's model)."""
@@ -156,4 +171,5 @@ class MultiphaseConfig(Phase1Config):
         return self.derive(
             KnowledgeTrainConfig, data_run_id=data_run_id, epochs=self.knowledge_epochs,
             learning_rate=self.knowledge_learning_rate, lora_targets=self.knowledge_lora_targets,
+            stop_when_learned=self.knowledge_stop_when_learned,
         )

@@ -97,6 +97,15 @@ KNOWLEDGE_FRACTION_HELP = (
     "Share of the collect run's train questions that Phase 2 teaches (a seeded draw); the rest stay "
     "untaught, so that Phase 3's judge sees questions the model learned beside ones it did not."
 )
+# Where judgment v2's training starts (the multiphase chain's v2_start).
+V2_STARTS = ("v1", "fresh")
+# Phase 2 stops once its training reproduces this share of the taught examples token for token.
+STOP_WHEN_LEARNED = 0.95
+STOP_WHEN_LEARNED_HELP = (
+    "Stop the knowledge training after the first epoch in which at least this share of the taught examples "
+    "came out token for token (each completion token the most likely one, so the greedy reply is the target); "
+    "0 trains every epoch."
+)
 LORA_TARGETS_HELP = (
     "Layers that get LoRA adapters: 'attention' (q/k/v/o projections) or 'attention_mlp' (also the MLP's gate/up/down)."
 )

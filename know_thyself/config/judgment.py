@@ -211,8 +211,13 @@ class TrainConfig(JudgeOptions):
     data_run_id: str = option(
         "", "Run id of a finished build_judgment_data run: the judgment examples to train on.", required=True
     )
+    init_adapter_run_id: str = option(
+        "", "Run id of a finished train_judgment run whose adapter this training continues (judgment v2 continues "
+        "judgment v1); its LoRA rank, alpha and layers must be this training's. Empty: a fresh adapter.",
+    )
 
     def validate(self) -> None:
         resolve_model(self.model)
         check_run_id("data_run_id", self.data_run_id)
+        check_run_id("init_adapter_run_id", self.init_adapter_run_id, optional=True)
         super().validate()

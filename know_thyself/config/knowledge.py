@@ -11,6 +11,8 @@ from know_thyself.config.choices import (
     KNOWLEDGE_TARGETS,
     KNOWLEDGE_TARGETS_HELP,
     MODEL_HELP,
+    STOP_WHEN_LEARNED,
+    STOP_WHEN_LEARNED_HELP,
     check_choice,
     check_seed,
 )
@@ -50,7 +52,8 @@ class KnowledgeTrainConfig(TrainingOptions):
     """Options of train_knowledge: LoRA SFT on QA pairs, then the adapter merged into the base.
 
     Six epochs teach the taught questions (0.32 -> 0.97 greedy accuracy on the default run) while
-    validation accuracy moves by a few points (docs/experiments.md).
+    validation accuracy moves by a few points (docs/experiments.md); ``epochs`` is the most, and the
+    training stops after the first epoch that reproduced ``stop_when_learned`` of the examples.
     """
 
     step: ClassVar[str] = "train_knowledge"
@@ -58,11 +61,14 @@ class KnowledgeTrainConfig(TrainingOptions):
     data_run_id: str = option(
         "", "Run id of a finished build_knowledge_data run: the QA examples to train on.", required=True
     )
-    epochs: float = 6.0
+    epochs: float = option(6.0, "Training epochs (the most: see stop_when_learned).")
+    stop_when_learned: float = option(STOP_WHEN_LEARNED, STOP_WHEN_LEARNED_HELP)
 
     def validate(self) -> None:
         resolve_model(self.model)
         check_run_id("data_run_id", self.data_run_id)
+        check(0.0 <= self.stop_when_learned <= 1.0,
+              f"stop_when_learned must be in [0, 1] (0 trains every epoch), got {self.stop_when_learned}")
         super().validate()
 
 

@@ -14,13 +14,20 @@ from know_thyself.data.labels import labels_for, scheme_of
 from know_thyself.data.questions import SPLITS
 from know_thyself.evaluation.methods import HEADLINE
 
-# The trained judge and the baselines it is compared with in the same evaluation run.
-METHODS = ("judge", "probe", "first_token", "prompt_only", "majority")
+# The trained judge and the baselines it is compared with in the same evaluation run; after Phase 2,
+# judgment v1 applied unchanged to the merged model (``v1_unchanged``) is one of them.
+METHODS = ("judge", "v1_unchanged", "probe", "first_token", "prompt_only", "majority")
+# Paired differences the summary carries with their intervals: column -> metric of the split.
+DIFFERENCES = {
+    "judge_minus_majority_balanced_accuracy": "judge_minus_majority/balanced_accuracy",
+    **{f"judge_minus_v1_unchanged_{m}": f"judge_minus_v1_unchanged/{m}" for m in HEADLINE},
+}
 # The Phase 3 test of what was taught (know_thyself.evaluation.taught), read from the evaluation of
 # judgment v2 onto its phase's train row: column -> metric.
 TAUGHT_COLUMNS = {
     "heldout_judge_auroc": "heldout/judge/auroc",
     "heldout_baseline_judge_auroc": "heldout/baseline_judge/auroc",
+    "heldout_judge_minus_baseline_auroc": "heldout/judge_minus_baseline_judge/auroc",
     "heldout_judge_predicted_can_taught": "heldout/judge/predicted_can/taught",
     "heldout_judge_predicted_can_untaught": "heldout/judge/predicted_can/untaught",
     "heldout_actual_can_taught": "heldout/actual_can/taught",
@@ -64,10 +71,10 @@ def summary_table(phases: dict[str, PhaseRuns]) -> pd.DataFrame:
                     row[f"{method}_{metric}"] = trained.get(f"{split}/{method}/{metric}")
                     for bound in ("low", "high"):
                         row[f"{method}_{metric}_{bound}"] = trained.get(f"{split}/{method}/{metric}_{bound}")
-            difference = f"{split}/judge_minus_majority/balanced_accuracy"
-            row["judge_minus_majority_balanced_accuracy"] = trained.get(difference)
-            for bound in ("low", "high"):
-                row[f"judge_minus_majority_balanced_accuracy_{bound}"] = trained.get(f"{difference}_{bound}")
+            for column, metric in DIFFERENCES.items():
+                row[column] = trained.get(f"{split}/{metric}")
+                for bound in ("low", "high"):
+                    row[f"{column}_{bound}"] = trained.get(f"{split}/{metric}_{bound}")
             for method in METHODS:  # exact match last: it rewards predicting the majority label
                 row[f"{method}_exact_match"] = trained.get(f"{split}/{method}/exact_match")
             for label in labels_for(scheme):
@@ -182,6 +189,13 @@ def summary_markdown(table: pd.DataFrame) -> str:
             f"{_with_interval(record, 'majority_balanced_accuracy')}, QWK {_with_interval(record, 'judge_qwk')}, "
             f"AUROC {_with_interval(record, 'judge_auroc')}; QA accuracy {record['qa_accuracy']:.2f}."
         )
+        if not _missing(record.get("v1_unchanged_auroc")):
+            lines[-1] += (
+                f" Judgment v1 applied unchanged to the same model: AUROC {_with_interval(record, 'v1_unchanged_auroc')}, "
+                f"balanced accuracy {_with_interval(record, 'v1_unchanged_balanced_accuracy')}; judgment v2 minus it "
+                f"(paired): AUROC {_with_interval(record, 'judge_minus_v1_unchanged_auroc')}, balanced accuracy "
+                f"{_with_interval(record, 'judge_minus_v1_unchanged_balanced_accuracy')}."
+            )
     lines += one_label_lines(records)
     lines += [
         "",
@@ -243,7 +257,8 @@ def taught_lines(records: list[dict]) -> list[str]:
             f"training (measured `can` after Phase 2: {_share(row, 'heldout_actual_can_taught')} and "
             f"{_share(row, 'heldout_actual_can_untaught')}). Judgment v2's P(can) separates them with AUROC "
             f"{_with_interval(row, 'heldout_judge_auroc')} (judgment v1 applied unchanged: "
-            f"{_with_interval(row, 'heldout_baseline_judge_auroc')}); it calls "
+            f"{_with_interval(row, 'heldout_baseline_judge_auroc')}; paired difference "
+            f"{_with_interval(row, 'heldout_judge_minus_baseline_auroc')}); it calls "
             f"{_share(row, 'heldout_judge_predicted_can_taught')} of the taught and "
             f"{_share(row, 'heldout_judge_predicted_can_untaught')} of the untaught ones `can`. {verdict}"
         ),
@@ -269,6 +284,7 @@ def _share(record: dict, column: str) -> str:
 # The summary's columns logged as metrics of the parent run, ``<phase>/<split>/<column>``.
 METRIC_COLUMNS = ("qa_accuracy", "judge_balanced_accuracy", "judge_qwk", "judge_auroc", "probe_balanced_accuracy",
                   "probe_auroc", "first_token_auroc", "judge_minus_majority_balanced_accuracy", "judge_exact_match",
+                  "v1_unchanged_auroc", "judge_minus_v1_unchanged_auroc",
                   *TAUGHT_COLUMNS)
 
 

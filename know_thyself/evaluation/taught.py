@@ -67,6 +67,70 @@ def heldout_report(
     return out
 
 
+# The metrics on which the judge is compared with judgment v1 applied unchanged to the same model.
+UNCHANGED_COMPARED = ("auroc", "balanced_accuracy", "qwk")
+
+
+def _put(out: dict[str, float], key: str, interval: metrics.Interval) -> None:
+    for suffix, value in zip(("", "_low", "_high"), interval.as_tuple()):
+        if value is not None:
+            out[f"{key}{suffix}"] = float(value)
+
+
+def unchanged_comparison(
+    split: str, rows: list[dict], judged: object, unchanged: object, rates: dict[str, float],
+) -> dict[str, float]:
+    """The judge beside judgment v1 applied unchanged to the same model, on the same questions, with paired intervals.
+
+    Both are scored against the labels measured on this model (Phase 3's): balanced accuracy and
+    QWK of the predicted labels, AUROC of the confidence score ``sum_k P(k) rate_k`` (the same
+    ``rates`` for both) against the greedy answers' correctness.
+
+    Args:
+        split: The split's name (the metrics' first part).
+        rows: The split's questions (``ability``, ``greedy_correct``).
+        judged: The judge's :class:`~know_thyself.inference.judgments.Judgments` on them.
+        unchanged: Judgment v1's judgments on the same questions, in the same order.
+        rates: The per-label correctness rates of the confidence score.
+
+    Returns:
+        ``<split>/v1_unchanged/<metric>`` and ``<split>/judge_minus_v1_unchanged/<metric>``, each
+        with ``_low``/``_high`` (95% bootstrap; the difference paired by question).
+    """
+    labels = judged.labels
+    actual = [r["ability"] for r in rows]
+    correct = [bool(r["greedy_correct"]) for r in rows]
+    registry = {m.name: m for m in metrics.classification_registry(labels)}
+    registry["auroc"] = _AUROC
+    out: dict[str, float] = {}
+    for name in UNCHANGED_COMPARED:
+        if name == "auroc":
+            ours, theirs, target = (metrics.confidence_score(judged.probabilities, labels, rates),
+                                    metrics.confidence_score(unchanged.probabilities, labels, rates), correct)
+        else:
+            ours, theirs, target = judged.predicted, unchanged.predicted, actual
+        _put(out, f"{split}/v1_unchanged/{name}", metrics.bootstrap_interval(registry[name], theirs, target))
+        _put(out, f"{split}/judge_minus_v1_unchanged/{name}",
+             metrics.bootstrap_interval(registry[name], ours, target, baseline=theirs))
+    return out
+
+
+def heldout_difference(heldout: list[dict], p_can: dict[str, float], baseline_p_can: dict[str, float]) -> dict[str, float]:
+    """The judge's held-out AUROC (P(can), taught as positive) minus the baseline judge's, paired by question.
+
+    Returns ``heldout/judge_minus_baseline_judge/auroc`` with its 95% interval (empty without both groups).
+    """
+    if not any(h["taught"] for h in heldout) or all(h["taught"] for h in heldout):
+        return {}
+    ids = [h["question_id"] for h in heldout]
+    positive = [bool(h["taught"]) for h in heldout]
+    out: dict[str, float] = {}
+    _put(out, "heldout/judge_minus_baseline_judge/auroc", metrics.bootstrap_interval(
+        _AUROC, np.clip([p_can[i] for i in ids], 0.0, 1.0), positive,
+        baseline=np.clip([baseline_p_can[i] for i in ids], 0.0, 1.0)))
+    return out
+
+
 def where_known(rows: list[dict], first_token: dict[str, float], taught_ids: set[str]) -> dict[str, float]:
     """How well the first-token probability and the answer's log-probability tell taught from untaught and ``can`` from the rest.
 

@@ -18,7 +18,7 @@ from know_thyself.data.labels import CAN, scheme_of
 from know_thyself.evaluation.ability import RESPONSES, check_reference_collect
 from know_thyself.evaluation.comparison import describe, headline
 from know_thyself.evaluation.judgment import Evaluation, check_same_questions, evaluate_judgment
-from know_thyself.evaluation.taught import heldout_report, where_known
+from know_thyself.evaluation.taught import heldout_difference, heldout_report, unchanged_comparison, where_known
 from know_thyself.inference.judgments import judge
 from know_thyself.inference.models import check_model_exists, load_model
 from know_thyself.steps.collect import require_collect_run
@@ -124,7 +124,8 @@ def _taught_report(
     """The held-out test of a judge trained after Phase 2, and where the model shows what it was taught.
 
     The judge (and, given ``baseline_adapter_run_id``, judgment v1 applied unchanged to the same
-    model) on the held-out taught and untaught train questions; the first-token probability and
+    model, with the paired difference) on the held-out taught and untaught train questions; judgment
+    v1 unchanged beside the judge on the other splits (validation), with paired intervals; the first-token probability and
     the answer's log-probability on the taught and ``can`` questions (:mod:`know_thyself.evaluation.taught`).
     """
     heldout = read_jsonl_artifact(data_run.info.run_id, f"{JUDGMENT_DATA}/{HELDOUT}")
@@ -137,21 +138,34 @@ def _taught_report(
     p_can = dict(zip((r["question_id"] for r in train), judged.probabilities[:, can]))
     values = heldout_report(heldout, predicted, p_can, actual)
     if cfg.baseline_adapter_run_id:
-        by_id = {r["question_id"]: r["question"] for r in train}
-        questions = [by_id[h["question_id"]] for h in heldout]
         with downloaded(cfg.baseline_adapter_run_id, ADAPTER_DIR) as adapter_dir:
             model.load_adapter(str(adapter_dir), adapter_name="baseline")
-        model.set_adapter("baseline")
-        baseline = judge(model, tokenizer, questions, scheme, cfg.inference_batch_size)
-        model.set_adapter("default")
-        ids = [h["question_id"] for h in heldout]
         baseline_readout = read_readout(cfg.baseline_adapter_run_id)
-        if baseline_readout is not None:  # v1 as it is registered: its readout on this model's first tokens
-            first = result.forwards["train"].first_token
-            by_position = {r["question_id"]: i for i, r in enumerate(train)}
-            baseline = baseline_readout.apply(baseline, first[[by_position[i] for i in ids]])
-        values.update(heldout_report(heldout, dict(zip(ids, baseline.predicted)),
-                                     dict(zip(ids, baseline.probabilities[:, can])), actual, who="baseline_judge"))
+        rates = {label: result.metrics[f"train/correct_rate/{label}"] for label in judged.labels}
+
+        def unchanged(questions: list[str], first: Any) -> Any:
+            """Judgment v1 as it is registered, on this model: its adapter, and its readout on this model's first tokens."""
+            model.set_adapter("baseline")
+            try:
+                out = judge(model, tokenizer, questions, scheme, cfg.inference_batch_size)
+            finally:
+                model.set_adapter("default")
+            return out if baseline_readout is None else baseline_readout.apply(out, first)
+
+        by_id = {r["question_id"]: r["question"] for r in train}
+        ids = [h["question_id"] for h in heldout]
+        by_position = {r["question_id"]: i for i, r in enumerate(train)}
+        baseline = unchanged([by_id[i] for i in ids], result.forwards["train"].first_token[[by_position[i] for i in ids]])
+        baseline_p_can = dict(zip(ids, baseline.probabilities[:, can]))
+        values.update(heldout_report(heldout, dict(zip(ids, baseline.predicted)), baseline_p_can, actual,
+                                     who="baseline_judge"))
+        values.update(heldout_difference(heldout, p_can, baseline_p_can))
+        for split, forwards in result.forwards.items():
+            if split == "train":
+                continue  # the judge trained on most of them; the held-out ones are reported above
+            split_rows = [r for r in rows if r["split"] == split]
+            values.update(unchanged_comparison(split, split_rows, forwards.judged,
+                                               unchanged([r["question"] for r in split_rows], forwards.first_token), rates))
     first_token = {r["question_id"]: float(p) for split, forwards in result.forwards.items()
                    for r, p in zip((r for r in rows if r["split"] == split), forwards.first_token)}
     values.update(where_known(rows, first_token, taught))

@@ -64,6 +64,7 @@ def run_multiphase(cfg: MultiphaseConfig, reuse: bool = True) -> dict[str, str]:
                 phase3 = phase1_chain.judgment_chain(
                     cfg.phase3(), merged, reuse, suffix="v2", knowledge_data_run_id=ids["phase2/build_knowledge_data"],
                     baseline_adapter_run_id=phase1["train_judgment"], holdout_fraction=cfg.holdout_fraction,
+                    init_adapter_run_id=phase1["train_judgment"] if cfg.v2_start == "v1" else "",
                 )
                 test_cfg = TestKnowledgeConfig(
                     collect_before_run_id=phase1["collect"], collect_after_run_id=phase3["collect"],

@@ -50,6 +50,7 @@ def run_phase1(cfg: Phase1Config, reuse: bool = True) -> dict[str, str]:
 def judgment_chain(
     cfg: Phase1Config, model: str, reuse: bool, suffix: str, knowledge_data_run_id: str = "",
     baseline_adapter_run_id: str = "", holdout_fraction: float = JudgmentDataConfig.holdout_fraction,
+    init_adapter_run_id: str = "",
 ) -> dict[str, str]:
     """collect -> build -> train -> evaluate, for ``model``; returns step run ids.
 
@@ -63,7 +64,7 @@ def judgment_chain(
 
     With ``cfg.reference_sample_seed`` set, the validation questions are collected a second time
     with that answer seed (run ``collect_reference``) and both evaluations report the label-noise
-    ceiling against it.
+    ceiling against it. With ``init_adapter_run_id`` the judge's training continues that run's adapter.
     """
     ids = {}
     ids["collect"] = run_collect(cfg.collect(model), reuse=reuse).run_id
@@ -75,7 +76,9 @@ def judgment_chain(
         JudgmentDataConfig(collect_run_id=ids["collect"], knowledge_data_run_id=knowledge_data_run_id,
                            holdout_fraction=holdout_fraction, seed=cfg.seed), reuse=reuse
     ).run_id
-    ids["train_judgment"] = run_train_judgment(cfg.train(ids["build_judgment_data"], model=model), reuse=reuse).run_id
+    ids["train_judgment"] = run_train_judgment(
+        cfg.train(ids["build_judgment_data"], model=model, init_adapter_run_id=init_adapter_run_id), reuse=reuse
+    ).run_id
     ids["evaluate_judgment"] = run_evaluate_judgment(
         cfg.evaluate(model, ids["collect"], ids["train_judgment"], reference, baseline_adapter_run_id), reuse=reuse,
         run_name=f"evaluate_judgment_{suffix}",

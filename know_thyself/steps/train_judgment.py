@@ -21,7 +21,16 @@ from know_thyself.evaluation.methods import epoch_scorer, example_rates, judge_s
 from know_thyself.inference.judgments import first_token_probability, judge
 from know_thyself.inference.models import check_model_exists, load_model
 from know_thyself.inference.readout import READOUT_FILE, Readout, describe_readout
-from know_thyself.tracking import StepRun, code, describe_run, read_jsonl_artifact, require_step_run, step_run
+from know_thyself.tracking import (
+    StepRun,
+    code,
+    describe_run,
+    downloaded,
+    read_json_artifact,
+    read_jsonl_artifact,
+    require_step_run,
+    step_run,
+)
 from know_thyself.tracking.datasets import log_collect_questions
 from know_thyself.tracking.registry import TAG_PRECISION, log_judge
 from know_thyself.tracking.training_log import MlflowMetricsCallback, log_adapter, log_epochs, log_training
@@ -30,7 +39,7 @@ from know_thyself.training.dev_split import dev_split
 from know_thyself.training.divergence import check_training
 from know_thyself.training.judge import example_weights, fit_judge
 from know_thyself.training.judgment_examples import ARTIFACT_DIR
-from know_thyself.training.lora import ADAPTER_DIR, training_precision
+from know_thyself.training.lora import ADAPTER_DIR, check_adapter_matches, continue_adapter, training_precision
 from know_thyself.training.readout import MissingLabelError, fit_readout
 
 logger = logging.getLogger(__name__)
@@ -43,17 +52,26 @@ def run_train_judgment(cfg: TrainConfig, reuse: bool = True) -> StepRun:
     upstream = require_step_run(cfg.data_run_id, "build_judgment_data", "data_run_id")
     scheme = scheme_of(upstream.data.params)
     check_model_exists(cfg.model)
+    if cfg.init_adapter_run_id:  # checked before the run opens: the adapter exists and these options fit it
+        require_step_run(cfg.init_adapter_run_id, "train_judgment", "init_adapter_run_id")
+        check_adapter_matches(read_json_artifact(cfg.init_adapter_run_id, f"{ADAPTER_DIR}/adapter_config.json"), cfg,
+                              f"the adapter of train_judgment run {cfg.init_adapter_run_id}")
     with step_run(cfg.step, cfg.params(), reuse=reuse, system_metrics=True, requires=(f"{ADAPTER_DIR}/",)) as run:
         if not run.reused:
             examples = read_jsonl_artifact(upstream.info.run_id, f"{ARTIFACT_DIR}/train.jsonl")
             log_collect_questions(mlflow.get_run(upstream.data.params["collect_run_id"]), splits=("train",))
             model, tokenizer = load_model(cfg.model, dtype="float32")
+            if cfg.init_adapter_run_id:
+                with downloaded(cfg.init_adapter_run_id, ADAPTER_DIR) as adapter_dir:
+                    model = continue_adapter(model, adapter_dir)
             precision = training_precision(cfg, model.device.type)
             mlflow.set_tag(TAG_PRECISION, precision)  # the judge answers in it wherever it is loaded
             fit, dev = dev_split(examples, cfg.dev_fraction, cfg.seed, key="label") if cfg.dev_fraction else (examples, [])
             callbacks = [MlflowMetricsCallback()]
             if dev:  # keep the epoch that judges the held-out questions best
-                keeper = BestEpoch(epoch_scorer(tokenizer, dev, fit, scheme), cfg.select_by, cfg.min_label_share)
+                # A continued adapter is itself a candidate (epoch 0): kept unchanged when no epoch beats it on dev.
+                keeper = BestEpoch(epoch_scorer(tokenizer, dev, fit, scheme), cfg.select_by, cfg.min_label_share,
+                                   from_start=bool(cfg.init_adapter_run_id))
                 callbacks.append(keeper)
             trained = fit_judge(fit, cfg, scheme, (model, tokenizer), tuple(callbacks))
             check_training(trained.trainer, cfg, trained.metrics["train/final_loss"])  # diverged: the run fails, nothing saved
@@ -74,16 +92,26 @@ def run_train_judgment(cfg: TrainConfig, reuse: bool = True) -> StepRun:
                     # The judge as a loadable pyfunc: base model named, adapter (and readout) inside, no local paths.
                     log_judge(str(adapter_dir), cfg.model, scheme, readout_file, precision)
                     describe_run(
-                        f"Trained the judgment LoRA adapter (r {cfg.lora_r}, {cfg.loss} loss, {cfg.label_targets} targets, "
+                        ("Continued the judgment LoRA adapter of train_judgment run "
+                         f"{cfg.init_adapter_run_id} (r {cfg.lora_r}" if cfg.init_adapter_run_id else
+                         f"Trained the judgment LoRA adapter (r {cfg.lora_r}")
+                        + f", {cfg.loss} loss, {cfg.label_targets} targets, "
                         f"{cfg.balance} balance) on {code(cfg.model)} with {len(fit)} examples for "
                         f"{trained.trainer.state.global_step} steps"
-                        + (f", keeping epoch {keeper.best_epoch} of {len(keeper.history)} by dev {cfg.select_by} on "
-                           f"{len(dev)} held-out questions" if dev else "")
+                        + (f", keeping {_kept(keeper)} by dev {cfg.select_by} on {len(dev)} held-out questions"
+                           if dev else "")
                         + (f"; its label is read through a readout fitted on the dev split ({describe_readout(readout)})"
                            if readout is not None else "")
                         + "; logged the judge as a pyfunc model under judge/."
                     )
     return run
+
+
+def _kept(keeper: BestEpoch) -> str:
+    epochs = sum(1 for h in keeper.history if h["epoch"] > 0)
+    if keeper.best_epoch == 0:
+        return f"the continued adapter as it was (no one of {epochs} epochs did better)"
+    return f"epoch {keeper.best_epoch} of {epochs}"
 
 
 def _fit_readout(model: Any, tokenizer: Any, fit: list[dict], dev: list[dict], scheme: str, cfg: TrainConfig) -> Readout | None:

@@ -13,9 +13,10 @@ from know_thyself.inference.models import check_model_exists
 from know_thyself.tracking import StepRun, code, describe_run, read_jsonl_artifact, require_step_run, step_run
 from know_thyself.tracking.datasets import log_collect_questions
 from know_thyself.tracking.registry import KNOWLEDGE_ARTIFACT, requirements
-from know_thyself.tracking.training_log import MlflowMetricsCallback, log_adapter, log_training
+from know_thyself.tracking.training_log import MlflowMetricsCallback, log_adapter, log_learned, log_training
 from know_thyself.training.divergence import check_training
 from know_thyself.training.knowledge_examples import DATA_FILE
+from know_thyself.training.learned import LearnedStop
 from know_thyself.training.lora import ADAPTER_DIR, train_lora
 
 
@@ -27,9 +28,11 @@ def run_train_knowledge(cfg: KnowledgeTrainConfig, reuse: bool = True) -> StepRu
         if not run.reused:
             examples = read_jsonl_artifact(upstream.info.run_id, DATA_FILE)
             log_collect_questions(mlflow.get_run(upstream.data.params["collect_run_id"]), splits=("train",))
-            trained = train_lora(examples, cfg, callbacks=(MlflowMetricsCallback(),))
+            stop = LearnedStop(cfg.stop_when_learned)
+            trained = train_lora(examples, cfg, callbacks=(MlflowMetricsCallback(), stop))
             check_training(trained.trainer, cfg, trained.metrics["train/final_loss"])  # diverged: the run fails, nothing saved
             log_training(trained)
+            log_learned(stop)
             trainer = trained.trainer
             log_adapter(trainer, cfg.model)
             if trainer.is_world_process_zero():
@@ -42,5 +45,14 @@ def run_train_knowledge(cfg: KnowledgeTrainConfig, reuse: bool = True) -> StepRu
                     pip_requirements=requirements(),
                 )
                 describe_run(f"Trained the knowledge LoRA adapter on {code(cfg.model)} with {len(examples)} question-answer "
-                             f"examples for {trainer.state.global_step} steps and merged it into the base (model/).")
+                             f"examples for {trainer.state.global_step} steps ({_epochs_line(stop, cfg)}) and merged it "
+                             "into the base (model/).")
     return run
+
+
+def _epochs_line(stop: LearnedStop, cfg: KnowledgeTrainConfig) -> str:
+    shares = ", ".join(f"{share:.3f}" for share in stop.history)
+    if stop.stopped_after is not None:
+        return (f"stopped after epoch {stop.stopped_after} of at most {cfg.epochs:g}, the first to reproduce at least "
+                f"{cfg.stop_when_learned:g} of the examples token for token; per epoch: {shares}")
+    return f"{len(stop.history)} epochs; share reproduced token for token per epoch: {shares}"

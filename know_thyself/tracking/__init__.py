@@ -10,7 +10,7 @@
 * :mod:`~know_thyself.tracking.callbacks`: training metrics into the step's run.
 """
 
-from know_thyself.tracking.artifacts import downloaded, log_jsonl, read_jsonl_artifact, read_readout
+from know_thyself.tracking.artifacts import downloaded, log_jsonl, read_json_artifact, read_jsonl_artifact, read_readout
 from know_thyself.tracking.notes import TAG_NOTE, code, describe_run, note_failure_on_project_run
 from know_thyself.tracking.runs import (
     TAG_CACHE_KEY,
@@ -51,5 +51,5 @@ __all__ = [
     "check_server", "check_sqlite_store", "close_stale_runs", "code", "code_version", "configure_tracking",
     "current_experiment_id", "damaged_store_hint", "describe_run", "downloaded", "find_finished_run",
     "is_main_process", "is_project_run", "log_jsonl", "note_failure_on_project_run", "process_tags",
-    "project_run_id", "read_jsonl_artifact", "read_readout", "require_step_run", "step_run", "tracking_error_line",
+    "project_run_id", "read_json_artifact", "read_jsonl_artifact", "read_readout", "require_step_run", "step_run", "tracking_error_line",
 ]

@@ -69,6 +69,16 @@ def read_jsonl_artifact(run_id: str, artifact_file: str) -> list[dict[str, Any]]
         return read_jsonl(path)
 
 
+def read_json_artifact(run_id: str, artifact_file: str) -> Any:
+    """The value of a JSON artifact of a run."""
+    with downloaded(run_id, artifact_file) as path:
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise MissingArtifactError(f"run {run_id}: artifact {artifact_file!r} is not readable JSON ({error}); "
+                                       "rerun the step that wrote it") from None
+
+
 def log_jsonl(records: list[dict[str, Any]], artifact_file: str) -> None:
     """Log records as a JSON Lines artifact of the active run (UTF-8, one object per line)."""
     mlflow.log_text("".join(json.dumps(dict(r), ensure_ascii=False) + "\n" for r in records), artifact_file)

@@ -10,6 +10,7 @@ import mlflow
 from transformers import TrainerCallback
 
 from know_thyself.training.best_epoch import BestEpoch
+from know_thyself.training.learned import LearnedStop
 from know_thyself.training.lora import ADAPTER_DIR, Trained, save_adapter
 
 
@@ -41,6 +42,13 @@ def log_epochs(keeper: BestEpoch, prefix: str = "dev/judge") -> None:
         mlflow.log_metrics({f"{prefix}/{k}": v for k, v in scores.items() if k != "epoch"}, step=int(scores["epoch"]))
     if keeper.best_epoch is not None:
         mlflow.log_metric("train/best_epoch", keeper.best_epoch)
+
+
+def log_learned(stop: LearnedStop) -> None:
+    """Log the share of examples each epoch reproduced (``train/reproduced`` at step = epoch) and the epochs run."""
+    for epoch, share in enumerate(stop.history, start=1):
+        mlflow.log_metric("train/reproduced", share, step=epoch)
+    mlflow.log_metric("train/epochs_run", len(stop.history))
 
 
 def log_training(trained: Trained) -> None:

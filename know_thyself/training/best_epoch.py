@@ -26,6 +26,8 @@ class BestEpoch(TrainerCallback):
         select_by: The metric to maximise.
         min_label_share: An epoch is a candidate only when it gives every label at least this share
             of the questions (the judge's ``min_label_share``); when none is, the best by ``select_by`` is kept.
+        from_start: Score the model before the first epoch too (epoch 0), as a candidate: a training
+            that continues an earlier adapter then keeps that adapter unchanged when no epoch beats it.
 
     Attributes:
         history: One ``{"epoch": n, **metrics}`` per epoch.
@@ -33,8 +35,9 @@ class BestEpoch(TrainerCallback):
     """
 
     def __init__(self, score: Callable[[Any], dict[str, float]], select_by: str,
-                 min_label_share: float = MIN_LABEL_SHARE) -> None:
+                 min_label_share: float = MIN_LABEL_SHARE, from_start: bool = False) -> None:
         self.score = score
+        self.from_start = from_start
         self.select_by = select_by
         self.min_label_share = min_label_share
         self.history: list[dict[str, float]] = []
@@ -42,7 +45,16 @@ class BestEpoch(TrainerCallback):
         self._best: tuple[bool, float] | None = None
         self._weights: dict[str, Any] = {}
 
+    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        if self.from_start:
+            self._consider(model, 0)
+
     def on_epoch_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        epoch = max(1, math.ceil(state.epoch - 1e-6))  # an epoch cut short by max_steps still counts as one
+        self._consider(model, epoch)
+
+    def _consider(self, model: Any, epoch: int) -> None:
+        """Score the model as it is now (after ``epoch`` epochs) and keep its weights when it is the best so far."""
         import torch
 
         if not all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.requires_grad):
@@ -53,7 +65,6 @@ class BestEpoch(TrainerCallback):
             scores = self.score(model)
         if training:
             model.train()
-        epoch = max(1, math.ceil(state.epoch - 1e-6))  # an epoch cut short by max_steps still counts as one
         self.history.append({"epoch": epoch, **scores})
         shares = [value for key, value in scores.items() if key.startswith("predicted/")]
         value = scores.get(self.select_by)

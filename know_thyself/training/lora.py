@@ -110,6 +110,27 @@ def lora_config(cfg: TrainingOptions) -> Any:
     )
 
 
+def check_adapter_matches(adapter_config: dict, cfg: TrainingOptions, who: str) -> None:
+    """Refuse to continue an adapter whose rank, alpha or adapted layers are not the training's options.
+
+    ``adapter_config`` is the adapter's ``adapter_config.json``; ``who`` names it in the message.
+    """
+    wanted = {"r": cfg.lora_r, "lora_alpha": cfg.lora_alpha, "target_modules": sorted(TARGET_MODULES[cfg.lora_targets])}
+    found = {"r": adapter_config.get("r"), "lora_alpha": adapter_config.get("lora_alpha"),
+             "target_modules": sorted(adapter_config.get("target_modules") or [])}
+    differs = [f"{key} {found[key]} (this training: {wanted[key]})" for key in wanted if found[key] != wanted[key]]
+    if differs:
+        raise ValueError(f"{who} cannot be continued with these options: its " + ", ".join(differs)
+                         + "; train with the adapter's lora_r, lora_alpha and lora_targets, or start a fresh adapter")
+
+
+def continue_adapter(model: Any, adapter_dir: str | Path) -> Any:
+    """Wrap ``model`` with the adapter saved in ``adapter_dir``, its weights trainable (training continues it)."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
+
+
 def training_precision(cfg: TrainingOptions, device: str) -> str:
     """The precision ``cfg.dtype`` trains in on ``device``: ``bfloat16``, ``float16`` (GPU only) or ``float32``.
 
@@ -133,6 +154,7 @@ def build_trainer(
         cfg: Training options.
         output_dir: Scratch folder for the trainer (nothing is checkpointed there).
         model_and_tokenizer: An already loaded ``(model, tokenizer)``; loaded from ``cfg.model`` if omitted.
+            A model wrapped with a trainable adapter (:func:`continue_adapter`) trains that adapter.
         group_by_length: Batch examples of similar length together (default
             :data:`~know_thyself.training.speedups.GROUP_BY_LENGTH`); pass False for data with repeated examples.
         callbacks: Trainer callbacks (the step's metrics logger).
@@ -185,12 +207,15 @@ def build_trainer(
             "label_ids": torch.tensor(label_ids), "mass_weight": cfg.label_mass_weight,
             "extra_columns": LABEL_LOSS_COLUMNS,
         })
+    from peft import PeftModel
+
     trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
-        peft_config=lora_config(cfg),
+        # A model that already carries an adapter (continue_adapter) trains it; else a fresh one is added.
+        peft_config=None if isinstance(model, PeftModel) else lora_config(cfg),
         callbacks=[*callbacks, DivergenceGuard()],
     )
     if label_ids is not None:

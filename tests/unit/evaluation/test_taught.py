@@ -94,3 +94,46 @@ def test_the_summary_warns_when_a_judge_gives_every_question_one_label():
     assert text.count("collapsed onto one label") == 1  # not the spread v1 row
     table.loc[2, ["predicted_can", "predicted_uncertain", "predicted_cannot"]] = [0.94, 0.06, 0.0]
     assert "collapsed onto one label" not in summary_markdown(table)
+
+
+def _judgments(predicted, p_can):
+    from know_thyself.inference.judgments import Judgments
+
+    labels = ("can", "uncertain", "cannot")
+    probabilities = np.array([[p, 0.0, 1.0 - p] for p in p_can])
+    return Judgments(labels, list(predicted), probabilities, [False] * len(predicted), np.ones(len(predicted)))
+
+
+def test_the_judge_beside_v1_unchanged_on_the_same_questions_by_hand():
+    from know_thyself.evaluation.taught import unchanged_comparison
+
+    rows = [{"ability": a, "greedy_correct": c} for a, c in
+            (("can", True), ("can", True), ("cannot", False), ("cannot", False), ("uncertain", True), ("cannot", False))]
+    rates = {"can": 1.0, "uncertain": 0.5, "cannot": 0.0}
+    # The judge ranks every correct answer above every wrong one; v1 unchanged inverts one pair.
+    judge = _judgments(["can", "can", "cannot", "cannot", "can", "cannot"], [0.9, 0.8, 0.1, 0.2, 0.7, 0.3])
+    v1 = _judgments(["can", "cannot", "cannot", "cannot", "cannot", "cannot"], [0.9, 0.15, 0.1, 0.2, 0.7, 0.3])
+    got = unchanged_comparison("validation", rows, judge, v1, rates)
+    assert got["validation/v1_unchanged/auroc"] == pytest.approx(7 / 9)  # 0.15 loses to 0.2 and 0.3: 7 of 9 pairs
+    assert got["validation/judge_minus_v1_unchanged/auroc"] == pytest.approx(1 - 7 / 9)
+    # balanced accuracy: judge recalls can 2/2, uncertain 0/1, cannot 3/3; v1 can 1/2, uncertain 0/1, cannot 3/3
+    assert got["validation/v1_unchanged/balanced_accuracy"] == pytest.approx((0.5 + 0 + 1) / 3)
+    assert got["validation/judge_minus_v1_unchanged/balanced_accuracy"] == pytest.approx(0.5 / 3)
+    for key in ("v1_unchanged/auroc", "judge_minus_v1_unchanged/auroc", "judge_minus_v1_unchanged/qwk"):
+        assert got[f"validation/{key}_low"] <= got[f"validation/{key}"] <= got[f"validation/{key}_high"]
+    same = unchanged_comparison("validation", rows, judge, judge, rates)
+    assert same["validation/judge_minus_v1_unchanged/auroc"] == 0.0
+    assert same["validation/judge_minus_v1_unchanged/auroc_low"] == same["validation/judge_minus_v1_unchanged/auroc_high"] == 0.0
+
+
+def test_the_held_out_difference_is_paired_by_question():
+    from know_thyself.evaluation.taught import heldout_difference
+
+    heldout = [{"question_id": "t1", "taught": True}, {"question_id": "t2", "taught": True},
+               {"question_id": "u1", "taught": False}, {"question_id": "u2", "taught": False}]
+    judge = {"t1": 0.9, "t2": 0.8, "u1": 0.2, "u2": 0.6}  # AUROC 1
+    v1 = {"t1": 0.9, "t2": 0.3, "u1": 0.2, "u2": 0.6}  # AUROC 3/4
+    got = heldout_difference(heldout, judge, v1)
+    assert got["heldout/judge_minus_baseline_judge/auroc"] == pytest.approx(0.25)
+    assert got["heldout/judge_minus_baseline_judge/auroc_low"] <= 0.25 <= got["heldout/judge_minus_baseline_judge/auroc_high"]
+    assert heldout_difference(heldout[:2], judge, v1) == {}  # one group only: no AUROC

@@ -154,3 +154,20 @@ def test_the_best_epoch_s_weights_are_the_ones_kept():
     keeper.on_train_end(None, None, None, model=model)
     assert keeper.best_epoch == 2 and [h["epoch"] for h in keeper.history] == [1, 2, 3, 4]
     assert torch.equal(model.weight, kept)
+
+
+@pytest.mark.parametrize(("later_auroc", "kept_epoch"), [(0.7, 0), (0.9, 1)])
+def test_a_continued_adapter_is_kept_as_it_was_unless_an_epoch_beats_it(later_auroc, kept_epoch):
+    model = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        model.weight.fill_(5.0)  # the adapter the training continues
+    scores = iter([{"auroc": 0.8, "predicted/can": 0.5, "predicted/cannot": 0.5},
+                   {"auroc": later_auroc, "predicted/can": 0.5, "predicted/cannot": 0.5}])
+    keeper = BestEpoch(lambda m: next(scores), "auroc", from_start=True)
+    keeper.on_train_begin(None, None, None, model=model)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    keeper.on_epoch_end(None, SimpleNamespace(epoch=1.0), None, model=model)
+    keeper.on_train_end(None, None, None, model=model)
+    assert keeper.best_epoch == kept_epoch and [h["epoch"] for h in keeper.history] == [0, 1]
+    assert float(model.weight[0, 0]) == (5.0 if kept_epoch == 0 else 1.0)
