@@ -56,13 +56,16 @@ BATCH = 8
 LABELS = ("can", "uncertain", "cannot")
 
 VARIANTS = {
-    # name: (score labelled positions only, length-grouped batches, frozen base dtype, shared prefix once per batch)
-    "TRL as it comes: LM head on every position, random batches (baseline)": (False, False, "float32", False),
-    "LM head on labelled positions only": (True, False, "float32", False),
-    "length-grouped batches only": (False, True, "float32", False),
-    "both, every row's prompt in full": (True, True, "float32", False),
-    "both, frozen base weights stored in bf16": (True, True, "bfloat16", False),
-    "all three: shared prompt prefix once per batch (the project's default)": (True, True, "float32", True),
+    # name: (score labelled positions only, length-grouped batches, frozen base dtype, shared prefix once per batch,
+    #        LoRA on the top this-many blocks, 0: all)
+    "TRL as it comes: LM head on every position, random batches (baseline)": (False, False, "float32", False, 0),
+    "LM head on labelled positions only": (True, False, "float32", False, 0),
+    "length-grouped batches only": (False, True, "float32", False, 0),
+    "both, every row's prompt in full": (True, True, "float32", False, 0),
+    "both, frozen base weights stored in bf16": (True, True, "bfloat16", False, 0),
+    "all three: shared prompt prefix once per batch (the project's default)": (True, True, "float32", True, 0),
+    "all three, LoRA on the top 15 of 30 blocks only (lora_layers 15)": (True, True, "float32", True, 15),
+    "all three, LoRA on the top 8 of 30 blocks only (lora_layers 8)": (True, True, "float32", True, 8),
 }
 # Measured once and not adopted (see benchmarks/RESULTS.md); left out of 'all', run with --variants 1,5.
 MEASURED_NOT_KEPT = ("both, frozen base weights stored in bf16",)
@@ -116,22 +119,25 @@ def matmul_parameters(model) -> int:
 
 
 def measure_training(only_labels: bool, grouped: bool, base_dtype: str, n_examples: int, steps: int,
-                     kind: str = "judgment", shared_prefix: bool = True) -> dict:
+                     kind: str = "judgment", shared_prefix: bool = True, lora_layers: int = 0) -> dict:
     """Train one variant for ``steps`` optimiser steps in this process and return its numbers."""
     import torch
 
     from know_thyself.config import TrainConfig
     from know_thyself.inference.models import load_model
     from know_thyself.training import lora as training
+    from know_thyself.training import speedups
 
-    training.SCORE_LABEL_POSITIONS_ONLY = only_labels
-    training.GROUP_BY_LENGTH = grouped
-    training.SHARE_PROMPT_PREFIX = shared_prefix
+    # The switches live in training/speedups.py, which the trainer reads (set on the lora module they did nothing).
+    speedups.SCORE_LABEL_POSITIONS_ONLY = only_labels
+    speedups.GROUP_BY_LENGTH = grouped
+    speedups.SHARE_PROMPT_PREFIX = shared_prefix
     started = time.perf_counter()
     model, tokenizer = load_model("smollm2-135m-instruct", dtype=base_dtype, device="cpu")
     loaded = time.perf_counter()
     n_params = matmul_parameters(model)
-    cfg = TrainConfig(data_run_id="0" * 32, max_steps=steps, batch_size=BATCH, lora_targets="attention")
+    cfg = TrainConfig(data_run_id="0" * 32, max_steps=steps, batch_size=BATCH, lora_targets="attention",
+                      lora_layers=lora_layers)
     trainer = training.build_trainer(examples(n_examples, kind), cfg, tempfile.mkdtemp(), (model, tokenizer))
     built = time.perf_counter()
     counted = {"per_batch": [], "padded_per_batch": [], "trained": 0}
@@ -189,9 +195,9 @@ def _child(argv: list[str]) -> None:
     if kind == "matmul":
         result = matmul_rate()
     else:
-        only_labels, grouped, base_dtype, n_examples, steps, kind, shared = rest
+        only_labels, grouped, base_dtype, n_examples, steps, kind, shared, layers = rest
         result = measure_training(only_labels == "1", grouped == "1", base_dtype, int(n_examples), int(steps), kind,
-                                  shared == "1")
+                                  shared == "1", int(layers))
     report(result)
 
 
@@ -232,10 +238,10 @@ def main() -> None:
     results: dict[str, list[dict]] = {}
     for repeat in range(args.repeats):  # interleaved: drift and other load hit every variant alike
         results.setdefault("matmul", []).append(_run_child("matmul"))
-        for name, (only_labels, grouped, base_dtype, shared) in chosen:
+        for name, (only_labels, grouped, base_dtype, shared, layers) in chosen:
             results.setdefault(name, []).append(_run_child(
                 "train", "1" if only_labels else "0", "1" if grouped else "0", base_dtype, str(args.examples),
-                str(args.steps), args.kind, "1" if shared else "0"))
+                str(args.steps), args.kind, "1" if shared else "0", str(layers)))
         print(f"repetition {repeat + 1} done; {_load()}", flush=True)
 
     for clock, suffix in (("wall clock", ""), ("process CPU time", "_cpu")):

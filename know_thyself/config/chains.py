@@ -125,6 +125,10 @@ class MultiphaseConfig(Phase1Config):
         "judge keeps what it learned and adds what Phase 2 taught); 'fresh' trains a new adapter.", choices=V2_STARTS,
     )
     epochs_v2: float = option(JudgeOptions.epochs, "Judgment v2's training epochs (the most; see epochs).")
+    learning_rate_v2: float = option(
+        JudgeOptions.learning_rate, "Judgment v2's learning rate. Continuing judgment v1 (v2_start v1) at the rate that "
+        "trained it from scratch throws the trained adapter off in the first steps; a tenth of it does not.",
+    )
     phase: int = option(0, "Run phases up to this one (1, 2 or 3), reusing finished earlier steps; 0 runs all.",
                         choices=PHASES)
 
@@ -145,6 +149,7 @@ class MultiphaseConfig(Phase1Config):
         check_choice("balance_v2", self.balance_v2, BALANCES)
         check_choice("v2_start", self.v2_start, V2_STARTS)
         check(0 < self.epochs_v2 <= MAX_EPOCHS, f"epochs_v2 must be in (0, {MAX_EPOCHS}], got {self.epochs_v2}")
+        check(0.0 < self.learning_rate_v2 < 1.0, f"learning_rate_v2 must be in (0, 1), got {self.learning_rate_v2}")
         check(self.loss == "label" or self.balance_v2 not in ("weights", "taught"),
               "loss sft trains on the completion's tokens, which carry no class weights; use loss label, or "
               "balance_v2 oversample/none")
@@ -157,8 +162,9 @@ class MultiphaseConfig(Phase1Config):
         return self.derive(Phase1Config)
 
     def phase3(self) -> Phase1Config:
-        """The Phase 3 judgment chain's options: Phase 1's, with judgment v2's readout and balance."""
-        return self.derive(Phase1Config, readout=self.readout_v2, balance=self.balance_v2, epochs=self.epochs_v2)
+        """The Phase 3 judgment chain's options: Phase 1's, with judgment v2's readout, balance, epochs and learning rate."""
+        return self.derive(Phase1Config, readout=self.readout_v2, balance=self.balance_v2, epochs=self.epochs_v2,
+                           learning_rate=self.learning_rate_v2)
 
     def knowledge_data(self, collect_run_id: str) -> KnowledgeDataConfig:
         """The build_knowledge_data step's config on Phase 1's collect run (targets restated by this config's model)."""
@@ -172,4 +178,5 @@ class MultiphaseConfig(Phase1Config):
             KnowledgeTrainConfig, data_run_id=data_run_id, epochs=self.knowledge_epochs,
             learning_rate=self.knowledge_learning_rate, lora_targets=self.knowledge_lora_targets,
             stop_when_learned=self.knowledge_stop_when_learned,
+            lora_layers=KnowledgeTrainConfig.lora_layers,  # the judges' lora_layers is theirs alone: Phase 2 adapts every block
         )

@@ -118,6 +118,10 @@ class TrainingOptions(StepConfig):
     lora_alpha: int = option(32, "LoRA alpha (scaling).")
     lora_dropout: float = option(0.05, "LoRA dropout.")
     lora_targets: str = option("attention_mlp", LORA_TARGETS_HELP, choices=LORA_TARGETS)
+    lora_layers: int = option(
+        0, "Adapt only the top this-many transformer blocks (0: every block). Nothing below the lowest adapted "
+        "block is trained, so the backward pass stops there: fewer operations per step.",
+    )
     max_steps: int = option(-1, "Stop training after this many optimiser steps (-1: train for all epochs).")
     seed: int = option(42, SEED_HELP)
     dtype: str = option("auto", DTYPE_HELP, choices=DTYPES)
@@ -133,6 +137,7 @@ class TrainingOptions(StepConfig):
         check(0 < self.epochs <= MAX_EPOCHS, f"epochs must be in (0, {MAX_EPOCHS}], got {self.epochs}")
         check_range("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
         check_range("lora_r", self.lora_r, 1, MAX_LORA_RANK)
+        check(self.lora_layers >= 0, f"lora_layers must be >= 0 (0: every block), got {self.lora_layers}")
         check_range("lora_alpha", self.lora_alpha, 1, MAX_LORA_ALPHA)
         check(0.0 <= self.lora_dropout < 1.0, f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
         check(self.max_steps == -1 or 1 <= self.max_steps <= MAX_STEPS,

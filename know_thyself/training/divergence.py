@@ -6,8 +6,10 @@ usually overflows to NaN; under bf16 autocast the same settings often stay finit
 every question alike. So a training counts as diverged when any of these holds:
 
 * its loss or a trained weight is NaN or infinite;
-* a logged loss climbed far above the first one (:data:`LOSS_CLIMB` times it, and at least
-  :data:`LOSS_CLIMB_MIN` nats more);
+* the logged loss climbed far above the first one (:data:`LOSS_CLIMB` times it, and at least
+  :data:`LOSS_CLIMB_MIN` nats more) and stayed there at the next log (one noisy batch is not a
+  divergence: a judge that continues a trained adapter starts near 0.8 nats, and single batches of
+  its class-weighted loss range over a nat and more);
 * a logged gradient norm exploded past :data:`GRAD_NORM_LIMIT` (measured before clipping; the
   trainer clips at 1.0, so such a gradient is a thousand clipping thresholds);
 * the adapter's update of some layer (``scaling * B @ A``) grew to :data:`UPDATE_RATIO_LIMIT`
@@ -33,7 +35,7 @@ from know_thyself.config import TrainingOptions
 
 logger = logging.getLogger(__name__)
 
-# A logged loss above LOSS_CLIMB times the first logged loss, and at least LOSS_CLIMB_MIN nats above it.
+# Two logged losses in a row above LOSS_CLIMB times the first logged loss, and at least LOSS_CLIMB_MIN nats above it.
 LOSS_CLIMB = 2.0
 LOSS_CLIMB_MIN = 1.0
 # A gradient norm (before clipping at 1.0) above this has exploded.
@@ -60,8 +62,8 @@ def log_problem(log_history: list[dict[str, Any]]) -> str | None:
     """What in the trainer's logs says the training diverged (a loss that is not finite or climbed far, a
     gradient norm that exploded), or None.
 
-    Only the periodic ``loss`` entries are compared with the first one: the final ``train_loss`` is
-    the mean of the whole training.
+    Only the periodic ``loss`` entries are compared with the first one (the final ``train_loss`` is
+    the mean of the whole training), and a climb counts when two logs in a row are above the limit.
     """
     periodic = [(int(e.get("step", 0)), float(e["loss"])) for e in log_history if _is_number(e.get("loss"))]
     bad = next(((step, loss) for step, loss in logged_losses(log_history) if not math.isfinite(loss)), None)
@@ -70,10 +72,11 @@ def log_problem(log_history: list[dict[str, Any]]) -> str | None:
     if periodic:
         start = periodic[0][1]
         limit = max(LOSS_CLIMB * start, start + LOSS_CLIMB_MIN)
-        climbed = next(((step, loss) for step, loss in periodic[1:] if loss > limit), None)
+        climbed = next(((step, loss, after) for (step, loss), (_, after) in zip(periodic[1:], periodic[2:])
+                        if loss > limit and after > limit), None)
         if climbed is not None:
             return (f"the loss climbed from {start:.3g} at step {periodic[0][0]} to {climbed[1]:.3g} at step "
-                    f"{climbed[0]} (the limit is {limit:.3g})")
+                    f"{climbed[0]} and stayed above the limit of {limit:.3g} ({climbed[2]:.3g} at the next log)")
     for entry in log_history:
         norm = entry.get("grad_norm")
         if _is_number(norm) and not (math.isfinite(norm) and norm <= GRAD_NORM_LIMIT):

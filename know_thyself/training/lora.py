@@ -97,8 +97,23 @@ class _WithLossColumns:
         return batch
 
 
-def lora_config(cfg: TrainingOptions) -> Any:
-    """The PEFT LoRA configuration of a training config (the layers ``cfg.lora_targets`` names)."""
+def adapted_blocks(cfg: TrainingOptions, num_blocks: int) -> list[int] | None:
+    """The transformer blocks ``cfg.lora_layers`` adapts, the top ones (None: every block).
+
+    Raises:
+        ValueError: when ``lora_layers`` asks for more blocks than the model has.
+    """
+    if not cfg.lora_layers:
+        return None
+    if cfg.lora_layers > num_blocks:
+        raise ValueError(f"lora_layers {cfg.lora_layers} is more than the model's {num_blocks} transformer blocks; "
+                         f"use at most {num_blocks}, or 0 for every block")
+    return list(range(num_blocks - cfg.lora_layers, num_blocks))
+
+
+def lora_config(cfg: TrainingOptions, num_blocks: int = 0) -> Any:
+    """The PEFT LoRA configuration of a training config (the projections ``cfg.lora_targets`` names, in the
+    top ``cfg.lora_layers`` of the model's ``num_blocks`` transformer blocks)."""
     from peft import LoraConfig
 
     return LoraConfig(
@@ -106,6 +121,7 @@ def lora_config(cfg: TrainingOptions) -> Any:
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,
         target_modules=TARGET_MODULES[cfg.lora_targets],
+        layers_to_transform=adapted_blocks(cfg, num_blocks),
         task_type="CAUSAL_LM",
     )
 
@@ -115,13 +131,16 @@ def check_adapter_matches(adapter_config: dict, cfg: TrainingOptions, who: str) 
 
     ``adapter_config`` is the adapter's ``adapter_config.json``; ``who`` names it in the message.
     """
-    wanted = {"r": cfg.lora_r, "lora_alpha": cfg.lora_alpha, "target_modules": sorted(TARGET_MODULES[cfg.lora_targets])}
+    wanted = {"r": cfg.lora_r, "lora_alpha": cfg.lora_alpha, "target_modules": sorted(TARGET_MODULES[cfg.lora_targets]),
+              "lora_layers": cfg.lora_layers}
+    blocks = adapter_config.get("layers_to_transform")
     found = {"r": adapter_config.get("r"), "lora_alpha": adapter_config.get("lora_alpha"),
-             "target_modules": sorted(adapter_config.get("target_modules") or [])}
+             "target_modules": sorted(adapter_config.get("target_modules") or []),
+             "lora_layers": len(blocks) if isinstance(blocks, list) else (1 if isinstance(blocks, int) else 0)}
     differs = [f"{key} {found[key]} (this training: {wanted[key]})" for key in wanted if found[key] != wanted[key]]
     if differs:
         raise ValueError(f"{who} cannot be continued with these options: its " + ", ".join(differs)
-                         + "; train with the adapter's lora_r, lora_alpha and lora_targets, or start a fresh adapter")
+                         + "; train with the adapter's lora_r, lora_alpha, lora_targets and lora_layers, or start a fresh adapter")
 
 
 def continue_adapter(model: Any, adapter_dir: str | Path) -> Any:
@@ -215,7 +234,7 @@ def build_trainer(
         train_dataset=dataset,
         processing_class=tokenizer,
         # A model that already carries an adapter (continue_adapter) trains it; else a fresh one is added.
-        peft_config=None if isinstance(model, PeftModel) else lora_config(cfg),
+        peft_config=None if isinstance(model, PeftModel) else lora_config(cfg, model.config.num_hidden_layers),
         callbacks=[*callbacks, DivergenceGuard()],
     )
     if label_ids is not None:

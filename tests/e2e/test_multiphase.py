@@ -111,6 +111,13 @@ def test_phase3_holds_taught_questions_out_and_reports_both_judges_on_them(pipel
     for who in ("judge", "baseline_judge"):
         assert 0.0 <= evaluation[f"heldout/{who}/predicted_can/taught"] <= 1.0
         assert 0.0 <= evaluation[f"heldout/{who}/auroc"] <= 1.0
+    assert "heldout/judge_minus_baseline_judge/auroc" in evaluation  # paired with v1 unchanged, question by question
+    # Judgment v1 applied unchanged to the merged model, on validation beside judgment v2 (Phase 3's labels).
+    for metric in ("v1_unchanged/balanced_accuracy", "judge_minus_v1_unchanged/balanced_accuracy"):
+        assert f"validation/{metric}" in evaluation and f"validation/{metric}_low" in evaluation
+    summary = mlflow.load_table("summary.json", run_ids=[ids["multiphase"]])
+    assert {"v1_unchanged_balanced_accuracy", "judge_minus_v1_unchanged_auroc_low",
+            "heldout_judge_minus_baseline_auroc"} <= set(summary.columns)
     assert "where_known/train/first_token/auroc_taught" in evaluation
     assert "where_known/train/answer_logprob/auroc_taught" in evaluation
     note = mlflow.get_run(ids["multiphase"]).data.tags["mlflow.note.content"]

@@ -206,3 +206,24 @@ def test_the_trainer_runs_in_the_precision_dtype_names(tiny, tiny_model_dir, tmp
 def test_float16_training_on_a_cpu_is_refused_before_training(tiny, tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match=r"dtype float16 trains on a GPU only .* use bfloat16, float32 or auto"):
         build_trainer(EXAMPLES[:2], _cfg(tiny_model_dir, dtype="float16"), str(tmp_path), model_and_tokenizer=tiny)
+
+
+def test_lora_layers_adapts_the_top_blocks_only(tiny, tiny_model_dir, tmp_path):
+    """lora_layers N: adapters in the top N blocks only, and the training's gradients stop at the lowest of them."""
+    model, tokenizer = tiny
+    blocks = model.config.num_hidden_layers
+    trainer = build_trainer(EXAMPLES[:4], _cfg(tiny_model_dir, lora_layers=1), str(tmp_path), model_and_tokenizer=tiny)
+    adapted = {int(name.split(".layers.")[1].split(".")[0]) for name, _ in trainer.model.named_parameters() if "lora_A" in name}
+    assert adapted == {blocks - 1}
+    seen = []
+    hooks = [layer.register_forward_hook(lambda m, a, out, i=i: seen.append((i, out[0] if isinstance(out, tuple) else out)))
+             for i, layer in enumerate(trainer.model.get_base_model().model.layers)]
+    batch = _batch(trainer)
+    trainer.compute_loss(trainer.model, dict(batch))
+    for hook in hooks:
+        hook.remove()
+    needs_grad = {i for i, hidden in seen if hidden.requires_grad}
+    assert needs_grad == {blocks - 1}  # nothing below the adapted block is in the backward graph
+    with pytest.raises(ValueError, match=rf"lora_layers {blocks + 1} is more than the model's {blocks} transformer blocks"):
+        build_trainer(EXAMPLES[:4], _cfg(tiny_model_dir, lora_layers=blocks + 1), str(tmp_path / "x"),
+                      model_and_tokenizer=(copy.deepcopy(model), tokenizer))
