@@ -6,10 +6,10 @@ usually overflows to NaN; under bf16 autocast the same settings often stay finit
 every question alike. So a training counts as diverged when any of these holds:
 
 * its loss or a trained weight is NaN or infinite;
-* the logged loss climbed far above the first one (:data:`LOSS_CLIMB` times it, and at least
-  :data:`LOSS_CLIMB_MIN` nats more) and stayed there at the next log (one noisy batch is not a
-  divergence: a judge that continues a trained adapter starts near 0.8 nats, and single batches of
-  its class-weighted loss range over a nat and more);
+* the logged loss climbed far above where it started (:data:`LOSS_CLIMB` times the highest of the
+  first :data:`START_LOGS` logged losses, and at least :data:`LOSS_CLIMB_MIN` nats more) and stayed
+  there at the next log. Single batches are noisy: a judge that continues a trained adapter logs
+  0.3 to 2 nats from its first steps on, so neither one batch nor the first one alone decides;
 * a logged gradient norm exploded past :data:`GRAD_NORM_LIMIT` (measured before clipping; the
   trainer clips at 1.0, so such a gradient is a thousand clipping thresholds);
 * the adapter's update of some layer (``scaling * B @ A``) grew to :data:`UPDATE_RATIO_LIMIT`
@@ -35,9 +35,11 @@ from know_thyself.config import TrainingOptions
 
 logger = logging.getLogger(__name__)
 
-# Two logged losses in a row above LOSS_CLIMB times the first logged loss, and at least LOSS_CLIMB_MIN nats above it.
+# Two logged losses in a row above LOSS_CLIMB times the start (the highest of the first START_LOGS logged
+# losses), and at least LOSS_CLIMB_MIN nats above it.
 LOSS_CLIMB = 2.0
 LOSS_CLIMB_MIN = 1.0
+START_LOGS = 3
 # A gradient norm (before clipping at 1.0) above this has exploded.
 GRAD_NORM_LIMIT = 1000.0
 # An adapter whose update of a layer is this many times the layer's weight (Frobenius norms) replaced it.
@@ -62,21 +64,24 @@ def log_problem(log_history: list[dict[str, Any]]) -> str | None:
     """What in the trainer's logs says the training diverged (a loss that is not finite or climbed far, a
     gradient norm that exploded), or None.
 
-    Only the periodic ``loss`` entries are compared with the first one (the final ``train_loss`` is
-    the mean of the whole training), and a climb counts when two logs in a row are above the limit.
+    Only the periodic ``loss`` entries are compared with the start (the final ``train_loss`` is the
+    mean of the whole training), and a climb counts when two logs in a row after the first
+    :data:`START_LOGS` are above the limit.
     """
     periodic = [(int(e.get("step", 0)), float(e["loss"])) for e in log_history if _is_number(e.get("loss"))]
     bad = next(((step, loss) for step, loss in logged_losses(log_history) if not math.isfinite(loss)), None)
     if bad is not None:
         return f"the loss became {bad[1]} by step {bad[0]}"
     if periodic:
-        start = periodic[0][1]
+        start = max(loss for _, loss in periodic[:START_LOGS])
         limit = max(LOSS_CLIMB * start, start + LOSS_CLIMB_MIN)
-        climbed = next(((step, loss, after) for (step, loss), (_, after) in zip(periodic[1:], periodic[2:])
+        later = periodic[START_LOGS:]
+        climbed = next(((step, loss, after) for (step, loss), (_, after) in zip(later, later[1:])
                         if loss > limit and after > limit), None)
         if climbed is not None:
-            return (f"the loss climbed from {start:.3g} at step {periodic[0][0]} to {climbed[1]:.3g} at step "
-                    f"{climbed[0]} and stayed above the limit of {limit:.3g} ({climbed[2]:.3g} at the next log)")
+            return (f"the loss climbed from {start:.3g} (the highest of the first {START_LOGS} logs) to "
+                    f"{climbed[1]:.3g} at step {climbed[0]} and stayed above the limit of {limit:.3g} "
+                    f"({climbed[2]:.3g} at the next log)")
     for entry in log_history:
         norm = entry.get("grad_norm")
         if _is_number(norm) and not (math.isfinite(norm) and norm <= GRAD_NORM_LIMIT):
