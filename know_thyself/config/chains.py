@@ -121,13 +121,17 @@ class MultiphaseConfig(Phase1Config):
         "within each label, so that being taught in Phase 2 says nothing about a question's label.", choices=BALANCES,
     )
     v2_start: str = option(
-        "fresh", "Where judgment v2's training starts: 'v1' continues judgment v1's adapter on Phase 3's labels (the "
+        "v1", "Where judgment v2's training starts: 'v1' continues judgment v1's adapter on Phase 3's labels (the "
         "judge keeps what it learned and adds what Phase 2 taught); 'fresh' trains a new adapter.", choices=V2_STARTS,
     )
-    epochs_v2: float = option(JudgeOptions.epochs, "Judgment v2's training epochs (the most; see epochs).")
+    epochs_v2: float = option(
+        1.0, "Judgment v2's training epochs (the most; see epochs). Continuing judgment v1, one epoch; the adapter as "
+        "v1 left it is a candidate too (epoch 0), kept when the epoch does not beat it on the dev split.",
+    )
     learning_rate_v2: float = option(
-        JudgeOptions.learning_rate, "Judgment v2's learning rate. Continuing judgment v1 (v2_start v1) at the rate that "
-        "trained it from scratch throws the trained adapter off in the first steps; a tenth of it does not.",
+        1e-4, "Judgment v2's learning rate. Continuing judgment v1 (v2_start v1) at the rate that trained it from "
+        "scratch (1e-3) throws the trained adapter off in its first steps (the loss 0.3 -> 4.5 by step 3); a tenth "
+        "of it does not.",
     )
     phase: int = option(0, "Run phases up to this one (1, 2 or 3), reusing finished earlier steps; 0 runs all.",
                         choices=PHASES)

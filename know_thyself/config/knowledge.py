@@ -61,7 +61,7 @@ class KnowledgeTrainConfig(TrainingOptions):
     data_run_id: str = option(
         "", "Run id of a finished build_knowledge_data run: the QA examples to train on.", required=True
     )
-    epochs: float = option(6.0, "Training epochs (the most: see stop_when_learned).")
+    epochs: float = 6.0  # the most: see stop_when_learned
     stop_when_learned: float = option(STOP_WHEN_LEARNED, STOP_WHEN_LEARNED_HELP)
 
     def validate(self) -> None:

@@ -25,6 +25,7 @@ the default run.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from typing import Any
@@ -76,7 +77,7 @@ def log_problem(log_history: list[dict[str, Any]]) -> str | None:
         start = max(loss for _, loss in periodic[:START_LOGS])
         limit = max(LOSS_CLIMB * start, start + LOSS_CLIMB_MIN)
         later = periodic[START_LOGS:]
-        climbed = next(((step, loss, after) for (step, loss), (_, after) in zip(later, later[1:])
+        climbed = next(((step, loss, after) for (step, loss), (_, after) in itertools.pairwise(later)
                         if loss > limit and after > limit), None)
         if climbed is not None:
             return (f"the loss climbed from {start:.3g} (the highest of the first {START_LOGS} logs) to "

@@ -98,16 +98,10 @@ class _WithLossColumns:
 
 
 def adapted_blocks(cfg: TrainingOptions, num_blocks: int) -> list[int] | None:
-    """The transformer blocks ``cfg.lora_layers`` adapts, the top ones (None: every block).
-
-    Raises:
-        ValueError: when ``lora_layers`` asks for more blocks than the model has.
-    """
-    if not cfg.lora_layers:
+    """The transformer blocks ``cfg.lora_layers`` adapts: the top ones (None: every block, also when the model
+    has no more blocks than that)."""
+    if not cfg.lora_layers or cfg.lora_layers >= num_blocks:
         return None
-    if cfg.lora_layers > num_blocks:
-        raise ValueError(f"lora_layers {cfg.lora_layers} is more than the model's {num_blocks} transformer blocks; "
-                         f"use at most {num_blocks}, or 0 for every block")
     return list(range(num_blocks - cfg.lora_layers, num_blocks))
 
 

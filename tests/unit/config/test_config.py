@@ -269,9 +269,11 @@ def test_equal_options_give_equal_params():
 
 def test_phase1_fields_are_collect_plus_train():
     # The chain collects both splits (``splits`` is the collect step's own) and may add a
-    # second collect of validation for the label-noise ceiling; probe_c is its evaluation's.
+    # second collect of validation for the label-noise ceiling; probe_c is its evaluation's. The
+    # adapter a training continues is the multiphase chain's to give (judgment v1's, to judgment v2).
     collect_options = set(field_names(CollectConfig)) - {"splits"}
-    expected = (collect_options | set(field_names(TrainConfig)) | {"reference_sample_seed", "probe_c"}) - {"data_run_id"}
+    expected = ((collect_options | set(field_names(TrainConfig)) | {"reference_sample_seed", "probe_c"})
+                - {"data_run_id", "init_adapter_run_id"})
     assert set(field_names(Phase1Config)) == expected
 
 
@@ -335,9 +337,10 @@ def test_phase1_parts_share_values():
     assert isinstance(train, TrainConfig)
     assert train.data_run_id == RUN_A
     assert train.model == phase.model
-    for name in set(field_names(TrainConfig)) - {"data_run_id"}:
+    for name in set(field_names(TrainConfig)) - {"data_run_id", "init_adapter_run_id"}:
         assert getattr(train, name) == getattr(phase, name), name
     assert (train.lora_r, train.learning_rate, train.max_steps, train.seed) == (4, 0.0003, 5, 7)
+    assert train.init_adapter_run_id == "" and phase.train(RUN_A, init_adapter_run_id=RUN_A).init_adapter_run_id == RUN_A
 
     other = phase.train(RUN_A, model="models:/knowledge_base/2")
     assert other.model == "models:/knowledge_base/2"

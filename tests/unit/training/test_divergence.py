@@ -54,10 +54,10 @@ def test_a_healthy_training_passes():
         ([2.0, 1.0], float("nan"), None, 1.5, "training diverged: 1 of 1 trained weight tensors hold NaN or infinite values;"),
         ([2.0, float("inf")], float("inf"), None, 1.0, "the loss became inf by step 2 and 1 of 1 trained weight tensors"),
         ([], 0.1, None, float("nan"), "training diverged: the loss is nan;"),
-        ([1.5, 1.2, 1.4, 3.2, 3.1], 0.1, None, 2.0, "the loss climbed from 1.5 (the highest of the first 3 logs) "
-         "to 3.2 at step 4 and stayed above the limit of 3 (3.1 at the next log)"),
-        ([0.2, 0.1, 0.15, 1.3, 1.25], 0.1, None, 0.5, "the loss climbed from 0.2 (the highest of the first 3 logs) "
-         "to 1.3 at step 4 and stayed above the limit of 1.2 (1.25 at the next log)"),
+        ([1.5, 1.2, 1.4, 3.2, 3.1], 0.1, None, 2.0, ("the loss climbed from 1.5 (the highest of the first 3 logs) "
+         "to 3.2 at step 4 and stayed above the limit of 3 (3.1 at the next log)")),
+        ([0.2, 0.1, 0.15, 1.3, 1.25], 0.1, None, 0.5, ("the loss climbed from 0.2 (the highest of the first 3 logs) "
+         "to 1.3 at step 4 and stayed above the limit of 1.2 (1.25 at the next log)")),
         ([2.0, 1.5], 0.1, [1.0, 2500.0], 1.7, "the gradient norm reached 2.5e+03 at step 2 (the limit is 1000)"),
         ([2.0, 1.5], 0.1, [1.0, float("inf")], 1.7, "the gradient norm reached inf at step 2"),
     ],

@@ -210,7 +210,7 @@ def test_float16_training_on_a_cpu_is_refused_before_training(tiny, tiny_model_d
 
 def test_lora_layers_adapts_the_top_blocks_only(tiny, tiny_model_dir, tmp_path):
     """lora_layers N: adapters in the top N blocks only, and the training's gradients stop at the lowest of them."""
-    model, tokenizer = tiny
+    model, _tokenizer = tiny
     blocks = model.config.num_hidden_layers
     trainer = build_trainer(EXAMPLES[:4], _cfg(tiny_model_dir, lora_layers=1), str(tmp_path), model_and_tokenizer=tiny)
     adapted = {int(name.split(".layers.")[1].split(".")[0]) for name, _ in trainer.model.named_parameters() if "lora_A" in name}
@@ -224,6 +224,9 @@ def test_lora_layers_adapts_the_top_blocks_only(tiny, tiny_model_dir, tmp_path):
         hook.remove()
     needs_grad = {i for i, hidden in seen if hidden.requires_grad}
     assert needs_grad == {blocks - 1}  # nothing below the adapted block is in the backward graph
-    with pytest.raises(ValueError, match=rf"lora_layers {blocks + 1} is more than the model's {blocks} transformer blocks"):
-        build_trainer(EXAMPLES[:4], _cfg(tiny_model_dir, lora_layers=blocks + 1), str(tmp_path / "x"),
-                      model_and_tokenizer=(copy.deepcopy(model), tokenizer))
+    # As many blocks as the model has, or more: every block, as with 0.
+    from know_thyself.training.lora import adapted_blocks
+
+    assert adapted_blocks(_cfg(tiny_model_dir, lora_layers=blocks + 1), blocks) is None
+    assert adapted_blocks(_cfg(tiny_model_dir, lora_layers=0), blocks) is None
+    assert adapted_blocks(_cfg(tiny_model_dir, lora_layers=8), 30) == list(range(22, 30))
