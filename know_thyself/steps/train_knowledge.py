@@ -6,17 +6,20 @@ Logs the knowledge adapter (``adapter/``) and the merged model as an MLflow tran
 
 from __future__ import annotations
 
+from typing import Any
+
 import mlflow
 
 from know_thyself.config import KnowledgeTrainConfig
-from know_thyself.inference.models import check_model_exists
+from know_thyself.evaluation.ability import RESPONSES
+from know_thyself.inference.models import check_model_exists, load_model
 from know_thyself.tracking import StepRun, code, describe_run, read_jsonl_artifact, require_step_run, step_run
 from know_thyself.tracking.datasets import log_collect_questions
 from know_thyself.tracking.registry import KNOWLEDGE_ARTIFACT, requirements
 from know_thyself.tracking.training_log import MlflowMetricsCallback, log_adapter, log_learned, log_training
 from know_thyself.training.divergence import check_training
 from know_thyself.training.knowledge_examples import DATA_FILE
-from know_thyself.training.learned import LearnedStop
+from know_thyself.training.learned import LearnedStop, greedy_accuracy_check
 from know_thyself.training.lora import ADAPTER_DIR, train_lora
 
 
@@ -27,9 +30,11 @@ def run_train_knowledge(cfg: KnowledgeTrainConfig, reuse: bool = True) -> StepRu
     with step_run(cfg.step, cfg.params(), reuse=reuse, system_metrics=True, requires=(f"{ADAPTER_DIR}/",)) as run:
         if not run.reused:
             examples = read_jsonl_artifact(upstream.info.run_id, DATA_FILE)
-            log_collect_questions(mlflow.get_run(upstream.data.params["collect_run_id"]), splits=("train",))
-            stop = LearnedStop(cfg.stop_when_learned)
-            trained = train_lora(examples, cfg, callbacks=(MlflowMetricsCallback(), stop))
+            collected = mlflow.get_run(upstream.data.params["collect_run_id"])
+            log_collect_questions(collected, splits=("train",))
+            model, tokenizer = load_model(cfg.model, dtype="float32")
+            stop = LearnedStop(cfg.stop_when_learned, _taught_check(collected, examples, tokenizer, cfg))
+            trained = train_lora(examples, cfg, (model, tokenizer), callbacks=(MlflowMetricsCallback(), stop))
             check_training(trained.trainer, cfg, trained.metrics["train/final_loss"])  # diverged: the run fails, nothing saved
             log_training(trained)
             log_learned(stop)
@@ -50,9 +55,19 @@ def run_train_knowledge(cfg: KnowledgeTrainConfig, reuse: bool = True) -> StepRu
     return run
 
 
+def _taught_check(collected: Any, examples: list[dict], tokenizer: Any, cfg: KnowledgeTrainConfig) -> Any:
+    """The greedy accuracy on the taught questions, graded as the collect run graded its answers (None: no stop)."""
+    if not cfg.stop_when_learned:
+        return None
+    rows = {r["question_id"]: r for r in read_jsonl_artifact(collected.info.run_id, RESPONSES)}
+    taught = [rows[e["question_id"]] for e in examples]
+    return greedy_accuracy_check(tokenizer, [r["question"] for r in taught], [r["aliases"] for r in taught],
+                                 int(collected.data.params.get("max_new_tokens", 24)))
+
+
 def _epochs_line(stop: LearnedStop, cfg: KnowledgeTrainConfig) -> str:
-    shares = ", ".join(f"{share:.3f}" for share in stop.history)
+    checked = ", ".join(f"{accuracy:.3f} after epoch {epoch}" for epoch, accuracy in stop.accuracy)
     if stop.stopped_after is not None:
-        return (f"stopped after epoch {stop.stopped_after} of at most {cfg.epochs:g}, the first to reproduce at least "
-                f"{cfg.stop_when_learned:g} of the examples token for token; per epoch: {shares}")
-    return f"{len(stop.history)} epochs; share reproduced token for token per epoch: {shares}"
+        return (f"stopped after epoch {stop.stopped_after} of at most {cfg.epochs:g}: its greedy answers to the taught "
+                f"questions were graded correct for at least {cfg.stop_when_learned:g} of them ({checked})")
+    return f"{len(stop.reproduced)} epochs" + (f"; greedy accuracy on the taught questions {checked}" if checked else "")

@@ -45,10 +45,14 @@ def log_epochs(keeper: BestEpoch, prefix: str = "dev/judge") -> None:
 
 
 def log_learned(stop: LearnedStop) -> None:
-    """Log the share of examples each epoch reproduced (``train/reproduced`` at step = epoch) and the epochs run."""
-    for epoch, share in enumerate(stop.history, start=1):
+    """Log what the knowledge training's early stop measured, at step = epoch: the share of examples reproduced
+    token for token (``train/reproduced``), the greedy accuracy on the taught questions where checked
+    (``train/taught_accuracy``); and the epochs run (``train/epochs_run``)."""
+    for epoch, share in enumerate(stop.reproduced, start=1):
         mlflow.log_metric("train/reproduced", share, step=epoch)
-    mlflow.log_metric("train/epochs_run", len(stop.history))
+    for epoch, accuracy in stop.accuracy:
+        mlflow.log_metric("train/taught_accuracy", accuracy, step=epoch)
+    mlflow.log_metric("train/epochs_run", len(stop.reproduced))
 
 
 def log_training(trained: Trained) -> None:

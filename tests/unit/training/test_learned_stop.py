@@ -16,41 +16,44 @@ class _Model(torch.nn.Module):
         return SimpleNamespace(is_top1=is_top1, label_mask=label_mask)
 
 
-def _epoch(stop, model, batches):
+def _epoch(stop, model, batches, epoch=1):
     control = SimpleNamespace(should_training_stop=False)
     stop.on_epoch_begin(None, None, control)
     for is_top1, mask in batches:
         model(torch.tensor(is_top1), torch.tensor(mask))
-    stop.on_epoch_end(None, None, control)
+    stop.on_epoch_end(None, SimpleNamespace(epoch=float(epoch)), control, model=model)
     return control.should_training_stop
 
 
-def test_an_example_counts_only_when_every_trained_token_is_the_top_token():
-    model, stop = _Model(), LearnedStop(0.75)
+def test_an_example_counts_as_reproduced_only_when_every_trained_token_is_the_top_token():
+    model, stop = _Model(), LearnedStop(0.0)
     stop.on_train_begin(None, None, None, model=model)
     mask = [[False, True, True], [False, True, True], [False, False, True], [False, False, False]]
     # row 0: both trained tokens right; row 1: one wrong; row 2: its one trained token right; row 3: nothing trained
     # (a wrong top-1 on an untrained position does not count against a row)
     first = [[False, True, True], [True, True, False], [False, False, True], [True, True, True]]
     assert _epoch(stop, model, [(first, mask)]) is False
-    assert stop.history == [pytest.approx(2 / 3)]  # rows 0 and 2 of the 3 with trained tokens
-    second = [[False, True, True], [True, True, True], [False, False, True], [False, False, False]]
-    assert _epoch(stop, model, [(second, mask)]) is True  # 3 of 3 >= 0.75
-    assert stop.stopped_after == 2 and stop.history[-1] == 1.0
-
-
-def test_evaluation_forwards_are_not_counted_and_zero_never_stops():
-    model, stop = _Model(), LearnedStop(0.0)
-    stop.on_train_begin(None, None, None, model=model)
+    assert stop.reproduced == [pytest.approx(2 / 3)]  # rows 0 and 2 of the 3 with trained tokens
     model.eval()
-    assert _epoch(stop, model, [([[True]], [[True]])]) is False
-    assert stop.history == []  # nothing seen in training mode: no epoch share
-    model.train()
-    assert _epoch(stop, model, [([[True]], [[True]])]) is False  # share 1.0, but 0 trains every epoch
-    assert stop.history == [1.0] and stop.stopped_after is None
+    _epoch(stop, model, [(first, mask)], epoch=2)
+    assert stop.reproduced == [pytest.approx(2 / 3)]  # evaluation forwards are not counted
     stop.on_train_end(None, None, None)
-    model(torch.tensor([[False]]), torch.tensor([[True]]))
-    assert stop._seen == 1  # after training the hook is gone: nothing more counted
+    model.train()
+    model(torch.tensor(first), torch.tensor(mask))
+    assert stop._seen == 0  # after training the hook is gone
+
+
+def test_the_check_runs_from_the_second_epoch_and_stops_at_the_share():
+    model, checked = _Model(), iter([0.5, 0.96])
+    stop = LearnedStop(0.95, lambda m: next(checked))
+    stop.on_train_begin(None, None, None, model=model)
+    assert _epoch(stop, model, [], epoch=1) is False and stop.accuracy == []  # no check after the first epoch
+    assert _epoch(stop, model, [], epoch=2) is False
+    assert _epoch(stop, model, [], epoch=3) is True
+    assert stop.accuracy == [(2, 0.5), (3, 0.96)] and stop.stopped_after == 3
+    assert model.training  # the check ran in eval mode and handed the model back in training mode
+    never = LearnedStop(0.0, lambda m: 1 / 0)  # 0 never checks
+    assert _epoch(never, model, [], epoch=5) is False
 
 
 def test_the_option_is_checked_and_reaches_phase2():
