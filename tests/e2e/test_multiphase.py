@@ -112,6 +112,8 @@ def test_phase3_holds_taught_questions_out_and_reports_both_judges_on_them(pipel
         assert 0.0 <= evaluation[f"heldout/{who}/predicted_can/taught"] <= 1.0
         assert 0.0 <= evaluation[f"heldout/{who}/auroc"] <= 1.0
     assert "heldout/judge_minus_baseline_judge/auroc" in evaluation  # paired with v1 unchanged, question by question
+    # Judgment v2 continues judgment v1's adapter (v2_start v1, the default).
+    assert mlflow.get_run(ids["phase3/train_judgment"]).data.params["init_adapter_run_id"] == ids["phase1/train_judgment"]
     # Judgment v1 applied unchanged to the merged model, on validation beside judgment v2 (Phase 3's labels).
     for metric in ("v1_unchanged/balanced_accuracy", "judge_minus_v1_unchanged/balanced_accuracy"):
         assert f"validation/{metric}" in evaluation and f"validation/{metric}_low" in evaluation
