@@ -7,6 +7,7 @@ register.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from pathlib import Path
@@ -63,6 +64,9 @@ def run_train_judgment(cfg: TrainConfig, reuse: bool = True) -> StepRun:
             model, tokenizer = load_model(cfg.model, dtype="float32")
             if cfg.init_adapter_run_id:
                 with downloaded(cfg.init_adapter_run_id, ADAPTER_DIR) as adapter_dir:
+                    check_adapter_matches(json.loads((adapter_dir / "adapter_config.json").read_text()), cfg,
+                                          f"the adapter of train_judgment run {cfg.init_adapter_run_id}",
+                                          model.config.num_hidden_layers)
                     model = continue_adapter(model, adapter_dir)
             precision = training_precision(cfg, model.device.type)
             mlflow.set_tag(TAG_PRECISION, precision)  # the judge answers in it wherever it is loaded

@@ -120,18 +120,24 @@ def lora_config(cfg: TrainingOptions, num_blocks: int = 0) -> Any:
     )
 
 
-def check_adapter_matches(adapter_config: dict, cfg: TrainingOptions, who: str) -> None:
-    """Refuse to continue an adapter whose rank, alpha or adapted layers are not the training's options.
+def check_adapter_matches(adapter_config: dict, cfg: TrainingOptions, who: str, num_blocks: int | None = None) -> None:
+    """Refuse to continue an adapter whose rank, alpha, projections or adapted blocks are not the training's options.
 
-    ``adapter_config`` is the adapter's ``adapter_config.json``; ``who`` names it in the message.
+    ``adapter_config`` is the adapter's ``adapter_config.json``; ``who`` names it in the message. An
+    adapter on every block fits ``lora_layers`` 0, or one at least the model's ``num_blocks`` (not
+    checked while the model is not loaded: ``num_blocks`` None).
     """
-    wanted = {"r": cfg.lora_r, "lora_alpha": cfg.lora_alpha, "target_modules": sorted(TARGET_MODULES[cfg.lora_targets]),
-              "lora_layers": cfg.lora_layers}
-    blocks = adapter_config.get("layers_to_transform")
+    wanted = {"r": cfg.lora_r, "lora_alpha": cfg.lora_alpha, "target_modules": sorted(TARGET_MODULES[cfg.lora_targets])}
     found = {"r": adapter_config.get("r"), "lora_alpha": adapter_config.get("lora_alpha"),
-             "target_modules": sorted(adapter_config.get("target_modules") or []),
-             "lora_layers": len(blocks) if isinstance(blocks, list) else (1 if isinstance(blocks, int) else 0)}
+             "target_modules": sorted(adapter_config.get("target_modules") or [])}
     differs = [f"{key} {found[key]} (this training: {wanted[key]})" for key in wanted if found[key] != wanted[key]]
+    blocks = adapter_config.get("layers_to_transform")
+    blocks = [blocks] if isinstance(blocks, int) else blocks
+    if isinstance(blocks, list):
+        if len(blocks) != cfg.lora_layers:
+            differs.append(f"lora_layers {len(blocks)} (this training: {cfg.lora_layers})")
+    elif cfg.lora_layers and num_blocks is not None and cfg.lora_layers < num_blocks:
+        differs.append(f"lora_layers 0, every block (this training: {cfg.lora_layers} of {num_blocks})")
     if differs:
         raise ValueError(f"{who} cannot be continued with these options: its " + ", ".join(differs)
                          + "; train with the adapter's lora_r, lora_alpha, lora_targets and lora_layers, or start a fresh adapter")

@@ -68,3 +68,14 @@ def test_the_adapter_check_names_every_difference():
     check_adapter_matches({"r": 16, "lora_alpha": 32, "target_modules": ["v_proj", "q_proj", "o_proj", "k_proj"]}, cfg, "x")
     with pytest.raises(ValueError, match=r"its lora_alpha 16 \(this training: 32\), target_modules"):
         check_adapter_matches({"r": 16, "lora_alpha": 16, "target_modules": ["q_proj"]}, cfg, "x")
+    # The adapted blocks: a list must be as long as lora_layers; every block fits 0, or a lora_layers the model
+    # cannot fill (a 2-block model trained with the judges' default 8), and is checked once the model is known.
+    attention = {"r": 16, "lora_alpha": 32, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+    top8 = TrainConfig(data_run_id="a" * 32, lora_targets="attention", lora_layers=8)
+    check_adapter_matches({**attention, "layers_to_transform": list(range(22, 30))}, top8, "x")
+    check_adapter_matches({**attention, "layers_to_transform": None}, top8, "x", num_blocks=2)
+    check_adapter_matches({**attention, "layers_to_transform": None}, top8, "x")
+    with pytest.raises(ValueError, match=r"lora_layers 0, every block \(this training: 8 of 30\)"):
+        check_adapter_matches({**attention, "layers_to_transform": None}, top8, "x", num_blocks=30)
+    with pytest.raises(ValueError, match=r"lora_layers 4 \(this training: 8\)"):
+        check_adapter_matches({**attention, "layers_to_transform": [26, 27, 28, 29]}, top8, "x")
