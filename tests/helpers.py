@@ -38,6 +38,16 @@ def ids_of(result) -> dict[str, str]:
     return dict(re.findall(r"(\w+): ([0-9a-f]{32})\b", result.output))
 
 
+def labelled_rows(train: int, validation: int) -> list[dict]:
+    """``responses.jsonl`` rows of two trials each: ``train`` and ``validation`` rounds of can / uncertain / cannot."""
+    correct = {"can": [True, True], "uncertain": [True, False], "cannot": [False, False]}
+    return [{"split": split, "question_id": f"{split[0]}{i}", "question": f"Which river flows through town {split} {i}?",
+             "ability": label, "correct": correct[label], "aliases": ["yes"], "greedy_response": "x",
+             "greedy_correct": label != "cannot", "greedy_mean_logprob": -1.0}
+            for split, count in (("train", train), ("validation", validation))
+            for i, label in enumerate(("can", "uncertain", "cannot") * count)]
+
+
 def fake_collect_run(rows: list[dict], params: dict | None = None) -> str:
     """A finished run that looks like a collect run holding ``rows`` as its ``responses.jsonl``."""
     from know_thyself.tracking import TAG_STEP

@@ -21,13 +21,9 @@ def _adapter(run_id):
 
 @pytest.fixture
 def judgment_data(tracking, trivia_dir):
-    from helpers import fake_collect_run
+    from helpers import fake_collect_run, labelled_rows
 
-    correct = {"can": [True, True], "uncertain": [True, False], "cannot": [False, False]}
-    rows = [{"split": split, "question_id": f"{split[0]}{i}", "question": f"Which river flows through town {split} {i}?",
-             "ability": label, "correct": correct[label], "aliases": ["yes"], "greedy_response": "x",
-             "greedy_correct": label != "cannot", "greedy_mean_logprob": -1.0}
-            for split, count in (("train", 4), ("validation", 1)) for i, label in enumerate(LABELS * count)]
+    rows = labelled_rows(4, 1)
     collect = fake_collect_run(rows, {"num_trials": "2"})
     return run_build_judgment_data(JudgmentDataConfig(collect_run_id=collect)).run_id
 

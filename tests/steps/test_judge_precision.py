@@ -33,13 +33,9 @@ def _probabilities(frame):
 @pytest.fixture
 def trained_judge(tracking, tiny_model_dir, trivia_dir, request):
     """A judge with a stacked readout trained on the tiny model in ``request.param``; its collect and run ids."""
-    from helpers import fake_collect_run
+    from helpers import fake_collect_run, labelled_rows
 
-    correct = {"can": [True, True], "uncertain": [True, False], "cannot": [False, False]}
-    rows = [{"split": split, "question_id": f"{split[0]}{i}", "question": f"Which river flows through town {split} {i}?",
-             "ability": label, "correct": correct[label], "aliases": ["yes"], "greedy_response": "x",
-             "greedy_correct": label != "cannot", "greedy_mean_logprob": -1.0}
-            for split, count in (("train", 10), ("validation", 2)) for i, label in enumerate(LABELS * count)]
+    rows = labelled_rows(10, 2)
     collect = fake_collect_run(rows, {"num_trials": "2"})
     data = run_build_judgment_data(JudgmentDataConfig(collect_run_id=collect)).run_id
     cfg = TrainConfig(model=tiny_model_dir, data_run_id=data, epochs=1, batch_size=8, lora_r=2, readout="stacked",
