@@ -38,7 +38,7 @@ from child import load_average as _load  # benchmarks/child.py, beside this scri
 from child import report, run_child
 
 ROOT = Path(__file__).resolve().parent.parent
-SEED, TRAIN_QUESTIONS, SAMPLES, MAX_NEW_TOKENS = 42, 1, 5, 24
+SEED, TRAIN_QUESTIONS, TRIALS, MAX_NEW_TOKENS = 42, 1, 5, 24
 
 VARIANTS = {
     # name: (kind, dtype, questions per batch)
@@ -83,13 +83,13 @@ def plain_loop(
         enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
         with torch.inference_mode():
             out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature,
-                                 top_k=0, top_p=1.0, num_return_sequences=SAMPLES, pad_token_id=tokenizer.pad_token_id,
+                                 top_k=0, top_p=1.0, num_return_sequences=TRIALS, pad_token_id=tokenizer.pad_token_id,
                                  **stop_kwargs)
         generated = out[:, enc["input_ids"].shape[1]:]
         ended = torch.isin(generated, stop)
         tokens += int(torch.where(ended.any(-1), ended.int().argmax(-1) + 1, generated.shape[1]).sum())
         texts = [clean_answer(t) for t in tokenizer.batch_decode(generated, skip_special_tokens=True)]
-        answers.extend(texts[i * SAMPLES : (i + 1) * SAMPLES] for i in range(len(chunk)))
+        answers.extend(texts[i * TRIALS : (i + 1) * TRIALS] for i in range(len(chunk)))
     return answers, tokens
 
 
@@ -124,7 +124,7 @@ def measure_sampling(kind: str, dtype: str, batch: int, questions: int, temperat
     if kind == "loop":
         samples, tokens = plain_loop(model, tokenizer, prompts, temperature, batch)
     else:
-        answers = sampler.sample(prompts, SAMPLES, MAX_NEW_TOKENS, temperature, seed=SEED)
+        answers = sampler.sample(prompts, TRIALS, MAX_NEW_TOKENS, temperature, seed=SEED)
         samples, tokens = answers.samples, sum(answers.generated_tokens)
     elapsed = time.perf_counter() - started
     accuracy = sum(is_correct(a, r["answer"]["aliases"]) for r, group in zip(records, samples) for a in group)
@@ -132,9 +132,9 @@ def measure_sampling(kind: str, dtype: str, batch: int, questions: int, temperat
         "seconds": elapsed,
         "tokens_per_s": tokens / elapsed,
         "questions_per_s": len(records) / elapsed,
-        "samples_per_s": SAMPLES * len(records) / elapsed,
+        "samples_per_s": TRIALS * len(records) / elapsed,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "accuracy": accuracy / (SAMPLES * len(records)),
+        "accuracy": accuracy / (TRIALS * len(records)),
         "dtype": dtype_used,
     }
 
@@ -165,7 +165,7 @@ def measure_end_to_end(kind: str, questions: int, temperature: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-collect-") as folder:
         if kind == "collect":
             command = [sys.executable, str(ROOT / "entrypoints" / "collect.py"), "--num_samples", str(TRAIN_QUESTIONS),
-                       "--test_samples", str(questions), "--num_trials", str(SAMPLES), "--temperature", str(temperature),
+                       "--test_samples", str(questions), "--num_trials", str(TRIALS), "--temperature", str(temperature),
                        "--max_new_tokens", str(MAX_NEW_TOKENS), "--seed", str(SEED)]
         else:
             command = [sys.executable, __file__, "--child", "script", str(questions), str(temperature), folder]
@@ -174,7 +174,7 @@ def measure_end_to_end(kind: str, questions: int, temperature: float) -> dict:
         wall = time.perf_counter() - started
         if out.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed:\n{out.stderr[-3000:]}")
-        result = {"seconds": wall, "samples_per_s": SAMPLES * (questions + TRAIN_QUESTIONS) / wall}
+        result = {"seconds": wall, "samples_per_s": TRIALS * (questions + TRAIN_QUESTIONS) / wall}
         if kind == "collect":
             import mlflow
 
@@ -231,7 +231,7 @@ def main() -> None:
     embedded_checkpoint()  # dequantise once, outside every measurement
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, bf16 fast: {bf16_supported('cpu')}; {_load()} at start")
-    print(f"workload: {args.questions} validation + {TRAIN_QUESTIONS} train bundled questions x {SAMPLES} samples, "
+    print(f"workload: {args.questions} validation + {TRAIN_QUESTIONS} train bundled questions x {TRIALS} samples, "
           f"temperature {args.temperature}, <= {MAX_NEW_TOKENS} new tokens; median of {args.repeats}\n")
     everything = list(VARIANTS.items())
     if args.variants == "all":

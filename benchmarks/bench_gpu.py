@@ -64,7 +64,7 @@ from know_thyself.data.prompts import answer_messages, render
 from know_thyself.inference.sampling import PlainSampler, TransformersSampler
 from know_thyself.inference.sampling.base import eos_ids
 
-SAMPLES, MAX_NEW_TOKENS, TEMPERATURE, SEED = 5, 32, 1.0, 0
+TRIALS, MAX_NEW_TOKENS, TEMPERATURE, SEED = 5, 32, 1.0, 0
 
 # Configurations of the two real models (random weights are drawn in these shapes), and a tiny
 # one for checking this script on a CPU.
@@ -183,17 +183,17 @@ def throughput(model, tokenizer, prompts, args, stop_ids, label: str) -> list[di
     seconds, (_, tokens) = timed(device, lambda: plain_loop(
         model, tokenizer, prompts, TEMPERATURE, args.batch, MAX_NEW_TOKENS, stop_ids), args.repeats)
     base = row("generate, samples only (baseline)", seconds, tokens,
-               tokens_per_row=round(tokens / (len(prompts) * SAMPLES), 2))
+               tokens_per_row=round(tokens / (len(prompts) * TRIALS), 2))
     variants = [(f"fast, compact at {f:.2f}, copied prefix", f, False) for f in COMPACT_FRACTIONS]
     variants += [(f"fast, compact at {f:.2f}, cascade", f, True) for f in (0.1, 0.5)]
     for name, fraction, cascade in variants:
         sampler = TransformersSampler(model, tokenizer, batch_size=args.batch, compact_fraction=fraction,
                                       cascade=cascade)
         seconds, answers = timed(device, lambda sampler=sampler: sampler.sample(
-            prompts, SAMPLES, MAX_NEW_TOKENS, TEMPERATURE, seed=SEED), args.repeats)
+            prompts, TRIALS, MAX_NEW_TOKENS, TEMPERATURE, seed=SEED), args.repeats)
         tokens = sum(answers.generated_tokens)
         row(name, seconds, tokens, speedup=round(base["seconds"] / seconds, 2),
-            tokens_per_row=round(tokens / (len(prompts) * (SAMPLES + 1)), 2))
+            tokens_per_row=round(tokens / (len(prompts) * (TRIALS + 1)), 2))
     return rows
 
 
@@ -228,9 +228,9 @@ def main() -> None:
     device = args.device
     card = torch.cuda.get_device_name(0) if device.startswith("cuda") else platform.processor() or "cpu"
     results = {"device": card, "torch": torch.__version__, "questions": args.questions, "batch": args.batch,
-               "samples": SAMPLES, "max_new_tokens": MAX_NEW_TOKENS, "temperature": TEMPERATURE,
+               "samples": TRIALS, "max_new_tokens": MAX_NEW_TOKENS, "temperature": TEMPERATURE,
                "mean_answer_tokens_target": args.mean_answer_tokens, "shapes": {}}
-    print(f"{card}, torch {torch.__version__}; {args.questions} questions x {SAMPLES}, batch {args.batch}", flush=True)
+    print(f"{card}, torch {torch.__version__}; {args.questions} questions x {TRIALS}, batch {args.batch}", flush=True)
     for shape in args.shapes.split(","):
         print(f"{shape}:", flush=True)
         eos = tokenizer.eos_token_id

@@ -100,7 +100,7 @@ def _count_parameters(config: Any) -> int:
 def decode_batch_bytes(
     shape: ModelShape,
     prompts: int,
-    num_samples: int,
+    num_trials: int,
     prompt_tokens: int,
     max_new_tokens: int,
     itemsize: int,
@@ -108,9 +108,9 @@ def decode_batch_bytes(
 ) -> int:
     """An upper bound of the bytes one sampler batch allocates, weights not included.
 
-    The batch prefills ``prompts`` prompts (each once when ``shared_prefill``, as the fast
-    sampler does; ``num_samples`` times each otherwise, as ``generate`` with
-    ``num_return_sequences`` does) and decodes ``prompts * num_samples`` rows for up to
+    The batch prefills ``prompts`` prompts (each once when ``shared_prefill``, as the
+    ``transformers`` backend does; ``num_trials`` times each otherwise, as ``generate`` with
+    ``num_return_sequences`` does) and decodes ``prompts * num_trials`` rows for up to
     ``max_new_tokens`` steps. Counted:
 
     * the key/value cache of every row at full length (``prompt_tokens + max_new_tokens``),
@@ -123,13 +123,13 @@ def decode_batch_bytes(
     Args:
         shape: The model's shape.
         prompts: Prompts in the batch (``inference_batch_size``).
-        num_samples: Answers per prompt (``num_trials``).
+        num_trials: Answers per prompt (the ``num_trials`` option).
         prompt_tokens: Tokens of the longest prompt (every prompt is padded to it).
         max_new_tokens: Longest answer in tokens.
         itemsize: Bytes per element of the model's dtype (2 for bf16/fp16, 4 for fp32).
         shared_prefill: Whether each prompt is prefilled once and its cache shared by its samples.
     """
-    rows = prompts * num_samples
+    rows = prompts * num_trials
     length = prompt_tokens + max_new_tokens
     prefill_rows = prompts if shared_prefill else rows
     per_token = shape.kv_bytes_per_token(itemsize)
@@ -185,7 +185,7 @@ def available_bytes(device: str) -> int | None:
 
 def max_prompts_per_batch(
     shape: ModelShape,
-    num_samples: int,
+    num_trials: int,
     prompt_tokens: int,
     max_new_tokens: int,
     itemsize: int,
@@ -198,7 +198,7 @@ def max_prompts_per_batch(
     """
     def need(prompts: int) -> int:
         return decode_batch_bytes(
-            shape, prompts, num_samples, prompt_tokens, max_new_tokens, itemsize, shared_prefill
+            shape, prompts, num_trials, prompt_tokens, max_new_tokens, itemsize, shared_prefill
         )
 
     if need(1) > budget:
@@ -216,7 +216,7 @@ def check_decode_memory(
     shape: ModelShape,
     *,
     batch_size: int,
-    num_samples: int,
+    num_trials: int,
     prompt_tokens: int,
     max_new_tokens: int,
     itemsize: int,
@@ -230,7 +230,7 @@ def check_decode_memory(
     Args:
         shape: The model's shape.
         batch_size: Prompts per batch (the ``inference_batch_size`` option).
-        num_samples: Answers per prompt (the ``num_trials`` option).
+        num_trials: Answers per prompt (the ``num_trials`` option).
         prompt_tokens: Tokens of the longest prompt.
         max_new_tokens: Longest answer in tokens.
         itemsize: Bytes per element of the model's dtype.
@@ -249,19 +249,19 @@ def check_decode_memory(
         return
     weights = 0 if weights_loaded else weights_bytes(shape, itemsize)
     need = decode_batch_bytes(
-        shape, batch_size, num_samples, prompt_tokens, max_new_tokens, itemsize, shared_prefill
+        shape, batch_size, num_trials, prompt_tokens, max_new_tokens, itemsize, shared_prefill
     )
     budget = int(free * USABLE_FRACTION) - weights
     if need <= budget:
         return
-    rows = batch_size * num_samples
+    rows = batch_size * num_trials
     summary = (
-        f"sampling inference_batch_size={batch_size} x num_trials={num_samples} = {rows} rows of up "
+        f"sampling inference_batch_size={batch_size} x num_trials={num_trials} = {rows} rows of up "
         f"to {prompt_tokens + max_new_tokens} tokens needs up to {_gib(need)} on {device}"
         f"{f' besides {_gib(weights)} of weights' if weights else ''}, but {_gib(free)} is free"
     )
     fitting = max_prompts_per_batch(
-        shape, num_samples, prompt_tokens, max_new_tokens, itemsize, budget, shared_prefill
+        shape, num_trials, prompt_tokens, max_new_tokens, itemsize, budget, shared_prefill
     )
     if fitting >= 1:
         raise ValueError(f"{summary}; lower inference_batch_size to {fitting} or less")
@@ -321,7 +321,7 @@ def check_sampling_memory(
     check_decode_memory(
         ModelShape.from_config(_from_pretrained(AutoConfig, model)),
         batch_size=min(batch_size, max(len(group) for group in question_sets)),
-        num_samples=num_trials,
+        num_trials=num_trials,
         prompt_tokens=prompt_tokens,
         max_new_tokens=max_new_tokens,
         itemsize=pick_dtype(dtype, device).itemsize,

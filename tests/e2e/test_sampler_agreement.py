@@ -16,7 +16,7 @@ from know_thyself.inference.models import load_model
 from know_thyself.inference.prefix_cache import tokenize
 from know_thyself.inference.sampling import PlainSampler, TransformersSampler
 
-QUESTIONS, SAMPLES, TEMPERATURE = 64, 5, 0.5
+QUESTIONS, TRIALS, TEMPERATURE = 64, 5, 0.5
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def fp32():
 def plain(fp32, records):
     model, tokenizer = fp32
     prompts = [render(tokenizer, answer_messages(r["question"])) for r in records]
-    return PlainSampler(model, tokenizer, batch_size=16).sample(prompts, SAMPLES, 24, TEMPERATURE, seed=1)
+    return PlainSampler(model, tokenizer, batch_size=16).sample(prompts, TRIALS, 24, TEMPERATURE, seed=1)
 
 
 def _accuracy(answers, records) -> float:
@@ -44,7 +44,7 @@ def _accuracy(answers, records) -> float:
 def test_greedy_answers_and_log_probs_match_the_plain_path(fp32, records, plain):
     model, tokenizer = fp32
     prompts = [render(tokenizer, answer_messages(r["question"])) for r in records]
-    fast = TransformersSampler(model, tokenizer, batch_size=32).sample(prompts, SAMPLES, 24, TEMPERATURE, seed=1)
+    fast = TransformersSampler(model, tokenizer, batch_size=32).sample(prompts, TRIALS, 24, TEMPERATURE, seed=1)
     same = sum(a == b for a, b in zip(fast.greedy_tokens, plain.greedy_tokens))
     print(f"greedy answers identical token for token: {same}/{QUESTIONS}")
     assert fast.greedy_tokens == plain.greedy_tokens
@@ -61,11 +61,11 @@ def test_greedy_answers_and_log_probs_match_the_plain_path(fp32, records, plain)
 def test_fast_path_accuracy_matches_the_plain_path(records, plain):
     model, tokenizer = load_model("smollm2-135m-instruct", dtype="auto", device="cpu")  # bf16 where fast
     prompts = [render(tokenizer, answer_messages(r["question"])) for r in records]
-    fast = TransformersSampler(model, tokenizer, batch_size=32).sample(prompts, SAMPLES, 24, TEMPERATURE, seed=1)
+    fast = TransformersSampler(model, tokenizer, batch_size=32).sample(prompts, TRIALS, 24, TEMPERATURE, seed=1)
     plain_accuracy, fast_accuracy = _accuracy(plain, records), _accuracy(fast, records)
     pooled = (plain_accuracy + fast_accuracy) / 2
     # Samples of one question are correlated, so use the question count for a conservative error.
     standard_error = math.sqrt(2 * pooled * (1 - pooled) / QUESTIONS)
-    print(f"graded accuracy: plain {plain_accuracy:.3f}, fast {fast_accuracy:.3f} ({QUESTIONS * SAMPLES} samples each)")
+    print(f"graded accuracy: plain {plain_accuracy:.3f}, fast {fast_accuracy:.3f} ({QUESTIONS * TRIALS} samples each)")
     assert 0.05 < plain_accuracy < 0.95  # the comparison means something only away from the edges
     assert abs(plain_accuracy - fast_accuracy) <= 3 * standard_error

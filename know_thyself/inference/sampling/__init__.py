@@ -1,7 +1,7 @@
 """Sampling answers from a causal LM: one interface, three backends.
 
 Every backend implements :class:`Sampler`: for a list of chat-rendered prompts, ``sample``
-returns an :class:`Answers` with, per prompt, ``num_samples`` sampled answers, the greedy answer
+returns an :class:`Answers` with, per prompt, ``num_trials`` sampled answers, the greedy answer
 and its mean token log-probability, and the tokens decoded. All backends sample from the same
 distribution (softmax of logits / temperature, no top-k or top-p), end an answer at the same
 stop tokens, and clean text the same way (:func:`clean_answer`), so they grade alike.
@@ -10,7 +10,7 @@ stop tokens, and clean text the same way (:func:`clean_answer`), so they grade a
   prefix every prompt shares (the answer prompt's system text and worked examples) is prefilled
   once (:mod:`know_thyself.inference.prefix_cache`); each batch prefills only the questions after it, and
   on CPU its rows attend to one copy of the prefix's keys and values (cascade attention). Each
-  question's KV cache is then shared by ``num_samples + 1`` rows: the samples and the greedy
+  question's KV cache is then shared by ``num_trials + 1`` rows: the samples and the greedy
   answer, decoded together by an own loop over ``model(...)``. Rows leave the batch as they end
   (EOS or a newline); questions are sorted by length; sampling is inverse-CDF (one uniform number
   per row instead of one per vocabulary entry, as ``torch.multinomial`` draws).
@@ -19,14 +19,18 @@ stop tokens, and clean text the same way (:func:`clean_answer`), so they grade a
   approach, kept as the reference that the benchmark and the agreement tests compare against.
 * ``vllm`` (:class:`know_thyself.inference.sampling.vllm.VllmSampler`): vLLM's engine, for GPUs.
 
-:func:`load_sampler` builds the backend a model argument and a backend name ask for.
+Each backend lives in the module named as its ``backend`` value (``transformers.py``,
+``plain.py``, ``vllm.py``; the first two both run a Hugging Face ``transformers`` model, with
+the project's own decode loop and with ``generate``), and ``base.py`` holds the interface and
+what they share. :func:`load_sampler` builds the backend a model argument and a backend name ask
+for.
 """
 
 from __future__ import annotations
 
 from know_thyself.inference.sampling.base import Answers, ProgressFn, Sampler, tqdm_progress
-from know_thyself.inference.sampling.fast import TransformersSampler
 from know_thyself.inference.sampling.plain import PlainSampler
+from know_thyself.inference.sampling.transformers import TransformersSampler
 
 __all__ = ["BACKENDS", "Answers", "PlainSampler", "ProgressFn", "Sampler", "TransformersSampler", "load_sampler",
            "resolve_backend", "tqdm_progress"]

@@ -14,21 +14,13 @@ import torch
 
 ProgressFn = Callable[[int, int], None]  # (questions finished in this call, samples in them)
 
-# Dropping finished rows from the KV cache copies the whole cache. The rows are dropped once this
-# fraction of the batch has finished. On a 2-core CPU (64 questions x 6 rows, batches of 32,
-# interleaved repetitions) 0.1 took 8.3 s against 9.1 s for "as soon as any row ends" (0.0) and
-# 8.4 / 8.6 s for 0.2 / 0.3. On a GPU the copy costs more than decoding finished rows a few more
-# steps; its value is a starting point, not yet measured on a card.
-CPU_COMPACT_FRACTION = 0.1
-GPU_COMPACT_FRACTION = 0.5
-
 
 @dataclass
 class Answers:
     """What a sampler returns for a list of prompts, aligned with the prompts.
 
     Attributes:
-        samples: ``num_samples`` cleaned sampled answers per prompt.
+        samples: ``num_trials`` cleaned sampled answers per prompt.
         greedy: The cleaned greedy answer per prompt.
         greedy_tokens: The greedy answer's token ids before its stop token, per prompt.
         greedy_mean_logprob: Per prompt, the mean log-probability of the greedy answer's tokens
@@ -61,17 +53,17 @@ class Sampler(Protocol):
     def sample(
         self,
         prompts: Sequence[str],
-        num_samples: int,
+        num_trials: int,
         max_new_tokens: int = 24,
         temperature: float = 1.0,
         seed: int = 0,
         progress: ProgressFn | None = None,
     ) -> Answers:
-        """Sample ``num_samples`` answers and decode the greedy answer for each rendered prompt.
+        """Sample ``num_trials`` answers and decode the greedy answer for each rendered prompt.
 
         Args:
             prompts: Prompt strings, already rendered with the chat template.
-            num_samples: Sampled answers per prompt (>= 1).
+            num_trials: Sampled answers per prompt (>= 1).
             max_new_tokens: Cap on each answer's length in tokens.
             temperature: Sampling temperature; 0 makes the samples greedy too.
             seed: Seed of the sampler's random numbers; same inputs and seed, same answers.
@@ -140,10 +132,10 @@ def draw_seed(generator: torch.Generator) -> int:
     return int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device))
 
 
-def check_sample_args(num_samples: int, max_new_tokens: int) -> None:
+def check_sample_args(num_trials: int, max_new_tokens: int) -> None:
     """Reject a sample call's bad sizes before any work."""
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    if num_trials < 1:
+        raise ValueError(f"num_trials must be >= 1, got {num_trials}")
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
 

@@ -1,4 +1,5 @@
-"""The ``plain`` backend: ``model.generate``, the straightforward reference the fast loop is measured against."""
+"""The ``plain`` backend: ``model.generate``, the straightforward reference the ``transformers`` backend's own
+decode loop is measured against."""
 
 from __future__ import annotations
 
@@ -51,13 +52,13 @@ class PlainSampler:
 
     @torch.inference_mode()
     def sample(
-        self, prompts: Sequence[str], num_samples: int, max_new_tokens: int = 24, temperature: float = 1.0,
+        self, prompts: Sequence[str], num_trials: int, max_new_tokens: int = 24, temperature: float = 1.0,
         seed: int = 0, progress: ProgressFn | None = None,
     ) -> Answers:
-        check_sample_args(num_samples, max_new_tokens)
+        check_sample_args(num_trials, max_new_tokens)
         model, tokenizer = self.model, self.tokenizer
         generator = torch.Generator(device=model.device).manual_seed(seed)
-        # Prompts of similar length share a call (less padding), as in the fast sampler.
+        # Prompts of similar length share a call (less padding), as in the transformers backend.
         lengths = [len(ids) for ids in tokenize(tokenizer, prompts)]
         order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
         samples: list[list[str]] = []
@@ -86,18 +87,18 @@ class PlainSampler:
             if temperature > 0:
                 torch.manual_seed(draw_seed(generator))  # generate draws from torch's global generator
                 sequences = model.generate(
-                    **enc, max_new_tokens=max_new_tokens, num_return_sequences=num_samples,
+                    **enc, max_new_tokens=max_new_tokens, num_return_sequences=num_trials,
                     pad_token_id=tokenizer.pad_token_id, do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
                 )[:, width:]
                 texts = [clean_answer(t) for t in tokenizer.batch_decode(sequences, skip_special_tokens=True)]
-                sample_counts = self._decoded_length(sequences).view(len(chunk), num_samples).sum(-1)
-                samples.extend(texts[i * num_samples : (i + 1) * num_samples] for i in range(len(chunk)))
+                sample_counts = self._decoded_length(sequences).view(len(chunk), num_trials).sum(-1)
+                samples.extend(texts[i * num_trials : (i + 1) * num_trials] for i in range(len(chunk)))
             else:
                 sample_counts = torch.zeros(len(chunk), dtype=torch.long)
-                samples.extend([g] * num_samples for g in greedy[-len(chunk) :])
+                samples.extend([g] * num_trials for g in greedy[-len(chunk) :])
             used.extend(int(a) + int(b) for a, b in zip(counts.cpu(), sample_counts.cpu()))
             if progress is not None:
-                progress(len(chunk), len(chunk) * num_samples)
+                progress(len(chunk), len(chunk) * num_trials)
         back = np.argsort(order)  # from sorted order to the order of ``prompts``
         return Answers(
             samples=[samples[i] for i in back],
@@ -106,6 +107,3 @@ class PlainSampler:
             greedy_mean_logprob=np.array([logprobs[i] for i in back], dtype=float),
             generated_tokens=[used[i] for i in back],
         )
-
-
-# The backend option's values; ``auto`` picks the measured-fastest one here.

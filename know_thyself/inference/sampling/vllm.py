@@ -5,15 +5,16 @@ machine (a CPU build exists, see the README's "Backends"). The engine starts wor
 spawning, so a script that uses it needs an ``if __name__ == "__main__":`` guard; the entry
 points have one.
 
-:class:`VllmSampler` implements :class:`know_thyself.inference.sampling.Sampler`. One ``generate`` call
-serves a whole list of prompts: each prompt is sent twice, once with ``SamplingParams(n=
-num_samples)`` (the same distribution as the other backends: temperature only, no top-k/top-p)
-and once greedy with the sampled token's log-probability per step (``logprobs=0``; vLLM's
-default log-prob mode reports the raw, unscaled distribution). vLLM's prefix caching lets the
-two requests, and every prompt's shared system text, reuse one prefill. The greedy answer's mean
-log-probability follows the definition in :class:`know_thyself.inference.sampling.Answers` (tokens before
-the first stop token). No per-request seed is passed (the CPU build's sampler rejects it); the
-engine is seeded once, so ``sample``'s ``seed`` is not used.
+:class:`VllmSampler` implements :class:`know_thyself.inference.sampling.Sampler`. One ``generate``
+call serves a whole list of prompts: each prompt is sent twice, once with
+``SamplingParams(n=num_trials)`` (the same distribution as the other backends: temperature only,
+no top-k/top-p) and once greedy with the sampled token's log-probability per step
+(``logprobs=0``; vLLM's default log-prob mode reports the raw, unscaled distribution). vLLM's
+prefix caching lets the two requests, and every prompt's shared system text, reuse one prefill.
+The greedy answer's mean log-probability follows the definition in
+:class:`know_thyself.inference.sampling.Answers` (tokens before the first stop token). No
+per-request seed is passed (the CPU build's sampler rejects it); the engine is seeded once, so
+``sample``'s ``seed`` is not used.
 """
 
 from __future__ import annotations
@@ -78,16 +79,16 @@ class VllmSampler:
         return {"know_thyself.backend": self.name}
 
     def sample(
-        self, prompts: Sequence[str], num_samples: int, max_new_tokens: int = 24, temperature: float = 1.0,
+        self, prompts: Sequence[str], num_trials: int, max_new_tokens: int = 24, temperature: float = 1.0,
         seed: int = 0, progress: ProgressFn | None = None,
     ) -> Answers:
         """See :meth:`know_thyself.inference.sampling.Sampler.sample`."""
         from vllm import SamplingParams
 
-        check_sample_args(num_samples, max_new_tokens)
+        check_sample_args(num_trials, max_new_tokens)
         del seed  # the engine's seed applies
         sampled = SamplingParams(
-            n=num_samples, temperature=temperature, top_p=1.0, top_k=-1, max_tokens=max_new_tokens, stop=["\n"],
+            n=num_trials, temperature=temperature, top_p=1.0, top_k=-1, max_tokens=max_new_tokens, stop=["\n"],
         )
         greedy = SamplingParams(n=1, temperature=0.0, max_tokens=max_new_tokens, stop=["\n"], logprobs=0)
         prompts = list(prompts)
@@ -112,7 +113,7 @@ class VllmSampler:
                 answers.samples.append([clean_answer(c.text) for c in choices])
                 answers.generated_tokens[i] += sum(len(c.token_ids) for c in choices)
             else:
-                answers.samples.append([answers.greedy[i]] * num_samples)
+                answers.samples.append([answers.greedy[i]] * num_trials)
         if progress is not None:
-            progress(len(prompts), len(prompts) * num_samples)
+            progress(len(prompts), len(prompts) * num_trials)
         return answers

@@ -26,7 +26,7 @@ def test_bound_grows_with_every_size():
     assert decode_batch_bytes(SHAPE, 4, 5, 200, 24, 2) > base
     assert decode_batch_bytes(SHAPE, 4, 5, 100, 48, 2) > base
     assert decode_batch_bytes(SHAPE, 4, 5, 100, 24, 4) > base
-    # generate's num_return_sequences prefills every row, the fast sampler each prompt once
+    # generate's num_return_sequences prefills every row, the transformers backend each prompt once
     assert decode_batch_bytes(SHAPE, 4, 5, 100, 24, 2, shared_prefill=False) > base
 
 
@@ -40,7 +40,7 @@ def test_refusal_names_the_fix_and_a_batch_size_that_fits():
     need = decode_batch_bytes(SHAPE, 32, 100, 150, 24, 2)
     available = int((need // 4 + SHAPE.parameters * 2) / memory.USABLE_FRACTION)
     with pytest.raises(ValueError) as caught:
-        check_decode_memory(SHAPE, batch_size=32, num_samples=100, prompt_tokens=150, max_new_tokens=24,
+        check_decode_memory(SHAPE, batch_size=32, num_trials=100, prompt_tokens=150, max_new_tokens=24,
                             itemsize=2, device="cpu", available=available)
     message = str(caught.value)
     assert "inference_batch_size=32 x num_trials=100 = 3200 rows of up to 174 tokens" in message, message
@@ -49,19 +49,19 @@ def test_refusal_names_the_fix_and_a_batch_size_that_fits():
     assert decode_batch_bytes(SHAPE, suggested, 100, 150, 24, 2) <= budget
     assert decode_batch_bytes(SHAPE, suggested + 1, 100, 150, 24, 2) > budget
     # the suggested size passes
-    check_decode_memory(SHAPE, batch_size=suggested, num_samples=100, prompt_tokens=150, max_new_tokens=24,
+    check_decode_memory(SHAPE, batch_size=suggested, num_trials=100, prompt_tokens=150, max_new_tokens=24,
                         itemsize=2, device="cpu", available=available)
 
 
 def test_refusal_when_not_even_one_question_fits():
     with pytest.raises(ValueError, match="even one question per batch does not fit: lower num_trials"):
-        check_decode_memory(SHAPE, batch_size=1, num_samples=100, prompt_tokens=150, max_new_tokens=24,
+        check_decode_memory(SHAPE, batch_size=1, num_trials=100, prompt_tokens=150, max_new_tokens=24,
                             itemsize=2, device="cpu", available=10_000)
 
 
 def test_unknown_free_memory_is_not_checked(monkeypatch):
     monkeypatch.setattr(memory, "available_bytes", lambda device: None)
-    check_decode_memory(SHAPE, batch_size=10**6, num_samples=100, prompt_tokens=150, max_new_tokens=24,
+    check_decode_memory(SHAPE, batch_size=10**6, num_trials=100, prompt_tokens=150, max_new_tokens=24,
                         itemsize=2, device="cpu")
 
 

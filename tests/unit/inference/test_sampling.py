@@ -1,6 +1,6 @@
-"""The samplers and the shared-prefix cache: the fast loop against model.generate (token for token),
-log-probabilities against teacher forcing, determinism, compaction, cascade attention on the model,
-and the inverse-CDF draw."""
+"""The samplers and the shared-prefix cache: the transformers backend's own loop against
+model.generate (token for token), log-probabilities against teacher forcing, determinism,
+compaction, cascade attention on the model, and the inverse-CDF draw."""
 
 import math
 
@@ -154,7 +154,7 @@ def test_load_sampler_builds_the_named_backend(tiny_model_dir):
 
 def test_bad_sizes_are_clear_errors(tiny):
     model, tokenizer = tiny
-    with pytest.raises(ValueError, match="num_samples must be >= 1"):
+    with pytest.raises(ValueError, match="num_trials must be >= 1"):
         TransformersSampler(model, tokenizer).sample(["x"], 0)
     with pytest.raises(ValueError, match="compact_fraction must be in"):
         TransformersSampler(model, tokenizer, compact_fraction=2.0)

@@ -1,4 +1,5 @@
-"""The ``transformers`` backend: the project's own decode loop over the model's forward (see the package docs)."""
+"""The ``transformers`` backend (``backend=transformers``, what ``auto`` picks): the project's own decode loop over a
+Hugging Face model's forward (see the package docs)."""
 
 from __future__ import annotations
 
@@ -35,12 +36,12 @@ GPU_COMPACT_FRACTION = 0.5
 
 
 class TransformersSampler:
-    """The fast sampler: shared-prefix cache, one prefill per question, greedy row folded in.
+    """The ``transformers`` backend: shared-prefix cache, one prefill per question, greedy row folded in.
 
     Args:
         model: A causal LM in eval mode.
         tokenizer: Its tokenizer.
-        batch_size: Questions per batch (each decodes ``batch_size * (num_samples + 1)`` rows).
+        batch_size: Questions per batch (each decodes ``batch_size * (num_trials + 1)`` rows).
         compact_fraction: Drop finished rows from the batch once at least this fraction of its
             rows has finished (0.0: as soon as one has). Default: ``CPU_COMPACT_FRACTION`` on
             CPU, ``GPU_COMPACT_FRACTION`` on a GPU.
@@ -87,10 +88,10 @@ class TransformersSampler:
 
     @torch.inference_mode()
     def sample(
-        self, prompts: Sequence[str], num_samples: int, max_new_tokens: int = 24, temperature: float = 1.0,
+        self, prompts: Sequence[str], num_trials: int, max_new_tokens: int = 24, temperature: float = 1.0,
         seed: int = 0, progress: ProgressFn | None = None,
     ) -> Answers:
-        check_sample_args(num_samples, max_new_tokens)
+        check_sample_args(num_trials, max_new_tokens)
         ids = tokenize(self.tokenizer, prompts)
         prefix = self._prefix_for(ids) if ids else None
         generator = torch.Generator(device=self.model.device).manual_seed(seed)
@@ -101,11 +102,11 @@ class TransformersSampler:
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start : start + self.batch_size]
                 suffixes = [ids[i][len(prefix) :] for i in chunk]
-                decoded = self._decode(prefix, suffixes, num_samples, max_new_tokens, temperature, generator)
+                decoded = self._decode(prefix, suffixes, num_trials, max_new_tokens, temperature, generator)
                 for i, result in zip(chunk, decoded):
                     results[i] = result
                 if progress is not None:
-                    progress(len(chunk), len(chunk) * num_samples)
+                    progress(len(chunk), len(chunk) * num_trials)
         return Answers(
             samples=[r[0] for r in results],
             greedy=[r[1] for r in results],
@@ -115,14 +116,14 @@ class TransformersSampler:
         )
 
     def _decode(
-        self, prefix: SharedPrefix, suffixes: list[list[int]], num_samples: int, max_new_tokens: int,
+        self, prefix: SharedPrefix, suffixes: list[list[int]], num_trials: int, max_new_tokens: int,
         temperature: float, generator: torch.Generator,
     ) -> list[tuple[list[str], str, list[int], float, int]]:
         """Decode one batch; per question (samples, greedy, greedy tokens, mean log-prob, tokens decoded)."""
         model, device = self.model, self.model.device
-        # Per question: num_samples sampled rows, then its greedy row. At temperature 0 the
+        # Per question: num_trials sampled rows, then its greedy row. At temperature 0 the
         # samples are greedy as well, and one row serves them all.
-        per_question = 1 if temperature == 0 else num_samples + 1
+        per_question = 1 if temperature == 0 else num_trials + 1
         start = prefill(model, prefix, suffixes, self.tokenizer.pad_token_id, cascade=self.cascade)
         cache = start.cache
         cache.batch_repeat_interleave(per_question)  # each question's prefill shared by its rows
@@ -174,7 +175,7 @@ class TransformersSampler:
         for q in range(len(suffixes)):
             first, last = q * per_question, q * per_question + per_question - 1
             answer = decoded[last][: answer_span(decoded[last], self.stop)]
-            samples = texts[first : first + num_samples] if temperature > 0 else [texts[last]] * num_samples
+            samples = texts[first : first + num_trials] if temperature > 0 else [texts[last]] * num_trials
             used = sum(len(decoded[r]) for r in range(first, last + 1))
             results.append((samples, texts[last], answer, mean_logprob(float(logprob_sum[last]), len(answer)), used))
         return results
