@@ -3,15 +3,17 @@
 Usage: python tools/check_ui.py [--store sqlite:///mlflow.db] [--run-id <parent run id>] [--screenshots DIR]
 
 Starts `mlflow ui` on a free local port against the tracking store, loads the experiment page
-and the parent run's page (by default the newest `multiphase` run) in headless Chromium, and
-checks that the rendered pages show the run names (the parent on the experiment page; the parent
-and its child runs on the run page), the parent's description (the summary's first line and the
-first cell of each table row) and the names of the question sets it used (the runs table's
-Dataset column, the run page's datasets); and, for a run of the experiment that recorded system
-metrics, that its System metrics tab shows the CPU chart. Screenshots of both pages go to DIR (default
-ui-screenshots/, which git ignores); --log-screenshots also logs them as artifacts (ui/) of the
-parent run. Exits 0 when everything is on the pages, 1 naming what is missing, 2 when Chromium
-is not installed (Debian: apt-get install chromium).
+and the parent run's page (by default the newest `multiphase` run) in headless Chromium, driven by
+Playwright, and checks that the pages show the run names (the parent on the experiment page; the
+parent and its child runs on the run page), the parent's description (the summary's first line
+and the first cell of each table row; a collapsed description is expanded first) and the names of
+the question sets it used (the runs table's Dataset column, the run page's datasets); and, for a
+run of the experiment that recorded system metrics, that its System metrics tab shows the CPU
+chart. Each text must be visible, as Playwright judges it: text in the markup that the page hides
+does not count. Screenshots of the pages go to DIR (default ui-screenshots/, which git ignores);
+--log-screenshots also logs them as artifacts (ui/) of the parent run. Exits 0 when everything is
+on the pages, 1 naming what is missing, 2 when Chromium is not installed (Debian: apt-get install
+chromium). Playwright drives that installed Chromium and downloads no browser of its own.
 
 MLflow 3.17 shows an experiment in its GenAI or its model-training view according to a switch
 at the top of its sidebar, remembered per browser; the pages are loaded with
@@ -21,27 +23,30 @@ at the top of its sidebar, remembered per browser; the pages are loaded with
 from __future__ import annotations
 
 import argparse
-import base64
-import fcntl
-import html
-import json
 import os
 import re
-import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 VIEW = "workflowType=machine_learning"
 # A system metric every run that records them has (MLflow's CPU monitor).
 SYSTEM_METRIC = "system/cpu_utilization_percentage"
+# The spinner that MLflow's design system (Du Bois, after Ant Design: `du-bois-light-spin-spinning`) shows while
+# a part of the page loads; once checked, a page gets at most SETTLE_S seconds for them to go before its screenshot.
+SPINNER = "[class*='-spin-spinning']"
+SETTLE_S = 10
 
 
 def find_chromium() -> str | None:
@@ -89,135 +94,6 @@ def stop_ui(process: subprocess.Popen) -> None:
             process.wait()
 
 
-class Browser:
-    """Headless Chromium driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``).
-
-    The MLflow UI is a single-page app whose charts fill in after their own requests answer; a
-    one-shot ``--dump-dom`` stops at a virtual-time budget that does not wait for them, so a slow
-    chart can miss it on any try. Polling the live page in real time waits exactly as long as the
-    page needs. The protocol's messages are JSON, each ended by a NUL byte; Chromium reads them on
-    its file descriptor 3 and answers on 4.
-    """
-
-    def __init__(self, chromium: str, size: tuple[int, int] = (1600, 1100)):
-        from_browser, browser_out = os.pipe()
-        browser_in, to_browser = os.pipe()
-        # Above 4, so that moving them onto 3 and 4 in the child cannot clobber one with the other.
-        high_in, high_out = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (browser_in, browser_out))
-        os.close(browser_in)
-        os.close(browser_out)
-
-        def onto_3_and_4() -> None:  # runs in the child before exec; dup2's copies are inheritable
-            os.dup2(high_in, 3)
-            os.dup2(high_out, 4)
-
-        self._profile = tempfile.TemporaryDirectory(prefix="check-ui-profile-")
-        try:
-            self.process = subprocess.Popen(
-                [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--remote-debugging-pipe", f"--user-data-dir={self._profile.name}", f"--window-size={size[0]},{size[1]}",
-                 "about:blank"],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                close_fds=False, start_new_session=True,
-                preexec_fn=onto_3_and_4,  # noqa: PLW1509 - only way onto fds 3 and 4; this tool runs no threads
-            )
-        finally:
-            os.close(high_in)
-            os.close(high_out)
-        self._read, self._write = from_browser, to_browser
-        self._buffer, self._last_id = b"", 0
-        try:
-            page = next(t for t in self.call("Target.getTargets")["targetInfos"] if t["type"] == "page")
-            self._session = self.call("Target.attachToTarget", targetId=page["targetId"], flatten=True)["sessionId"]
-        except Exception:
-            self.close()
-            raise
-
-    def call(self, method: str, session: str = "", timeout: float = 60, **params) -> dict:
-        """Send one protocol command and return its result, skipping the events that arrive meanwhile."""
-        self._last_id += 1
-        message = {"id": self._last_id, "method": method, "params": params, **({"sessionId": session} if session else {})}
-        os.write(self._write, json.dumps(message).encode() + b"\0")
-        deadline = time.time() + timeout
-        while True:
-            while b"\0" in self._buffer:
-                raw, self._buffer = self._buffer.split(b"\0", 1)
-                reply = json.loads(raw)
-                if reply.get("id") == self._last_id:
-                    if "error" in reply:
-                        raise RuntimeError(f"Chromium refused {method}: {reply['error']}")
-                    return reply.get("result", {})
-            left = deadline - time.time()
-            if left <= 0 or not select.select([self._read], [], [], left)[0]:
-                raise TimeoutError(f"Chromium did not answer {method} within {timeout:g} s")
-            chunk = os.read(self._read, 1 << 20)
-            if not chunk:
-                raise RuntimeError(f"Chromium closed its DevTools pipe (exit code {self.process.poll()})")
-            self._buffer += chunk
-
-    def _page(self, method: str, **params) -> dict:
-        return self.call(method, session=self._session, **params)
-
-    def open(self, url: str) -> None:
-        """Load url afresh (through about:blank: a URL that differs only after '#' would not reload the app)."""
-        self._page("Page.navigate", url="about:blank")
-        self._page("Page.navigate", url=url)
-
-    def html(self) -> str:
-        """The page's current DOM as markup."""
-        result = self._page("Runtime.evaluate", expression="document.documentElement.outerHTML", returnByValue=True)
-        return result["result"].get("value", "")
-
-    def screenshot(self, target: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(base64.b64decode(self._page("Page.captureScreenshot", format="png")["data"]))
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            try:
-                self.call("Browser.close", timeout=10)
-                self.process.wait(timeout=10)
-            except (OSError, RuntimeError, TimeoutError, subprocess.TimeoutExpired):
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        for fd in (self._read, self._write):
-            os.close(fd)
-        self._profile.cleanup()
-
-
-def visible_text(markup: str) -> str:
-    """The text of a page's markup without its scripts and styles, whitespace collapsed."""
-    text = re.sub(r"<(script|style)\b.*?</\1>", " ", markup, flags=re.DOTALL)
-    text = re.sub(r"<[^>]+>", " ", text)
-    return " ".join(html.unescape(text).split())
-
-
-def wait_for(browser: Browser, url: str, wanted: list[str], timeout: float, poll: float = 0.5) -> list[str]:
-    """Open url and poll it until every wanted text shows or timeout seconds pass; returns what never showed.
-
-    Once everything shows, waits (at most 10 s) for the page to stop changing, so that a screenshot
-    taken next shows the charts drawn rather than their spinners.
-    """
-    browser.open(url)
-    deadline = time.time() + timeout
-    while True:
-        absent = missing(visible_text(browser.html()), wanted)
-        if not absent or time.time() > deadline:
-            break
-        time.sleep(poll)
-    if not absent:
-        settle, last = time.time() + 10, None
-        while time.time() < settle and (markup := browser.html()) != last:
-            last = markup
-            time.sleep(1.0)
-    return absent
-
-
-def _squash(text: str) -> str:
-    """Text without whitespace: markup between words renders as spaces that the source does not have."""
-    return re.sub(r"\s+", "", text)
-
-
 def expected_summary(note: str) -> list[str]:
     """What of a markdown description must show: its first line, and each table row's first cell."""
     lines = [line.strip() for line in note.splitlines() if line.strip()]
@@ -231,9 +107,55 @@ def expected_summary(note: str) -> list[str]:
     return list(dict.fromkeys(wanted))
 
 
-def missing(text: str, wanted: list[str]) -> list[str]:
-    squashed = _squash(text)
-    return [item for item in wanted if _squash(item) not in squashed]
+@contextmanager
+def browser_context(chromium: str, size: tuple[int, int] = (1600, 1100)) -> Iterator[BrowserContext]:
+    """A context (a fresh profile) of headless Chromium, the binary at ``chromium``, with a window of ``size``."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=["--disable-dev-shm-usage"])
+        try:
+            yield browser.new_context(viewport={"width": size[0], "height": size[1]})
+        finally:
+            browser.close()
+
+
+def open_page(context: BrowserContext, url: str) -> Page:
+    """A new tab on url that expands a run's description whenever it shows collapsed ("Show more").
+
+    A collapsed description clips its table, and clipped text still counts as visible to Playwright;
+    expanded, the table is on screen and in the screenshot. Playwright clicks the button before the
+    next check that finds it showing.
+    """
+    page = context.new_page()  # a fresh tab each: a URL that differs only after '#' would not reload the app
+    page.add_locator_handler(page.get_by_role("button", name="Expand description"), lambda button: button.click())
+    page.goto(url)
+    return page
+
+
+def missing(page: Page, wanted: list[str], timeout: float) -> list[str]:
+    """The texts of ``wanted`` that ``page`` does not show within ``timeout`` seconds (for all of them together).
+
+    A text shows when a visible element holds it, matched as to case, with any run of whitespace between its
+    words (markup breaks lines where the source has a space). Text of a hidden element, a script or a style
+    does not count. Once the time is up, each text left gets half a second.
+    """
+    deadline = time.monotonic() + timeout
+    absent = []
+    for text in wanted:
+        words = re.compile(r"\s+".join(map(re.escape, text.split())))
+        shown = page.get_by_text(words).filter(visible=True).first
+        try:
+            expect(shown).to_be_visible(timeout=max(deadline - time.monotonic(), 0.5) * 1000)
+        except AssertionError:
+            absent.append(text)
+    return absent
+
+
+def settle(page: Page) -> None:
+    """Wait (at most SETTLE_S seconds) for the page's spinners to go, so that a screenshot shows charts drawn."""
+    try:
+        page.locator(SPINNER).filter(visible=True).first.wait_for(state="hidden", timeout=SETTLE_S * 1000)
+    except PlaywrightTimeout:
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,22 +203,22 @@ def main(argv: list[str] | None = None) -> int:
     }
     measured = client.search_runs([experiment_id], f"metrics.`{SYSTEM_METRIC}` >= 0", max_results=1)
     if measured:
-        page = "system metrics tab"
-        urls[page] = f"{base}/#/experiments/{experiment_id}/runs/{measured[0].info.run_id}/system-metrics?{VIEW}"
-        expectations[page] = [SYSTEM_METRIC.split("/", 1)[1]]
+        tab = "system metrics tab"
+        urls[tab] = f"{base}/#/experiments/{experiment_id}/runs/{measured[0].info.run_id}/system-metrics?{VIEW}"
+        expectations[tab] = [SYSTEM_METRIC.split("/", 1)[1]]
     shots = Path(args.screenshots)
     shots.mkdir(parents=True, exist_ok=True)
     process = start_ui(args.store, port, shots / "mlflow-ui.log")
     problems = []
     try:
-        browser = Browser(chromium)
-        try:
-            for page, url in urls.items():
-                absent = wait_for(browser, url, expectations[page], args.timeout)
-                problems += [f"{page} ({url}) does not show {item!r} after {args.timeout:g} s" for item in absent]
-                browser.screenshot(shots / f"{page.replace(' ', '_')}.png")
-        finally:
-            browser.close()
+        with browser_context(chromium) as context:
+            for name, url in urls.items():
+                page = open_page(context, url)
+                absent = missing(page, expectations[name], args.timeout)
+                problems += [f"{name} ({url}) does not show {item!r} after {args.timeout:g} s" for item in absent]
+                settle(page)
+                page.screenshot(path=shots / f"{name.replace(' ', '_')}.png")
+                page.close()
     finally:
         stop_ui(process)
     if args.log_screenshots:
