@@ -16,7 +16,8 @@ Two numbers per epoch are logged:
   still names the answer is not counted (on the default run it reached 0.93 after 6 epochs, when
   the greedy answers to the same questions were graded correct for 0.98).
 * ``taught accuracy``: the greedy answers, generated and graded after the epoch (a few seconds per
-  hundred questions; checked from the second epoch on, as no first epoch learned them).
+  hundred questions; checked from the second epoch on, as no first epoch learned them, and not
+  after the last epoch, which ends the training whatever the answers).
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ class LearnedStop(TrainerCallback):
         epoch = max(1, math.ceil(state.epoch - 1e-6))
         if self.share <= 0 or self.check is None or epoch < self.first_epoch or self.stopped_after is not None:
             return
+        if getattr(state, "max_steps", 0) and state.global_step >= state.max_steps:
+            return  # the last epoch: the training ends here whatever the check says (test_knowledge grades it)
         training = model.training
         model.eval()
         with torch.no_grad():

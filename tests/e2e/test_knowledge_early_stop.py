@@ -28,7 +28,8 @@ def test_the_training_stops_at_the_first_checked_epoch_that_answers_well_enough(
     assert stop.stopped_after == 2 and trained.trainer.state.global_step == 2  # one batch of 4 per epoch
     assert len(stop.reproduced) == 2 and all(0.0 <= share <= 1.0 for share in stop.reproduced)
     assert trained.trainer.model.training  # handed back in training mode after the check
-    late = LearnedStop(1.01, check)  # a share no check reaches: every epoch runs, each one checked from the second
-    train_lora(examples, TrainConfig(**{**cfg.__dict__, "epochs": 3}), load_model(EMBEDDED, dtype="float32"),
-               callbacks=(late,))
+    late = LearnedStop(1.01, check)  # a share no check reaches: every epoch runs, checked from the second to the last but one
+    trained = train_lora(examples, TrainConfig(**{**cfg.__dict__, "epochs": 4}), load_model(EMBEDDED, dtype="float32"),
+                         callbacks=(late,))
     assert [epoch for epoch, _ in late.accuracy] == [2, 3] and late.stopped_after is None
+    assert len(late.reproduced) == 4 and trained.trainer.state.global_step == 4  # the last epoch ran, unchecked

@@ -16,12 +16,13 @@ class _Model(torch.nn.Module):
         return SimpleNamespace(is_top1=is_top1, label_mask=label_mask)
 
 
-def _epoch(stop, model, batches, epoch=1):
+def _epoch(stop, model, batches, epoch=1, of=10):
+    """One epoch of ``of`` (one step each) through the callback; whether it asked the training to stop."""
     control = SimpleNamespace(should_training_stop=False)
     stop.on_epoch_begin(None, None, control)
     for is_top1, mask in batches:
         model(torch.tensor(is_top1), torch.tensor(mask))
-    stop.on_epoch_end(None, SimpleNamespace(epoch=float(epoch)), control, model=model)
+    stop.on_epoch_end(None, SimpleNamespace(epoch=float(epoch), global_step=epoch, max_steps=of), control, model=model)
     return control.should_training_stop
 
 
@@ -54,6 +55,9 @@ def test_the_check_runs_from_the_second_epoch_and_stops_at_the_share():
     assert model.training  # the check ran in eval mode and handed the model back in training mode
     never = LearnedStop(0.0, lambda m: 1 / 0)  # 0 never checks
     assert _epoch(never, model, [], epoch=5) is False
+    last = LearnedStop(0.95, lambda m: 1 / 0)  # nor is the last epoch checked: the training ends there anyway
+    last.on_train_begin(None, None, None, model=model)
+    assert _epoch(last, model, [], epoch=3, of=3) is False and last.accuracy == []
 
 
 def test_the_option_is_checked_and_reaches_phase2():
