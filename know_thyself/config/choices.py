@@ -99,12 +99,11 @@ KNOWLEDGE_FRACTION_HELP = (
 )
 # Where judgment v2's training starts (the multiphase chain's v2_start).
 V2_STARTS = ("v1", "fresh")
-# Phase 2 stops once its training reproduces this share of the taught examples token for token.
+# Phase 2 stops once the model's greedy answers to the taught questions are right for this share of them.
 STOP_WHEN_LEARNED = 0.95
 STOP_WHEN_LEARNED_HELP = (
-    "Stop the knowledge training after the first epoch in which at least this share of the taught examples "
-    "came out token for token (each completion token the most likely one, so the greedy reply is the target); "
-    "0 trains every epoch."
+    "Stop the knowledge training after the first epoch (from the second on) whose greedy answers to the taught "
+    "questions the grader accepts for at least this share of them; 0 trains every epoch."
 )
 LORA_TARGETS_HELP = (
     "Layers that get LoRA adapters: 'attention' (q/k/v/o projections) or 'attention_mlp' (also the MLP's gate/up/down)."
