@@ -7,11 +7,7 @@ config per step), ``training`` and ``evaluation``, ``tracking`` (everything MLfl
 ``steps`` (one module per entry point) and ``cli``. See docs/architecture.md.
 """
 
-from know_thyself import legacy
-
 __version__ = "0.1.0"
-
-legacy.install()
 
 
 def judge_questions(uri: str, questions: list[str], dtype: str | None = None):

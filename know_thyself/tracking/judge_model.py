@@ -13,6 +13,10 @@ through the registry of the current tracking URI) and the label scheme; the adap
 model artifact, and so is the stacked readout when the judge was trained with one
 (:mod:`know_thyself.inference.readout`: the judge then also runs the base model, adapter off, over
 the answer prompt). Nothing refers to a path of the machine that trained it.
+
+The package this file imports, its Python files, travels inside the logged model (``code/``, see
+:func:`know_thyself.tracking.registry.log_judge`): the judge loads where only its logged
+requirements are installed, without this project.
 """
 
 from __future__ import annotations

