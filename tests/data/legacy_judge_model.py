@@ -21,8 +21,9 @@ class JudgeModel(mlflow.pyfunc.PythonModel):
     """Base model + judgment LoRA adapter -> predicted ability and label probabilities."""
 
     def load_context(self, context: Any) -> None:
-        from know_thyself.models import load_model
         from peft import PeftModel
+
+        from know_thyself.models import load_model
 
         config = context.model_config
         self.scheme = config.get("label_scheme", "three")
@@ -33,6 +34,7 @@ class JudgeModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input, params=None):  # no type hints: MLflow reads them as a schema
         import pandas as pd
+
         from know_thyself.judge import judge
 
         questions = _questions(model_input)
