@@ -6,6 +6,7 @@ import contextlib
 import importlib.util
 import json
 import re
+import shutil
 from pathlib import Path
 
 import mlflow
@@ -135,3 +136,29 @@ def serving_judge(folder: Path, tiny_model_dir: str, precision: str = "float32")
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def untrained_judge_store(folder: Path, tiny_model_dir: str, empty_store: Path):
+    """A fresh tracking store in ``folder`` (the working folder meanwhile) and a LoRA adapter on the tiny
+    model, made without training: yields the adapter's folder, for a judge logged as train_judgment logs it."""
+    import pytest
+    from peft import LoraConfig, get_peft_model
+
+    from know_thyself.inference.models import load_model
+    from know_thyself.tracking import configure_tracking
+
+    shutil.copyfile(empty_store, folder / "mlflow.db")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+            patch.delenv(var, raising=False)
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+        configure_tracking()
+        model, _ = load_model(tiny_model_dir, dtype="float32", device="cpu")
+        adapter = folder / "adapter"
+        get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM")).save_pretrained(adapter)
+        try:
+            yield adapter
+        finally:
+            mlflow.set_tracking_uri(None)

@@ -17,6 +17,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import untrained_judge_store
 
 from know_thyself.inference.readout import MAX_WEIGHT, READOUT_FILE, Readout
 from know_thyself.steps.evaluate_registered import version_headline
@@ -35,30 +36,16 @@ def _readout(coef, intercept=(0.0, 0.0, 0.0)) -> dict:
 @pytest.fixture(scope="module")
 def judge_dir(tmp_path_factory, tiny_model_dir, empty_store) -> Path:
     """A judge with a stacked readout, logged as train_judgment logs it and downloaded: a model folder to edit."""
-    from peft import LoraConfig, get_peft_model
-
-    from know_thyself.inference.models import load_model
-    from know_thyself.tracking import configure_tracking
     from know_thyself.tracking.registry import JUDGE_ARTIFACT, log_judge
 
     folder = tmp_path_factory.mktemp("refusals")
-    shutil.copyfile(empty_store, folder / "mlflow.db")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-            patch.delenv(var, raising=False)
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
-        configure_tracking()
-        model, _ = load_model(tiny_model_dir, dtype="float32", device="cpu")
-        adapter = folder / "adapter"
-        get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM")).save_pretrained(adapter)
+    with untrained_judge_store(folder, tiny_model_dir, empty_store) as adapter:
         coef = np.zeros((3, 4))
         coef[0, 3], coef[2, 3] = 2.0, -2.0
         readout = Readout(LABELS, coef, np.array([0.5, 0.0, -0.5])).save(folder / READOUT_FILE)
         with mlflow.start_run() as run:
             log_judge(str(adapter), tiny_model_dir, "three", readout_file=readout)
         local = mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/{JUDGE_ARTIFACT}", dst_path=str(folder / "judge"))
-        mlflow.set_tracking_uri(None)
     return Path(local)
 
 

@@ -5,7 +5,6 @@ The judge loading in a fresh virtual environment is tests/e2e/test_judge_elsewhe
 """
 
 import json
-import shutil
 import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError, distribution
@@ -14,6 +13,7 @@ from pathlib import Path
 import mlflow
 import pytest
 import yaml
+from helpers import untrained_judge_store
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -27,27 +27,12 @@ PACKAGE = ROOT / "know_thyself"
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory, tiny_model_dir, empty_store):
     """A judge logged as train_judgment logs it (its adapter made without training), as a local folder."""
-    from peft import LoraConfig, get_peft_model
-
-    from know_thyself.inference.models import load_model
-    from know_thyself.tracking import configure_tracking
-
     folder = tmp_path_factory.mktemp("judge-code")
-    shutil.copyfile(empty_store, folder / "mlflow.db")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-            patch.delenv(var, raising=False)
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
-        configure_tracking()
-        model, _ = load_model(tiny_model_dir, dtype="float32", device="cpu")
-        adapter = folder / "adapter"
-        get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM")).save_pretrained(adapter)
+    with untrained_judge_store(folder, tiny_model_dir, empty_store) as adapter:
         with mlflow.start_run() as run:
             log_judge(str(adapter), tiny_model_dir, "three")
         target = folder / "downloaded"
         yield Path(mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/{JUDGE_ARTIFACT}", dst_path=str(target)))
-        mlflow.set_tracking_uri(None)
 
 
 def _python_files(folder: Path) -> dict[str, str]:

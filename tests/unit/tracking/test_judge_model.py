@@ -2,12 +2,12 @@
 takes, and the one-line refusal (row and rule) of anything that is not a question."""
 
 import json
-import shutil
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import untrained_judge_store
 
 from know_thyself.data.records import MAX_QUESTION_CHARS
 from know_thyself.tracking.judge_input import JudgeInputError, read_questions
@@ -20,27 +20,12 @@ COLUMNS = ["question", "ability", "p_can", "p_uncertain", "p_cannot"]
 @pytest.fixture(scope="module")
 def judge(tmp_path_factory, tiny_model_dir, empty_store):
     """A judge logged and registered as train_judgment logs it (its adapter made without training), once per module."""
-    from peft import LoraConfig, get_peft_model
-
-    from know_thyself.inference.models import load_model
-    from know_thyself.tracking import configure_tracking
-
     folder = tmp_path_factory.mktemp("judge")
-    shutil.copyfile(empty_store, folder / "mlflow.db")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-            patch.delenv(var, raising=False)
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
-        configure_tracking()
-        model, _ = load_model(tiny_model_dir, dtype="float32", device="cpu")
-        adapter = folder / "adapter"
-        get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM")).save_pretrained(adapter)
+    with untrained_judge_store(folder, tiny_model_dir, empty_store) as adapter:
         with mlflow.start_run() as run:
             log_judge(str(adapter), tiny_model_dir, "three")
         version = register(run.info.run_id, JUDGE_ARTIFACT, "judgment_v1", {})
         yield f"models:/judgment_v1/{version}"
-        mlflow.set_tracking_uri(None)
 
 
 @pytest.fixture(scope="module")
