@@ -86,7 +86,7 @@ class SweepConfig(StepConfig):
     lora_alpha: int = option(TrainingOptions.lora_alpha, "LoRA alpha (scaling), the same for every grid point.")
     lora_dropout: float = option(TrainingOptions.lora_dropout, "LoRA dropout.")
     batch_size: int = option(TrainingOptions.batch_size, "Training batch size per device.")
-    max_steps: int = option(TrainingOptions.max_steps, "Stop each training after this many optimiser steps (-1: train for all epochs).")
+    max_steps: int = option(TrainingOptions.max_steps, "Train each grid point for exactly this many optimiser steps in place of epochs (-1: train for epochs).")
     seed: int = option(TrainingOptions.seed, "Seed of the dev split and of every training.")
     epoch_select_by: str = option(JudgeOptions.select_by, SELECT_EPOCH_HELP, choices=SELECT_EPOCH_BY)
     min_label_share: float = option(JudgeOptions.min_label_share, MIN_LABEL_SHARE_HELP)

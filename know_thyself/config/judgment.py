@@ -123,7 +123,10 @@ class TrainingOptions(StepConfig):
         "block). Nothing below the lowest adapted block is trained, so the backward pass stops there: fewer "
         "operations per step.",
     )
-    max_steps: int = option(-1, "Stop training after this many optimiser steps (-1: train for all epochs).")
+    max_steps: int = option(
+        -1, "Train for exactly this many optimiser steps in place of epochs (transformers' max_steps: more steps than "
+        "the epochs hold go round the data again); -1: train for epochs.",
+    )
     seed: int = option(42, SEED_HELP)
     dtype: str = option("auto", DTYPE_HELP, choices=DTYPES)
     max_length: int = option(

@@ -50,7 +50,7 @@ def run_train_knowledge(cfg: KnowledgeTrainConfig, reuse: bool = True) -> StepRu
                     pip_requirements=requirements(),
                 )
                 describe_run(f"Trained the knowledge LoRA adapter on {code(cfg.model)} with {len(examples)} question-answer "
-                             f"examples for {trainer.state.global_step} steps ({_epochs_line(stop, cfg)}) and merged it "
+                             f"examples for {trainer.state.global_step} steps ({_epochs_line(stop, cfg, trainer.state.num_train_epochs)}) and merged it "
                              "into the base (model/).")
     return run
 
@@ -65,9 +65,10 @@ def _taught_check(collected: Any, examples: list[dict], tokenizer: Any, cfg: Kno
                                  int(collected.data.params.get("max_new_tokens", 24)))
 
 
-def _epochs_line(stop: LearnedStop, cfg: KnowledgeTrainConfig) -> str:
+def _epochs_line(stop: LearnedStop, cfg: KnowledgeTrainConfig, planned: float) -> str:
+    """How many epochs ran and why; ``planned`` is the most the trainer would run (``epochs``, or what ``max_steps`` makes)."""
     checked = ", ".join(f"{accuracy:.3f} after epoch {epoch}" for epoch, accuracy in stop.accuracy)
     if stop.stopped_after is not None:
-        return (f"stopped after epoch {stop.stopped_after} of at most {cfg.epochs:g}: its greedy answers to the taught "
+        return (f"stopped after epoch {stop.stopped_after} of at most {planned:g}: its greedy answers to the taught "
                 f"questions were graded correct for at least {cfg.stop_when_learned:g} of them ({checked})")
     return f"{len(stop.reproduced)} epochs" + (f"; greedy accuracy on the taught questions {checked}" if checked else "")
