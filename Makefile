@@ -60,11 +60,17 @@ results: install
 lint: install
 	$(BIN)/ruff check .
 
+# The suite runs in one pytest-xdist worker per core (TEST_WORKERS=0: in this process alone), each test file
+# whole on one worker so that its module fixtures run once. Each worker's torch gets one thread: two-thread
+# torch processes that share two cores slow each other down many times over.
+TEST_WORKERS ?= auto
+PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
 test: install
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(PYTEST) $(ARGS)
 
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+	$(PYTEST) -m "not slow" $(ARGS)
 
 # The vLLM backend on vLLM's community CPU build, in its own environment: its pins
 # (transformers<5.20, its own numpy) would hold the main environment back. Its PyPI torchvision,

@@ -27,9 +27,11 @@ def test_all_three_phases_through_mlflow_run(tmp_path):
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # `python` of this environment
     # Enough class-weighted training that a judge predicting one label for every question fails
     # the checks below; small enough for a few minutes on 2 cores. With 16 steps (128 examples) an
-    # earlier recipe predicted one label, and which one flipped with the sampler's rounding order.
-    # Phase 2 teaches a third of the 48 questions for one epoch: enough to change some labels.
-    params = {"num_samples": 48, "test_samples": 12, "num_trials": 2, "max_steps": 32, "batch_size": 8,
+    # earlier recipe predicted one label, and which one flipped with the sampler's rounding order:
+    # judgment v1 trains 6 epochs of 5 steps over its 38 fit questions, v2 8 epochs of 4 steps.
+    # Phase 2 teaches a third of the 48 questions for one epoch (max_steps would override each
+    # training's epochs, Phase 2's too, so it is left off).
+    params = {"num_samples": 48, "test_samples": 12, "num_trials": 2, "epochs": 6, "epochs_v2": 8, "batch_size": 8,
               "knowledge_epochs": 1}
     command = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "multiphase", "--env-manager", "local",
                "--experiment-name", "e2e"]
@@ -68,8 +70,12 @@ def test_all_three_phases_through_mlflow_run(tmp_path):
             "phase3/validation/judge_exact_match"} <= set(top.data.metrics)
     train = by_name["train_judgment"]
     assert len(client.get_metric_history(train.info.run_id, "train/loss")) >= 1
+    assert train.data.metrics["train/epoch"] == pytest.approx(6)
     adapter = {a.path for a in client.list_artifacts(train.info.run_id, "adapter")}
     assert "adapter/adapter_model.safetensors" in adapter
+
+    knowledge = _children(runs, phases["phase2"].info.run_id)["train_knowledge"]
+    assert knowledge.data.metrics["train/epoch"] == pytest.approx(1)
 
     third = _children(runs, phases["phase3"].info.run_id)
     v2 = third["evaluate_judgment_v2"]

@@ -41,7 +41,8 @@ def fresh_environment(tmp_path_factory):
     installed: list[str] = []
 
     def pip(*arguments: str) -> None:
-        done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", *arguments],
+        # --no-compile: the judge imports a small part of what is installed; Python compiles that part on import.
+        done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-compile", *arguments],
                               check=False, capture_output=True, text=True, timeout=1800)
         assert done.returncode == 0, f"pip install {' '.join(arguments)} failed:\n{done.stderr[-3000:]}"
 
