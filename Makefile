@@ -60,17 +60,18 @@ results: install
 lint: install
 	$(BIN)/ruff check .
 
-# The suite runs in one pytest-xdist worker per core (TEST_WORKERS=0: in this process alone), each test file
-# whole on one worker so that its module fixtures run once. Each worker's torch gets one thread: two-thread
-# torch processes that share two cores slow each other down many times over.
+# The suite runs in one pytest-xdist worker per core (TEST_WORKERS=0: in this process alone). Each worker's
+# torch gets one thread: two-thread torch processes that share two cores slow each other down many times
+# over. The whole suite keeps each test file on one worker, so that its module fixtures (whole pipelines)
+# run once; the fast tier has no costly ones, and an idle worker takes tests from a busy one instead.
 TEST_WORKERS ?= auto
-PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 test: install
-	$(PYTEST) $(ARGS)
+	$(PYTEST) --dist loadfile $(ARGS)
 
 test-fast: install
-	$(PYTEST) -m "not slow" $(ARGS)
+	$(PYTEST) --dist worksteal -m "not slow" $(ARGS)
 
 # The vLLM backend on vLLM's community CPU build, in its own environment: its pins
 # (transformers<5.20, its own numpy) would hold the main environment back. Its PyPI torchvision,
